@@ -1,0 +1,94 @@
+"""TFF execution context set-up, and reaping of TFF's C++ `worker_binary`.
+
+TFF's local C++ context starts a `worker_binary` subprocess that listens on a
+port (all interfaces, no authentication) and inherits our stdout/stderr. TFF
+only stops it in a `__del__` that may never run, so a worker can outlive the
+Python process and keep `python ... | tee log` from terminating. Importing
+`targeted_attack` registers `reap_workers` at interpreter exit; binaries also
+call `install_signal_handlers()` so SIGTERM/SIGHUP end in a normal exit.
+"""
+
+import atexit
+import os
+import signal
+import threading
+
+import psutil
+
+WORKER_BINARY_NAME = 'worker_binary'
+_registered = False
+
+
+def _worker_children() -> list:
+  """This process's descendants that run TFF's `worker_binary`."""
+  try:
+    children = psutil.Process(os.getpid()).children(recursive=True)
+  except psutil.Error:
+    return []
+  workers = []
+  for child in children:
+    try:
+      cmdline = child.cmdline()
+    except psutil.Error:
+      continue
+    if cmdline and os.path.basename(cmdline[0]) == WORKER_BINARY_NAME:
+      workers.append(child)
+  return workers
+
+
+def reap_workers(timeout_s: float = 5.0) -> int:
+  """Stops every `worker_binary` this process started; returns how many.
+
+  SIGINT first (what TFF itself sends), SIGKILL for any still alive after
+  `timeout_s` seconds.
+  """
+  workers = _worker_children()
+  for worker in workers:
+    try:
+      worker.send_signal(signal.SIGINT)
+    except psutil.Error:
+      pass
+  _, alive = psutil.wait_procs(workers, timeout=timeout_s)
+  for worker in alive:
+    try:
+      worker.kill()
+    except psutil.Error:
+      pass
+  psutil.wait_procs(alive, timeout=timeout_s)
+  return len(workers)
+
+
+def register_reaper() -> None:
+  """Registers `reap_workers` to run at interpreter exit (once)."""
+  global _registered
+  if not _registered:
+    atexit.register(reap_workers)
+    _registered = True
+
+
+def install_signal_handlers() -> None:
+  """Turns SIGTERM and SIGHUP into `SystemExit`, so the atexit reaper runs.
+
+  Only handlers still at their default are replaced, and only from the main
+  thread (Python allows no other).
+  """
+  if threading.current_thread() is not threading.main_thread():
+    return
+
+  def _exit(signum, frame):
+    del frame
+    raise SystemExit(128 + signum)
+
+  for signum in (signal.SIGTERM, signal.SIGHUP):
+    if signal.getsignal(signum) in (signal.SIG_DFL, None):
+      signal.signal(signum, _exit)
+
+
+def set_local_execution_context(default_num_clients: int = 0) -> None:
+  """Sets TFF's synchronous local C++ context, with the worker reaped at exit."""
+  # Imported here so that importing this module stays cheap.
+  import tensorflow_federated as tff  # pylint: disable=g-import-not-at-top
+
+  register_reaper()
+  tff.backends.native.set_sync_local_cpp_execution_context(
+      default_num_clients=default_num_clients)
