@@ -105,8 +105,7 @@ def as_tff_optimizer(optimizer: OptimizerArg,
   if isinstance(optimizer, tff.learning.optimizers.Optimizer):
     return optimizer
   if callable(optimizer):
-    with tf.Graph().as_default():
-      built = optimizer()
+    built = optimizer()
     if isinstance(built, tff.learning.optimizers.Optimizer):
       return built
     if isinstance(built, (tf.keras.optimizers.Optimizer,

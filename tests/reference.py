@@ -1,0 +1,74 @@
+"""Independent NumPy computations the tests compare against.
+
+A one-layer softmax model, logits = x W + b, trained by plain SGD on the mean
+cross-entropy of each batch: ∂L/∂W = xᵀ(softmax − onehot)/B, ∂L/∂b = mean(softmax − onehot).
+"""
+
+import collections
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_federated as tff
+
+NUM_FEATURES = 3
+NUM_CLASSES = 2
+INITIAL_KERNEL = np.array([[0.1, -0.2], [0.3, 0.05], [-0.1, 0.2]], np.float32)
+INITIAL_BIAS = np.array([0.05, -0.05], np.float32)
+INPUT_SPEC = collections.OrderedDict(
+    x=tf.TensorSpec([None, NUM_FEATURES], tf.float32),
+    y=tf.TensorSpec([None, 1], tf.int32))
+
+
+def model_fn():
+  """One dense layer, deterministic initial weights, no dropout."""
+  keras_model = tf.keras.Sequential([
+      tf.keras.layers.Dense(
+          NUM_CLASSES, input_shape=(NUM_FEATURES,),
+          kernel_initializer=tf.keras.initializers.Constant(INITIAL_KERNEL),
+          bias_initializer=tf.keras.initializers.Constant(INITIAL_BIAS))
+  ])
+  return tff.learning.models.from_keras_model(
+      keras_model,
+      loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+      input_spec=INPUT_SPEC,
+      metrics=[tf.keras.metrics.SparseCategoricalAccuracy()])
+
+
+def make_examples(seed: int, n: int):
+  rng = np.random.RandomState(seed)
+  x = rng.randn(n, NUM_FEATURES).astype(np.float32)
+  y = rng.randint(0, NUM_CLASSES, size=(n, 1)).astype(np.int32)
+  return x, y
+
+
+def make_dataset(seed: int, n: int, batch_size: int = 2) -> tf.data.Dataset:
+  x, y = make_examples(seed, n)
+  return tf.data.Dataset.from_tensor_slices(
+      collections.OrderedDict(x=x, y=y)).batch(batch_size)
+
+
+def sgd_pass(weights, x, y, learning_rate, batch_size=2):
+  """One pass of minibatch SGD over (x, y), in order; returns new (W, b)."""
+  kernel, bias = (w.astype(np.float64) for w in weights)
+  for start in range(0, len(x), batch_size):
+    xb = x[start:start + batch_size].astype(np.float64)
+    yb = y[start:start + batch_size, 0]
+    logits = xb @ kernel + bias
+    logits -= logits.max(axis=1, keepdims=True)
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    probs[np.arange(len(yb)), yb] -= 1.0
+    kernel = kernel - learning_rate * xb.T @ probs / len(yb)
+    bias = bias - learning_rate * probs.mean(axis=0)
+  return [kernel, bias]
+
+
+def delta(new, old):
+  return [a - b for a, b in zip(new, old)]
+
+
+def global_norm(arrays):
+  return float(np.sqrt(sum(np.sum(np.square(a)) for a in arrays)))
+
+
+def initial_weights():
+  return [INITIAL_KERNEL.astype(np.float64), INITIAL_BIAS.astype(np.float64)]
