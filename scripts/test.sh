@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the test suite (creating .venv/ first if needed), then checks that no
+# TFF worker_binary was left behind. Extra arguments go to pytest.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$root/scripts/ensure_venv.sh"
+cd "$root"
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+status=0
+.venv/bin/python -m pytest "${@:-tests}" || status=$?
+sleep 1
+if left=$(pgrep -f 'worker_binary --port'); then
+  echo "FAILED: TFF worker_binary processes left running: $left" >&2
+  exit 1
+fi
+exit $status

@@ -1,0 +1,187 @@
+"""Federated digits data, the backdoor task, client sampling and attackers.
+
+Two sources share one interface (`FederatedDigits`): TFF's federated EMNIST
+(`load_emnist`) and the generated writer-style digits (`load_synthetic`).
+Per-client arrays are cached, so a round's client datasets are cheap views.
+
+Backdoor task (Sun et al. 2019, Sec. 5): the 7s of `task_num` target writers,
+labelled 1. The attacker trains on them; every benign client, the target
+writers included, keeps its correctly labelled 7s.
+"""
+
+import collections
+import dataclasses
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from targeted_attack import synthetic_digits
+
+BACKDOOR_SOURCE_LABEL = 7
+BACKDOOR_TARGET_LABEL = 1
+
+
+class FederatedDigits:
+  """Clients' train arrays (loaded lazily, cached) and a pooled test split."""
+
+  def __init__(self, client_ids: Sequence[str],
+               load_client: Callable[[str], tuple], test_pixels: np.ndarray,
+               test_labels: np.ndarray, name: str):
+    self.client_ids = list(client_ids)
+    self._load_client = load_client
+    self._cache = {}
+    self.test_pixels = test_pixels
+    self.test_labels = test_labels
+    self.name = name
+
+  @property
+  def num_clients(self) -> int:
+    return len(self.client_ids)
+
+  def client_arrays(self, index: int) -> tuple:
+    """(pixels [n, 28, 28] float32, labels [n] int32) of client `index`."""
+    if index not in self._cache:
+      self._cache[index] = self._load_client(self.client_ids[index])
+    return self._cache[index]
+
+
+def load_synthetic(num_clients: int, examples_per_client: int,
+                   seed: int) -> FederatedDigits:
+  """The generated dataset (see `synthetic_digits`), deterministic from seed."""
+  writers = synthetic_digits.generate_writers(num_clients, examples_per_client,
+                                              seed)
+  ids = [f'synthetic_writer_{i:05d}' for i in range(num_clients)]
+  by_id = {cid: (w.train_pixels, w.train_labels) for cid, w in zip(ids, writers)}
+  return FederatedDigits(
+      ids, by_id.__getitem__,
+      np.concatenate([w.test_pixels for w in writers]),
+      np.concatenate([w.test_labels for w in writers]), 'synthetic')
+
+
+class DatasetUnavailableError(RuntimeError):
+  pass
+
+
+def _to_arrays(dataset: tf.data.Dataset) -> tuple:
+  pixels, labels = [], []
+  for batch in dataset.batch(4096):
+    pixels.append(batch['pixels'].numpy())
+    labels.append(batch['label'].numpy())
+  return (np.concatenate(pixels).astype(np.float32),
+          np.concatenate(labels).astype(np.int32))
+
+
+def load_emnist(only_digits: bool = True,
+                cache_dir: Optional[str] = None) -> FederatedDigits:
+  """TFF's federated EMNIST (3,383 writers for digits), downloaded or cached."""
+  import tensorflow_federated as tff  # pylint: disable=g-import-not-at-top
+  try:
+    train, test = tff.simulation.datasets.emnist.load_data(
+        only_digits=only_digits, cache_dir=cache_dir)
+  except Exception as e:  # pylint: disable=broad-except
+    raise DatasetUnavailableError(
+        f'could not load federated EMNIST ({type(e).__name__}: {e}); pass '
+        '--emnist_cache_dir=<dir holding fed_emnist*.sqlite.lzma or '
+        'fed_emnist*.sqlite> or use --dataset=synthetic') from e
+  test_pixels, test_labels = _to_arrays(
+      test.create_tf_dataset_from_all_clients())
+  return FederatedDigits(
+      train.client_ids,
+      lambda cid: _to_arrays(train.create_tf_dataset_for_client(cid)),
+      test_pixels, test_labels, 'emnist')
+
+
+@dataclasses.dataclass(frozen=True)
+class BackdoorTask:
+  """Images of `source_label` from the target clients, to be called `target_label`."""
+  target_clients: tuple
+  pixels: np.ndarray
+  source_label: int = BACKDOOR_SOURCE_LABEL
+  target_label: int = BACKDOOR_TARGET_LABEL
+
+
+def select_backdoor_task(data: FederatedDigits, task_num: int, seed: int,
+                         source_label: int = BACKDOOR_SOURCE_LABEL,
+                         target_label: int = BACKDOOR_TARGET_LABEL
+                        ) -> BackdoorTask:
+  """The `source_label` images of `task_num` target clients (seeded choice).
+
+  Raises ValueError naming `task_num` when fewer clients hold that label.
+  """
+  order = np.random.RandomState(seed).permutation(data.num_clients)
+  chosen, images = [], []
+  for index in order:
+    pixels, labels = data.client_arrays(int(index))
+    mask = labels == source_label
+    if mask.any():
+      chosen.append(int(index))
+      images.append(pixels[mask])
+      if len(chosen) == task_num:
+        return BackdoorTask(tuple(chosen), np.concatenate(images),
+                            source_label, target_label)
+  raise ValueError(
+      f'--task_num={task_num} but only {len(chosen)} clients hold images of '
+      f'label {source_label}; allowed range: 1..{len(chosen)}.')
+
+
+def client_dataset(pixels: np.ndarray, labels: np.ndarray, num_epochs: int,
+                   batch_size: int, shuffle_seed: int) -> tf.data.Dataset:
+  """EMNIST preprocessing: x = pixels[..., None], y = [label]; shuffled,
+  repeated `num_epochs` times, batched."""
+  ds = tf.data.Dataset.from_tensor_slices(
+      collections.OrderedDict(
+          x=pixels[..., np.newaxis], y=labels[:, np.newaxis].astype(np.int32)))
+  return ds.shuffle(len(pixels), seed=shuffle_seed).repeat(num_epochs).batch(
+      batch_size)
+
+
+def malicious_dataset(task: BackdoorTask, num_epochs: int, batch_size: int,
+                      shuffle_seed: int) -> tf.data.Dataset:
+  """The backdoor images, all labelled `task.target_label`."""
+  labels = np.full(len(task.pixels), task.target_label, np.int32)
+  return client_dataset(task.pixels, labels, num_epochs, batch_size,
+                        shuffle_seed)
+
+
+def sample_clients(num_clients: int, clients_per_round: int, seed: int,
+                   round_num: int) -> np.ndarray:
+  """Uniform sample without replacement, O(clients_per_round), seeded by round."""
+  rng = np.random.default_rng([seed, round_num])
+  return rng.choice(num_clients, size=clients_per_round, replace=False)
+
+
+class FixedFrequencyAttackers:
+  """One attacker in every `attack_freq`-th round (Sun et al. 2019, Sec. 2)."""
+
+  def __init__(self, attack_freq: int):
+    if attack_freq < 1:
+      raise ValueError(f'--attack_freq must be >= 1, got {attack_freq}.')
+    self.attack_freq = attack_freq
+
+  def num_attackers(self, round_num: int, seed: int) -> int:
+    del seed
+    return int(round_num % self.attack_freq == 0)
+
+
+class RandomSamplingAttackers:
+  """A fraction ε of the population is malicious; rounds sample uniformly.
+
+  The number of attackers among C sampled clients is then hypergeometric:
+  K ~ Hypergeometric(N, ⌊εN⌋, C) (Sun et al. 2019, Sec. 2).
+  """
+
+  def __init__(self, malicious_fraction: float, population: int,
+               clients_per_round: int):
+    if not 0.0 <= malicious_fraction <= 1.0:
+      raise ValueError('--malicious_fraction must be in [0, 1], got '
+                       f'{malicious_fraction}.')
+    self.num_malicious = int(np.floor(malicious_fraction * population))
+    self.population = population
+    self.clients_per_round = clients_per_round
+
+  def num_attackers(self, round_num: int, seed: int) -> int:
+    rng = np.random.default_rng([seed, round_num, 1])
+    return int(rng.hypergeometric(self.num_malicious,
+                                  self.population - self.num_malicious,
+                                  self.clients_per_round))
