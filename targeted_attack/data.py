@@ -137,11 +137,21 @@ def client_dataset(pixels: np.ndarray, labels: np.ndarray, num_epochs: int,
 
 
 def malicious_dataset(task: BackdoorTask, num_epochs: int, batch_size: int,
-                      shuffle_seed: int) -> tf.data.Dataset:
-  """The backdoor images, all labelled `task.target_label`."""
+                      shuffle_seed: int, benign_pixels: Optional[np.ndarray] = None,
+                      benign_labels: Optional[np.ndarray] = None
+                     ) -> tf.data.Dataset:
+  """D_mal: the backdoor images, all labelled `task.target_label`.
+
+  With the attacker's own benign examples given, D_trn ∪ D_mal, shuffled
+  together: the paper's unconstrained attacker trains on both (Sun et al.
+  2019, Sec. 3), which keeps the boosted model good at the main task.
+  """
+  pixels = task.pixels
   labels = np.full(len(task.pixels), task.target_label, np.int32)
-  return client_dataset(task.pixels, labels, num_epochs, batch_size,
-                        shuffle_seed)
+  if benign_pixels is not None:
+    pixels = np.concatenate([pixels, benign_pixels])
+    labels = np.concatenate([labels, benign_labels.astype(np.int32)])
+  return client_dataset(pixels, labels, num_epochs, batch_size, shuffle_seed)
 
 
 def sample_clients(num_clients: int, clients_per_round: int, seed: int,

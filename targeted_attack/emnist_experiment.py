@@ -34,9 +34,9 @@ flags.DEFINE_integer('checkpoint_every', _D.checkpoint_every,
                      'Checkpoint the process state every this many rounds.')
 flags.DEFINE_bool('resume', _D.resume,
                   'Continue from the checkpoint in the output directory.')
-flags.DEFINE_enum('dataset', _D.dataset, experiment.DATASETS,
-                  'synthetic: generated writer-style digits (offline); '
-                  'emnist: TFF federated EMNIST.')
+flags.DEFINE_string('dataset', _D.dataset,
+                  'synthetic (generated writer-style digits, offline) | '
+                  'emnist (TFF federated EMNIST).')
 flags.DEFINE_string('emnist_cache_dir', _D.emnist_cache_dir,
                     'Directory with a cached copy of federated EMNIST.')
 flags.DEFINE_bool('only_digits', _D.only_digits,
@@ -46,7 +46,7 @@ flags.DEFINE_integer('synthetic_num_clients', _D.synthetic_num_clients,
 flags.DEFINE_integer('synthetic_examples_per_client',
                      _D.synthetic_examples_per_client,
                      'Synthetic: mean train examples per writer.')
-flags.DEFINE_enum('model', _D.model, ('cnn', 'small_cnn', 'linear'),
+flags.DEFINE_string('model', _D.model,
                   'cnn: the paper\'s CNN; small_cnn: fewer filters; linear.')
 flags.DEFINE_integer('num_clients_per_round', _D.num_clients_per_round,
                      'Clients sampled per round.')
@@ -59,11 +59,10 @@ flags.DEFINE_integer('batch_size', _D.batch_size, 'Local batch size.')
 flags.DEFINE_float('client_learning_rate', _D.client_learning_rate,
                    'Client SGD learning rate.')
 flags.DEFINE_float('client_momentum', _D.client_momentum, 'Client momentum.')
-flags.DEFINE_enum('attack', _D.attack, experiment.ATTACKS,
+flags.DEFINE_string('attack', _D.attack,
                   'none; unconstrained: explicit boosting; norm_bounded: '
                   'PGD within norm_bound/boost_factor, then boosted.')
-flags.DEFINE_enum('attacker_model', _D.attacker_model,
-                  experiment.ATTACKER_MODELS,
+flags.DEFINE_string('attacker_model', _D.attacker_model,
                   'fixed_frequency: one attacker every attack_freq rounds; '
                   'random_sampling: a malicious_fraction of the population.')
 flags.DEFINE_integer('attack_freq', _D.attack_freq,
@@ -76,8 +75,8 @@ flags.DEFINE_float('boost_factor', _D.boost_factor,
                    'Attacker boost β; default: num_clients_per_round.')
 flags.DEFINE_integer('client_round_num', _D.client_round_num,
                      'Norm-bounded attack: PGD rounds per attack.')
-flags.DEFINE_enum('defense', _D.defense, experiment.DEFENSES,
-                  'Server-side defense.')
+flags.DEFINE_string('defense', _D.defense,
+                    'Server-side defense: ' + ' | '.join(experiment.DEFENSES))
 flags.DEFINE_float('norm_bound', _D.norm_bound,
                    'M: clip / aggregate_clip bound, and the bound the '
                    'norm-bounded attacker respects.')

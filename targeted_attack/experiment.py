@@ -388,8 +388,6 @@ def run(config: ExperimentConfig, progress: bool = True) -> list:
   evaluator = Evaluator(c.model, data.test_pixels, data.test_labels, task)
   backdoor_history = log.backdoor_history()
   writer = tf.summary.create_file_writer(os.path.join(out, 'tensorboard'))
-  malicious_ds = data_lib.malicious_dataset(task, c.num_epochs, c.batch_size,
-                                            c.random_seed)
 
   rounds = range(start_round, c.num_rounds + 1)
   bar = None
@@ -405,15 +403,20 @@ def run(config: ExperimentConfig, progress: bool = True) -> list:
     num_attackers = 0
     if c.attack != 'none':
       num_attackers = attackers.num_attackers(round_num, c.random_seed)
+    arrays = [data.client_arrays(int(k)) for k in sampled]
     benign = [
-        data_lib.client_dataset(*data.client_arrays(int(k)), c.num_epochs,
-                                c.batch_size, shuffle_seed=round_num)
-        for k in sampled
+        data_lib.client_dataset(pixels, labels, c.num_epochs, c.batch_size,
+                                shuffle_seed=round_num)
+        for pixels, labels in arrays
     ]
-    is_malicious = [i < num_attackers for i in range(len(sampled))]
+    # The first `num_attackers` sampled clients attack, on D_trn ∪ D_mal.
+    malicious = [
+        data_lib.malicious_dataset(task, c.num_epochs, c.batch_size, round_num,
+                                   *arrays[i]) if i < num_attackers else None
+        for i in range(len(sampled))
+    ]
     client_data = attacked_fedavg.build_client_data(
-        benign, [malicious_ds if m else None for m in is_malicious],
-        is_malicious)
+        benign, malicious, [m is not None for m in malicious])
     output = process.next(state, client_data)
     state = output.state
     round_seconds = time.perf_counter() - t0
