@@ -1,0 +1,233 @@
+r"""Round-time benchmark: this project's attacked process vs TFF FedAvg vs plain TF.
+
+  .venv/bin/python -m benchmarks.round_time                      # the paper's size
+  .venv/bin/python -m benchmarks.round_time --memory_check       # RSS after 20 vs 200 rounds
+  .venv/bin/python -m benchmarks.round_time --population_check   # 1,000 vs 100,000 clients
+
+Times, in one process, after a warm-up round, the median seconds per round of
+  (a) the attacked process, one attacker (explicit boosting), clip + noise defense;
+  (b) tff.learning.algorithms.build_weighted_fed_avg on the same clients;
+  (c) the same SGD steps in plain TensorFlow (one compiled training function);
+  (d) one evaluation (main-task test set plus backdoor set);
+and prints one JSON line with the medians, the ratios a/b, a/c, d/a, peak RSS,
+the device, and the number of client SGD steps per round.
+"""
+
+import json
+import os
+import resource
+import statistics
+import time
+
+from absl import app
+from absl import flags
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import numpy as np  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+import tensorflow_federated as tff  # pylint: disable=g-import-not-at-top
+
+from targeted_attack import aggregate_fn  # pylint: disable=g-import-not-at-top
+from targeted_attack import attacked_fedavg  # pylint: disable=g-import-not-at-top
+from targeted_attack import data as data_lib  # pylint: disable=g-import-not-at-top
+from targeted_attack import experiment  # pylint: disable=g-import-not-at-top
+from targeted_attack import models  # pylint: disable=g-import-not-at-top
+from targeted_attack import runtime  # pylint: disable=g-import-not-at-top
+
+flags.DEFINE_integer('clients_per_round', 30, 'Clients per round.')
+flags.DEFINE_integer('examples_per_client', 100, 'Examples per client.')
+flags.DEFINE_integer('num_epochs', 5, 'Local epochs.')
+flags.DEFINE_integer('batch_size', 20, 'Batch size.')
+flags.DEFINE_string('model', 'cnn', 'cnn | small_cnn | linear.')
+flags.DEFINE_integer('rounds', 5, 'Timed rounds per variant (after warm-up).')
+flags.DEFINE_integer('pool_writers', 60,
+                     'Distinct generated writers; client k uses writer k mod this.')
+flags.DEFINE_bool('memory_check', False,
+                  'Run 200 rounds of (a); compare peak RSS at 20 and 200.')
+flags.DEFINE_bool('population_check', False,
+                  'Time (a) at populations 1,000 and 100,000.')
+FLAGS = flags.FLAGS
+
+
+def _peak_rss_mib() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _current_rss_mib() -> float:
+  import psutil  # pylint: disable=g-import-not-at-top
+  return psutil.Process().memory_info().rss / 2**20
+
+
+class Clients:
+  """A population of `population` clients over a pool of generated writers."""
+
+  def __init__(self, population: int):
+    self.data = data_lib.load_synthetic(FLAGS.pool_writers,
+                                        FLAGS.examples_per_client, seed=0)
+    self.population = population
+    self.task = data_lib.select_backdoor_task(self.data, 5, seed=0)
+
+  def arrays(self, k):
+    pixels, labels = self.data.client_arrays(int(k) % FLAGS.pool_writers)
+    n = FLAGS.examples_per_client
+    reps = -(-n // len(labels))
+    return np.tile(pixels, (reps, 1, 1))[:n], np.tile(labels, reps)[:n]
+
+  def round_inputs(self, round_num: int, num_attackers: int):
+    sampled = data_lib.sample_clients(self.population,
+                                      FLAGS.clients_per_round, 0, round_num)
+    arrays = [self.arrays(k) for k in sampled]
+    benign = [data_lib.client_dataset(p, l, FLAGS.num_epochs, FLAGS.batch_size,
+                                      round_num) for p, l in arrays]
+    malicious = [
+        data_lib.malicious_dataset(self.task, FLAGS.num_epochs,
+                                   FLAGS.batch_size, round_num, *arrays[i])
+        if i < num_attackers else None for i in range(len(arrays))
+    ]
+    return benign, malicious
+
+
+def _attacked_process(model_fn):
+  defense = aggregate_fn.build_zero_non_finite(
+      aggregate_fn.build_clip_per_client(
+          3.0, inner=aggregate_fn.build_gaussian_noise(1e-3, seed=0)))
+  return attacked_fedavg.build_federated_averaging_process_attacked(
+      model_fn,
+      client_optimizer_fn=tff.learning.optimizers.build_sgdm(0.1),
+      server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0),
+      model_update_aggregation_factory=defense,
+      client_update_tf=attacked_fedavg.ClientExplicitBoosting(
+          float(FLAGS.clients_per_round)))
+
+
+def _time_attacked(process, clients, rounds, start_round=0):
+  state = process.initialize()
+  times = []
+  for r in range(start_round, start_round + rounds + 1):
+    t0 = time.perf_counter()
+    benign, malicious = clients.round_inputs(r, num_attackers=1)
+    data = attacked_fedavg.build_client_data(
+        benign, malicious, [m is not None for m in malicious])
+    state = process.next(state, data).state
+    times.append(time.perf_counter() - t0)
+  return times[1:], state
+
+
+def _time_tff_fedavg(model_fn, clients, rounds):
+  process = tff.learning.algorithms.build_weighted_fed_avg(
+      model_fn,
+      client_optimizer_fn=tff.learning.optimizers.build_sgdm(0.1),
+      server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0))
+  state = process.initialize()
+  times = []
+  for r in range(rounds + 1):
+    t0 = time.perf_counter()
+    benign, _ = clients.round_inputs(r, num_attackers=0)
+    state = process.next(state, benign).state
+    times.append(time.perf_counter() - t0)
+  return times[1:]
+
+
+def _time_plain_tf(clients, rounds):
+  """The same SGD steps: one compiled function training one client's dataset."""
+  model = models.create_keras_model(FLAGS.model)
+  loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+  initial = [tf.identity(v) for v in model.trainable_variables]
+
+  @tf.function
+  def train_client(dataset):
+    for v, w in zip(model.trainable_variables, initial):
+      v.assign(w)
+
+    def step(count, batch):
+      with tf.GradientTape() as tape:
+        loss = loss_fn(batch['y'], model(batch['x'], training=True))
+      grads = tape.gradient(loss, model.trainable_variables)
+      for v, g in zip(model.trainable_variables, grads):
+        v.assign_sub(0.1 * g)
+      return count + 1
+
+    return dataset.reduce(tf.constant(0), step)
+
+  times, steps = [], 0
+  for r in range(rounds + 1):
+    t0 = time.perf_counter()
+    benign, _ = clients.round_inputs(r, num_attackers=0)
+    steps = sum(int(train_client(ds)) for ds in benign)
+    times.append(time.perf_counter() - t0)
+  return times[1:], steps
+
+
+def _time_eval(process, state, clients, rounds):
+  evaluator = experiment.Evaluator(FLAGS.model, clients.data.test_pixels,
+                                   clients.data.test_labels, clients.task)
+  weights = process.get_model_weights(state)
+  times = []
+  for _ in range(rounds + 1):
+    t0 = time.perf_counter()
+    evaluator(weights)
+    times.append(time.perf_counter() - t0)
+  return times[1:], len(clients.data.test_labels) + len(clients.task.pixels)
+
+
+def main(argv):
+  del argv
+  runtime.install_signal_handlers()
+  runtime.set_local_execution_context()
+  model_fn = models.build_model_fn(FLAGS.model)
+  device = ', '.join(d.name for d in tf.config.list_physical_devices('GPU')) or (
+      f'CPU ({os.cpu_count()} cores)')
+  steps_per_client = FLAGS.num_epochs * -(-FLAGS.examples_per_client //
+                                          FLAGS.batch_size)
+  report = dict(
+      device=device, model=FLAGS.model,
+      clients_per_round=FLAGS.clients_per_round,
+      examples_per_client=FLAGS.examples_per_client,
+      num_epochs=FLAGS.num_epochs, batch_size=FLAGS.batch_size,
+      benign_client_steps_per_round=steps_per_client * FLAGS.clients_per_round)
+
+  if FLAGS.memory_check:
+    clients = Clients(1000)
+    process = _attacked_process(model_fn)
+    state = process.initialize()
+    rss = {}
+    for r in range(1, 201):
+      benign, malicious = clients.round_inputs(r, num_attackers=1)
+      state = process.next(state, attacked_fedavg.build_client_data(
+          benign, malicious, [m is not None for m in malicious])).state
+      if r in (20, 200):
+        rss[r] = dict(peak_mib=_peak_rss_mib(), current_mib=_current_rss_mib())
+    report.update(memory_check=rss,
+                  peak_rss_ratio_200_vs_20=rss[200]['peak_mib'] /
+                  rss[20]['peak_mib'])
+  elif FLAGS.population_check:
+    result = {}
+    for population in (1000, 100000):
+      clients = Clients(population)
+      times, _ = _time_attacked(_attacked_process(model_fn), clients,
+                                FLAGS.rounds)
+      result[population] = statistics.median(times)
+    report.update(population_round_seconds=result,
+                  ratio_100k_vs_1k=result[100000] / result[1000])
+  else:
+    clients = Clients(3383)
+    process = _attacked_process(model_fn)
+    a_times, state = _time_attacked(process, clients, FLAGS.rounds)
+    b_times = _time_tff_fedavg(model_fn, clients, FLAGS.rounds)
+    c_times, steps = _time_plain_tf(clients, FLAGS.rounds)
+    d_times, eval_examples = _time_eval(process, state, clients, FLAGS.rounds)
+    a, b, c, d = (statistics.median(t)
+                  for t in (a_times, b_times, c_times, d_times))
+    report.update(
+        plain_tf_steps_per_round=steps, eval_examples=eval_examples,
+        attacked_round_s=a, tff_fedavg_round_s=b, plain_tf_round_s=c,
+        eval_s=d, ratio_a_over_b=a / b, ratio_a_over_c=a / c,
+        ratio_d_over_a=d / a, note='(a) adds one attacker: its extra '
+        'malicious training (D_trn ∪ D_mal) is part of its cost.')
+  report['peak_rss_mib'] = _peak_rss_mib()
+  print(json.dumps(report))
+
+
+if __name__ == '__main__':
+  app.run(main)
