@@ -161,7 +161,15 @@ def sample_clients(num_clients: int, clients_per_round: int, seed: int,
   return rng.choice(num_clients, size=clients_per_round, replace=False)
 
 
-class FixedFrequencyAttackers:
+class AttackerModel:
+  """Which of a round's sampled clients are malicious: `malicious_mask`."""
+
+  def malicious_mask(self, sampled: np.ndarray, round_num: int,
+                     seed: int) -> np.ndarray:
+    raise NotImplementedError
+
+
+class FixedFrequencyAttackers(AttackerModel):
   """One attacker in every `attack_freq`-th round (Sun et al. 2019, Sec. 2)."""
 
   def __init__(self, attack_freq: int):
@@ -169,16 +177,19 @@ class FixedFrequencyAttackers:
       raise ValueError(f'--attack_freq must be >= 1, got {attack_freq}.')
     self.attack_freq = attack_freq
 
-  def num_attackers(self, round_num: int, seed: int) -> int:
+  def malicious_mask(self, sampled, round_num, seed):
     del seed
-    return int(round_num % self.attack_freq == 0)
+    mask = np.zeros(len(sampled), bool)
+    mask[0] = round_num % self.attack_freq == 0
+    return mask
 
 
-class RandomSamplingAttackers:
+class RandomSamplingAttackers(AttackerModel):
   """A fraction ε of the population is malicious; rounds sample uniformly.
 
   The number of attackers among C sampled clients is then hypergeometric:
-  K ~ Hypergeometric(N, ⌊εN⌋, C) (Sun et al. 2019, Sec. 2).
+  K ~ Hypergeometric(N, ⌊εN⌋, C) (Sun et al. 2019, Sec. 2); the sample is
+  uniform, so the first K sampled clients attack.
   """
 
   def __init__(self, malicious_fraction: float, population: int,
@@ -190,8 +201,28 @@ class RandomSamplingAttackers:
     self.population = population
     self.clients_per_round = clients_per_round
 
-  def num_attackers(self, round_num: int, seed: int) -> int:
+  def malicious_mask(self, sampled, round_num, seed):
     rng = np.random.default_rng([seed, round_num, 1])
-    return int(rng.hypergeometric(self.num_malicious,
-                                  self.population - self.num_malicious,
-                                  self.clients_per_round))
+    k = int(rng.hypergeometric(self.num_malicious,
+                               self.population - self.num_malicious,
+                               len(sampled)))
+    return np.arange(len(sampled)) < k
+
+
+class FixedPoolAttackers(AttackerModel):
+  """`attacker_pool_size` fixed malicious clients in the population, sampled
+  like every other client (Wang et al. 2020, "fixed pool")."""
+
+  def __init__(self, attacker_pool_size: int, population: int, seed: int):
+    if not 1 <= attacker_pool_size <= population:
+      raise ValueError(
+          f'--attacker_pool_size must be in [1, {population}] (the '
+          f'population), got {attacker_pool_size}.')
+    rng = np.random.default_rng([seed, 2])
+    self.pool = frozenset(
+        int(k) for k in rng.choice(population, attacker_pool_size,
+                                   replace=False))
+
+  def malicious_mask(self, sampled, round_num, seed):
+    del round_num, seed
+    return np.array([int(k) in self.pool for k in sampled], bool)

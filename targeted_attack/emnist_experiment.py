@@ -64,11 +64,15 @@ flags.DEFINE_string('attack', _D.attack,
                   'PGD within norm_bound/boost_factor, then boosted.')
 flags.DEFINE_string('attacker_model', _D.attacker_model,
                   'fixed_frequency: one attacker every attack_freq rounds; '
-                  'random_sampling: a malicious_fraction of the population.')
+                  'random_sampling: a malicious_fraction of the population; '
+                  'fixed_pool: attacker_pool_size fixed malicious clients.')
 flags.DEFINE_integer('attack_freq', _D.attack_freq,
                      'Fixed frequency: attack every this many rounds.')
 flags.DEFINE_float('malicious_fraction', _D.malicious_fraction,
                    'Random sampling: fraction ε of malicious clients.')
+flags.DEFINE_integer('attacker_pool_size', _D.attacker_pool_size,
+                     'Fixed pool: number of malicious clients in the '
+                     'population.')
 flags.DEFINE_integer('task_num', _D.task_num,
                      'Number of target writers whose 7s are labelled 1.')
 flags.DEFINE_float('boost_factor', _D.boost_factor,

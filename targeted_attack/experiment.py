@@ -30,7 +30,7 @@ from targeted_attack import models
 
 DATASETS = ('synthetic', 'emnist')
 ATTACKS = ('none', 'unconstrained', 'norm_bounded')
-ATTACKER_MODELS = ('fixed_frequency', 'random_sampling')
+ATTACKER_MODELS = ('fixed_frequency', 'random_sampling', 'fixed_pool')
 DEFENSES = ('none', 'clip', 'aggregate_clip', 'weak_dp', 'krum', 'multi_krum',
             'median', 'trimmed_mean', 'geometric_median')
 
@@ -76,6 +76,7 @@ class ExperimentConfig:
   attacker_model: str = 'fixed_frequency'
   attack_freq: int = 1
   malicious_fraction: float = 0.033
+  attacker_pool_size: int = 10
   task_num: int = 30
   boost_factor: Optional[float] = None  # None: num_clients_per_round
   client_round_num: int = 5
@@ -108,6 +109,7 @@ def validate(config: ExperimentConfig) -> None:
   """Checks every setting that can be checked without data; ConfigError."""
   c = config
   for flag in ('num_rounds', 'evaluate_per_rounds', 'checkpoint_every',
+               'attacker_pool_size',
                'num_clients_per_round', 'num_epochs', 'batch_size',
                'attack_freq', 'task_num', 'client_round_num',
                'synthetic_num_clients', 'synthetic_examples_per_client',
@@ -154,6 +156,11 @@ def validate(config: ExperimentConfig) -> None:
     _fail('num_clients_per_round',
           f'must be <= the number of clients ({c.synthetic_num_clients})',
           c.num_clients_per_round)
+  if c.dataset == 'synthetic' and c.attacker_model == 'fixed_pool' and (
+      c.attacker_pool_size > c.synthetic_num_clients):
+    _fail('attacker_pool_size',
+          f'must be <= the number of clients ({c.synthetic_num_clients})',
+          c.attacker_pool_size)
   _check_writable(c.output_dir)
 
 
@@ -203,9 +210,16 @@ def build_defense(config: ExperimentConfig):
   return aggregate_fn.build_zero_non_finite(builders[c.defense]())
 
 
-def build_attackers(config: ExperimentConfig, population: int):
+def build_attackers(config: ExperimentConfig,
+                    population: int) -> data_lib.AttackerModel:
   if config.attacker_model == 'fixed_frequency':
     return data_lib.FixedFrequencyAttackers(config.attack_freq)
+  if config.attacker_model == 'fixed_pool':
+    try:
+      return data_lib.FixedPoolAttackers(config.attacker_pool_size, population,
+                                         config.random_seed)
+    except ValueError as e:
+      raise ConfigError(str(e)) from e
   return data_lib.RandomSamplingAttackers(config.malicious_fraction,
                                           population,
                                           config.num_clients_per_round)
@@ -400,19 +414,21 @@ def run(config: ExperimentConfig, progress: bool = True) -> list:
     sampled = data_lib.sample_clients(data.num_clients,
                                       c.num_clients_per_round, c.random_seed,
                                       round_num)
-    num_attackers = 0
+    is_malicious = np.zeros(len(sampled), bool)
     if c.attack != 'none':
-      num_attackers = attackers.num_attackers(round_num, c.random_seed)
+      is_malicious = attackers.malicious_mask(sampled, round_num,
+                                              c.random_seed)
+    num_attackers = int(is_malicious.sum())
     arrays = [data.client_arrays(int(k)) for k in sampled]
     benign = [
         data_lib.client_dataset(pixels, labels, c.num_epochs, c.batch_size,
                                 shuffle_seed=round_num)
         for pixels, labels in arrays
     ]
-    # The first `num_attackers` sampled clients attack, on D_trn ∪ D_mal.
+    # Attackers train on D_trn ∪ D_mal.
     malicious = [
         data_lib.malicious_dataset(task, c.num_epochs, c.batch_size, round_num,
-                                   *arrays[i]) if i < num_attackers else None
+                                   *arrays[i]) if is_malicious[i] else None
         for i in range(len(sampled))
     ]
     client_data = attacked_fedavg.build_client_data(

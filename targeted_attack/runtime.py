@@ -9,8 +9,10 @@ call `install_signal_handlers()` so SIGTERM/SIGHUP end in a normal exit.
 """
 
 import atexit
+import gc
 import os
 import signal
+import sys
 import threading
 
 import psutil
@@ -36,12 +38,33 @@ def _worker_children() -> list:
   return workers
 
 
+def _release_tff_context() -> None:
+  """Drops TFF's default context while the interpreter is still intact.
+
+  TFF's service manager then stops its worker in `__del__` (SIGINT and wait),
+  instead of failing in that `__del__` during interpreter teardown.
+  """
+  if 'tensorflow_federated' not in sys.modules:
+    return
+  # pylint: disable=g-import-not-at-top
+  from tensorflow_federated.python.core.impl.context_stack import context_stack_impl
+  from tensorflow_federated.python.core.impl.context_stack import runtime_error_context
+  # pylint: enable=g-import-not-at-top
+  context_stack_impl.context_stack.set_default_context(
+      runtime_error_context.RuntimeErrorContext())
+  gc.collect()
+
+
 def reap_workers(timeout_s: float = 5.0) -> int:
   """Stops every `worker_binary` this process started; returns how many.
 
-  SIGINT first (what TFF itself sends), SIGKILL for any still alive after
-  `timeout_s` seconds.
+  First releases TFF's context (TFF then stops its worker itself), then
+  SIGINT, then SIGKILL for any still alive after `timeout_s` seconds.
   """
+  try:
+    _release_tff_context()
+  except Exception:  # pylint: disable=broad-except
+    pass  # the signals below still stop the worker
   workers = _worker_children()
   for worker in workers:
     try:

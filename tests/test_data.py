@@ -1,0 +1,121 @@
+"""Generated digits, backdoor task, client sampling and attacker models."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from targeted_attack import data as data_lib
+from targeted_attack import models
+from targeted_attack import synthetic_digits
+
+
+def test_synthetic_is_deterministic_and_has_emnist_element_spec():
+  a = data_lib.load_synthetic(8, 30, seed=3)
+  b = data_lib.load_synthetic(8, 30, seed=3)
+  c = data_lib.load_synthetic(8, 30, seed=4)
+  pa, la = a.client_arrays(5)
+  pb, lb = b.client_arrays(5)
+  np.testing.assert_array_equal(pa, pb)
+  np.testing.assert_array_equal(la, lb)
+  assert not np.array_equal(pa[:5], c.client_arrays(5)[0][:5])
+  assert pa.dtype == np.float32 and pa.shape[1:] == (28, 28)
+  assert la.dtype == np.int32 and set(np.unique(la)) <= set(range(10))
+  assert 0.0 <= pa.min() and pa.max() <= 1.0
+  # White background, dark ink, as TFF's EMNIST: corners are background.
+  assert np.all(pa[:, 0, 0] > 0.99)
+  assert np.mean(pa < 0.5) > 0.03
+
+
+def test_rasterize_matches_distance_to_segment():
+  points = np.array([[[4.0, 14.0], [24.0, 14.0]]], np.float32)
+  ink = synthetic_digits.rasterize(points, np.array([True]),
+                                   np.array([2.0], np.float32))[0]
+  # Pixel centres (x + .5, y + .5): row 13 is 0.5 px from the line y=14.
+  ys, xs = np.mgrid[0:28, 0:28] + 0.5
+  d = np.where((xs >= 4) & (xs <= 24), np.abs(ys - 14.0),
+               np.hypot(np.minimum(np.abs(xs - 4), np.abs(xs - 24)), ys - 14.0))
+  np.testing.assert_allclose(ink, np.clip(1.5 - d, 0, 1), atol=1e-5)
+
+
+def test_writers_differ_in_style():
+  writers = synthetic_digits.generate_writers(6, 40, seed=0)
+  slants = {round(w.style.slant, 3) for w in writers}
+  widths = {round(w.style.stroke_width, 3) for w in writers}
+  assert len(slants) == 6 and len(widths) == 6
+
+
+def test_cnn_learns_the_synthetic_main_task():
+  data = data_lib.load_synthetic(120, 40, seed=0)
+  x = np.concatenate([data.client_arrays(i)[0] for i in range(120)])
+  y = np.concatenate([data.client_arrays(i)[1] for i in range(120)])
+  tf.keras.utils.set_random_seed(0)
+  model = models.create_keras_model('small_cnn')
+  model.compile(
+      optimizer=tf.keras.optimizers.SGD(0.1),
+      loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+      metrics=['accuracy'])
+  model.fit(x[..., None], y, batch_size=20, epochs=3, verbose=0)
+  _, accuracy = model.evaluate(data.test_pixels[..., None], data.test_labels,
+                               verbose=0)
+  assert accuracy > 0.9
+
+
+def test_backdoor_task_is_the_sevens_of_target_writers():
+  data = data_lib.load_synthetic(20, 30, seed=1)
+  task = data_lib.select_backdoor_task(data, 4, seed=2)
+  assert len(set(task.target_clients)) == 4
+  expected = np.concatenate([
+      data.client_arrays(k)[0][data.client_arrays(k)[1] == 7]
+      for k in task.target_clients
+  ])
+  np.testing.assert_array_equal(task.pixels, expected)
+  assert task.target_label == 1
+  ds = data_lib.malicious_dataset(task, 1, 1000, 0)
+  labels = np.concatenate([b['y'].numpy().ravel() for b in ds])
+  assert len(labels) == len(expected) and np.all(labels == 1)
+  with pytest.raises(ValueError, match='task_num'):
+    data_lib.select_backdoor_task(data, 21, seed=2)
+
+
+def test_sample_clients_is_uniform_without_replacement():
+  counts = np.zeros(50)
+  for r in range(2000):
+    sampled = data_lib.sample_clients(50, 5, 0, r)
+    assert len(set(sampled.tolist())) == 5
+    counts[sampled] += 1
+  # Each client: Binomial(2000, 0.1): mean 200, sd ≈ 13.4.
+  assert np.all(np.abs(counts - 200) < 6 * 13.4)
+
+
+def test_fixed_frequency_attacks_every_kth_round_with_one_attacker():
+  model = data_lib.FixedFrequencyAttackers(3)
+  masks = [model.malicious_mask(np.arange(5), r, 0) for r in range(1, 10)]
+  assert [int(m.sum()) for m in masks] == [0, 0, 1, 0, 0, 1, 0, 0, 1]
+
+
+def test_random_sampling_attacker_count_is_hypergeometric():
+  population, per_round, fraction = 100, 10, 0.2
+  model = data_lib.RandomSamplingAttackers(fraction, population, per_round)
+  counts = np.array([model.malicious_mask(np.arange(per_round), r, 0).sum()
+                     for r in range(4000)])
+  k = 20
+  mean = per_round * k / population
+  var = mean * (1 - k / population) * (population - per_round) / (
+      population - 1)
+  assert counts.mean() == pytest.approx(mean, abs=4 * np.sqrt(var / 4000))
+  assert counts.var() == pytest.approx(var, rel=0.1)
+
+
+def test_fixed_pool_attackers_are_sampled_like_everyone_else():
+  model = data_lib.FixedPoolAttackers(5, 50, seed=0)
+  assert len(model.pool) == 5
+  hits = 0
+  for r in range(1000):
+    sampled = data_lib.sample_clients(50, 10, 0, r)
+    mask = model.malicious_mask(sampled, r, 0)
+    np.testing.assert_array_equal(mask, [int(k) in model.pool for k in sampled])
+    hits += mask.sum()
+  # Expected attackers per round: 10 · 5/50 = 1.
+  assert hits / 1000 == pytest.approx(1.0, abs=0.1)
+  with pytest.raises(ValueError, match='attacker_pool_size'):
+    data_lib.FixedPoolAttackers(51, 50, seed=0)
