@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import psutil
 
@@ -41,8 +42,9 @@ def _worker_children() -> list:
 def _release_tff_context() -> None:
   """Drops TFF's default context while the interpreter is still intact.
 
-  TFF's service manager then stops its worker in `__del__` (SIGINT and wait),
-  instead of failing in that `__del__` during interpreter teardown.
+  TFF's service manager then runs its `__del__` (which signals and waits for
+  its, by now stopped, worker) now, rather than failing during interpreter
+  teardown.
   """
   if 'tensorflow_federated' not in sys.modules:
     return
@@ -55,29 +57,50 @@ def _release_tff_context() -> None:
   gc.collect()
 
 
+def _stopped(process: psutil.Process) -> bool:
+  try:
+    return process.status() == psutil.STATUS_ZOMBIE
+  except psutil.NoSuchProcess:
+    return True
+
+
+def _signal_until_stopped(workers, signum, timeout_s) -> list:
+  """Sends `signum`; returns the workers still running after `timeout_s`."""
+  for worker in workers:
+    try:
+      worker.send_signal(signum)
+    except psutil.Error:
+      pass
+  deadline = time.monotonic() + timeout_s
+  running = list(workers)
+  while running and time.monotonic() < deadline:
+    running = [w for w in running if not _stopped(w)]
+    if running:
+      time.sleep(0.05)
+  return running
+
+
 def reap_workers(timeout_s: float = 5.0) -> int:
   """Stops every `worker_binary` this process started; returns how many.
 
-  First releases TFF's context (TFF then stops its worker itself), then
-  SIGINT, then SIGKILL for any still alive after `timeout_s` seconds.
+  SIGINT (what TFF itself sends), then SIGKILL for any still running after
+  `timeout_s`. The stopped workers are left as zombies for TFF's own
+  `__del__` to signal and reap when its context is released (TFF's `__del__`
+  would otherwise wait forever on a worker that ignores SIGINT); any zombie
+  left after that is reaped here.
   """
+  workers = _worker_children()
+  running = _signal_until_stopped(workers, signal.SIGINT, timeout_s)
+  _signal_until_stopped(running, signal.SIGKILL, timeout_s)
   try:
     _release_tff_context()
   except Exception:  # pylint: disable=broad-except
-    pass  # the signals below still stop the worker
-  workers = _worker_children()
+    pass
   for worker in workers:
     try:
-      worker.send_signal(signal.SIGINT)
-    except psutil.Error:
-      pass
-  _, alive = psutil.wait_procs(workers, timeout=timeout_s)
-  for worker in alive:
-    try:
-      worker.kill()
-    except psutil.Error:
-      pass
-  psutil.wait_procs(alive, timeout=timeout_s)
+      os.waitpid(worker.pid, os.WNOHANG)
+    except ChildProcessError:
+      pass  # already reaped by TFF
   return len(workers)
 
 
