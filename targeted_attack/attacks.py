@@ -57,7 +57,15 @@ def benign_update(trainer: local_training.LocalTrainer, initial_weights,
 
 
 class ClientUpdateStrategy(abc.ABC):
-  """What a client sends; subclasses implement `malicious_update`."""
+  """What a client sends; subclasses implement `malicious_update`.
+
+  `malicious_includes_benign`: whether the experiment should hand the attacker
+  D_trn ∪ D_mal (its own benign data with the backdoor items) as the malicious
+  dataset, or the backdoor items D_mal alone (attacks that mix them in
+  themselves).
+  """
+
+  malicious_includes_benign = True
 
   def __call__(self, trainer, initial_weights, benign_dataset,
                malicious_dataset, is_malicious) -> ClientDelta:
@@ -113,6 +121,8 @@ class ClientProjectBoost(ClientUpdateStrategy):
   benign examples in one pass.
   """
 
+  malicious_includes_benign = False
+
   def __init__(self, boost_factor: float, norm_bound: float, round_num: int):
     self.boost_factor = _check_finite_number('boost_factor', boost_factor)
     self.norm_bound = _check_positive('norm_bound', norm_bound)
@@ -133,3 +143,185 @@ class ClientProjectBoost(ClientUpdateStrategy):
     delta = local_training.subtract(trainer.read_trainable(), initial_weights)
     boosted = tf.nest.map_structure(lambda d: self.boost_factor * d, delta)
     return ClientDelta(boosted, num_examples)
+
+
+def _check_fraction(name: str, value) -> float:
+  value = _check_finite_number(name, value)
+  if not 0.0 <= value <= 1.0:
+    raise ValueError(f'`{name}` must be in [0, 1], got {value!r}.')
+  return value
+
+
+def _delta_to(trainer, initial_weights):
+  return local_training.subtract(trainer.read_trainable(), initial_weights)
+
+
+def _scaled(delta, scale):
+  return tf.nest.map_structure(lambda d: scale * d, delta)
+
+
+class DataPoisoning(ClientUpdateStrategy):
+  """The naive (black-box) data-poisoning attack (Bagdasaryan et al. 2018).
+
+  The attacker follows the protocol on poisoned data: one pass of ordinary
+  local training over its benign batches with c = `poison_per_batch` items of
+  each batch replaced by backdoor items; no boosting, no projection.
+  """
+
+  malicious_includes_benign = False
+
+  def __init__(self, poison_per_batch: int):
+    self.poison_per_batch = _check_count('poison_per_batch', poison_per_batch)
+
+  def malicious_update(self, trainer, initial_weights, benign_dataset,
+                       malicious_dataset) -> ClientDelta:
+    trainer.assign_trainable(initial_weights)
+    num_examples = trainer.train_pass(
+        local_training.poison_batches(benign_dataset, malicious_dataset,
+                                      self.poison_per_batch))
+    return ClientDelta(_delta_to(trainer, initial_weights), num_examples)
+
+
+ANOMALY_TERMS = ('l2', 'cosine')
+
+
+def anomaly_loss(weights, initial_weights, anomaly: str) -> tf.Tensor:
+  """L_ano: 'l2': ‖w − w_t‖₂; 'cosine': 1 − cos(w − w_t, w_t).
+
+  ‖·‖ is the global norm over all tensors; the ℓ2 distance is taken as
+  sqrt(‖w − w_t‖² + 1e-12) so that its gradient is defined at w = w_t.
+  """
+  delta = tf.nest.flatten(local_training.subtract(weights, initial_weights))
+  reference = tf.nest.flatten(initial_weights)
+  squared = tf.add_n([tf.reduce_sum(tf.square(d)) for d in delta])
+  if anomaly == 'l2':
+    return tf.sqrt(squared + 1e-12)
+  dot = tf.add_n([tf.reduce_sum(d * r) for d, r in zip(delta, reference)])
+  norms = tf.sqrt(squared + 1e-12) * local_training.global_norm(reference)
+  return 1.0 - tf.math.divide_no_nan(dot, norms)
+
+
+class ConstrainAndScale(ClientUpdateStrategy):
+  """Constrain-and-scale (Bagdasaryan et al. 2018, Algorithm 2).
+
+  From X = w_t, up to `max_epochs` passes of SGD over the benign batches, c
+  items of each replaced by backdoor items, on
+      L = α · L_class + (1 − α) · L_ano(X),
+  L_ano ∈ {ℓ2 distance to w_t, 1 − cos(X − w_t, w_t)}, at rate
+  lr · decay^⌊t / step_size⌋ after t steps; it stops after the first pass
+  whose backdoor loss (on D_mal) is below ε. It sends
+  L̃ − w_t = γ · (X − w_t), i.e. the model γ(X − w_t) + w_t.
+  """
+
+  malicious_includes_benign = False
+
+  def __init__(self, alpha: float, gamma: float, anomaly: str = 'l2',
+               poison_per_batch: int = 5, learning_rate: float = 0.1,
+               lr_decay: float = 0.1, lr_step_size: int = 1000,
+               max_epochs: int = 5, early_stop_loss: float = 0.0):
+    self.alpha = _check_fraction('alpha', alpha)
+    self.gamma = _check_positive('gamma', gamma)
+    if anomaly not in ANOMALY_TERMS:
+      raise ValueError(f'`anomaly` must be one of {ANOMALY_TERMS}, got '
+                       f'{anomaly!r}.')
+    self.anomaly = anomaly
+    self.poison_per_batch = _check_count('poison_per_batch', poison_per_batch)
+    self.learning_rate = _check_positive('learning_rate', learning_rate)
+    self.lr_decay = _check_positive('lr_decay', lr_decay)
+    self.lr_step_size = _check_count('lr_step_size', lr_step_size)
+    self.max_epochs = _check_count('max_epochs', max_epochs)
+    self.early_stop_loss = _check_finite_number('early_stop_loss',
+                                                early_stop_loss)
+
+  def learning_rate_at(self, step):
+    exponent = tf.math.floordiv(tf.cast(step, tf.int64), self.lr_step_size)
+    return self.learning_rate * tf.pow(self.lr_decay,
+                                       tf.cast(exponent, tf.float32))
+
+  def malicious_update(self, trainer, initial_weights, benign_dataset,
+                       malicious_dataset) -> ClientDelta:
+    trainer.assign_trainable(initial_weights)
+    poisoned = local_training.poison_batches(benign_dataset, malicious_dataset,
+                                             self.poison_per_batch)
+    regularizer = lambda w: (1.0 - self.alpha) * anomaly_loss(
+        w, initial_weights, self.anomaly)
+    step = tf.constant(0, tf.int64)
+    num_examples = tf.constant(0, tf.int64)
+    for _ in tf.range(self.max_epochs):
+      num_examples, step = trainer.sgd_pass(
+          poisoned, self.learning_rate_at, class_loss_weight=self.alpha,
+          regularizer=regularizer, initial_step=step)
+      if trainer.mean_loss(malicious_dataset) < self.early_stop_loss:
+        break
+    delta = _scaled(_delta_to(trainer, initial_weights), self.gamma)
+    return ClientDelta(delta, num_examples)
+
+
+class TrainAndScale(ClientUpdateStrategy):
+  """Train-and-scale (Bagdasaryan et al. 2018, Eq. 5).
+
+  Train on D_trn ∪ D_mal (`num_passes` passes of local training, "to
+  convergence"), then scale by γ = S / ‖X − w_t‖₂, so the update sits exactly
+  at the bound S = `norm_bound` that the server allows.
+  """
+
+  def __init__(self, norm_bound: float, num_passes: int = 1):
+    self.norm_bound = _check_positive('norm_bound', norm_bound)
+    self.num_passes = _check_count('num_passes', num_passes)
+
+  def malicious_update(self, trainer, initial_weights, benign_dataset,
+                       malicious_dataset) -> ClientDelta:
+    benign = benign_update(trainer, initial_weights, benign_dataset)
+    trainer.assign_trainable(initial_weights)
+    for _ in range(self.num_passes):
+      trainer.train_pass_without_metrics(malicious_dataset)
+    delta = _delta_to(trainer, initial_weights)
+    gamma = tf.math.divide_no_nan(self.norm_bound,
+                                  local_training.global_norm(delta))
+    return ClientDelta(_scaled(delta, gamma), benign.num_benign_examples)
+
+
+class PGDAttack(ClientUpdateStrategy):
+  """PGD with or without model replacement (Wang et al. 2020).
+
+  SGD at rate `learning_rate` on D_trn ∪ D_mal for `num_passes` passes; every
+  `project_frequency` steps (and at the end) w ← w_t + Π_ε(w − w_t), the
+  projection onto the ℓ2 ball of radius ε = `eps` around w_t. With
+  `replacement_scale` (model replacement: the number of clients per round)
+  the update is then multiplied by it.
+  """
+
+  def __init__(self, eps: float, project_frequency: int = 1,
+               learning_rate: float = 0.1, num_passes: int = 1,
+               replacement_scale: float = 1.0):
+    self.eps = _check_positive('eps', eps)
+    self.project_frequency = _check_count('project_frequency',
+                                          project_frequency)
+    self.learning_rate = _check_positive('learning_rate', learning_rate)
+    self.num_passes = _check_count('num_passes', num_passes)
+    self.replacement_scale = _check_positive('replacement_scale',
+                                             replacement_scale)
+
+  def malicious_update(self, trainer, initial_weights, benign_dataset,
+                       malicious_dataset) -> ClientDelta:
+    benign = benign_update(trainer, initial_weights, benign_dataset)
+    trainer.assign_trainable(initial_weights)
+
+    def project(weights):
+      delta = local_training.project_to_ball(
+          local_training.subtract(weights, initial_weights), self.eps)
+      return local_training.add_scaled(initial_weights, delta, 1.0)
+
+    def after_step(step, weights):
+      return tf.cond(tf.equal(step % self.project_frequency, 0),
+                     lambda: project(weights), lambda: weights)
+
+    step = tf.constant(0, tf.int64)
+    for _ in range(self.num_passes):
+      _, step = trainer.sgd_pass(malicious_dataset,
+                                 lambda t: self.learning_rate,
+                                 after_step=after_step, initial_step=step)
+    trainer.assign_trainable(project(trainer.read_trainable()))
+    delta = _scaled(_delta_to(trainer, initial_weights),
+                    self.replacement_scale)
+    return ClientDelta(delta, benign.num_benign_examples)

@@ -92,12 +92,84 @@ class LocalTrainer:
     Used for malicious passes, so that reported training metrics describe the
     benign data only.
     """
+    return self.preserving_metrics(lambda: self.train_pass(dataset))
+
+  def preserving_metrics(self, fn):
+    """Runs `fn()`, then restores the model's metric accumulators."""
     saved = [tf.identity(v) for v in self.model.local_variables]
-    num_examples = self.train_pass(dataset)
-    with tf.control_dependencies([num_examples]):
+    result = fn()
+    with tf.control_dependencies(tf.nest.flatten(result)):
       for variable, value in zip(self.model.local_variables, saved):
         variable.assign(value)
-    return tf.identity(num_examples)
+    return tf.nest.map_structure(tf.identity, result)
+
+  def sgd_pass(self, dataset: tf.data.Dataset, learning_rate_fn,
+               class_loss_weight: float = 1.0, regularizer=None,
+               after_step=None, initial_step=0) -> tuple:
+    """One pass of plain SGD with the attacker's own loss and schedule.
+
+    Per batch: w ← w − η(t) · ∇_w [a · L_class(batch; w) + R(w)], with
+    η = `learning_rate_fn(t)`, a = `class_loss_weight`, R = `regularizer`
+    (or 0); `after_step(t + 1, w)` may map the new weights (e.g. project
+    them) before they are assigned. Returns
+    (examples seen, next step t). Leaves the model's metrics unchanged.
+    """
+    trainable = self.weights.trainable
+
+    def step(state, batch):
+      num_examples, t = state
+      with tf.GradientTape() as tape:
+        output = self.model.forward_pass(batch, training=True)
+        loss = class_loss_weight * output.loss
+        if regularizer is not None:
+          loss += regularizer(trainable)
+      gradients = tape.gradient(loss, trainable)
+      rate = learning_rate_fn(t)
+      updated = tf.nest.map_structure(lambda v, g: v - rate * g, trainable,
+                                      gradients)
+      t += 1
+      if after_step is not None:
+        updated = after_step(t, updated)
+      self.assign_trainable(updated)
+      batch_size = tf.shape(output.predictions, out_type=tf.int64)[0]
+      return num_examples + batch_size, t
+
+    def run():
+      return dataset.reduce(
+          (tf.constant(0, tf.int64), tf.cast(initial_step, tf.int64)), step)
+
+    return self.preserving_metrics(run)
+
+  def mean_loss(self, dataset: tf.data.Dataset) -> tf.Tensor:
+    """Mean per-batch loss over `dataset` (no training, metrics unchanged)."""
+
+    def accumulate(state, batch):
+      total, count = state
+      output = self.model.forward_pass(batch, training=False)
+      return total + tf.cast(output.loss, tf.float32), count + 1.0
+
+    def run():
+      total, count = dataset.reduce((0.0, 0.0), accumulate)
+      return tf.math.divide_no_nan(total, count)
+
+    return self.preserving_metrics(run)
+
+
+def poison_batches(benign: tf.data.Dataset, backdoor: tf.data.Dataset,
+                   poison_per_batch: int) -> tf.data.Dataset:
+  """Each benign batch with its first c items replaced by backdoor items.
+
+  Backdoor items are taken in order, cycling (Bagdasaryan et al. 2018,
+  Alg. 2: "replace c items of each batch").
+  """
+  poison = backdoor.unbatch().repeat().batch(poison_per_batch)
+
+  def replace(batch, items):
+    return tf.nest.map_structure(
+        lambda b, p: tf.concat([p, b[poison_per_batch:]], axis=0), batch,
+        items)
+
+  return tf.data.Dataset.zip((benign, poison)).map(replace)
 
 
 def dataset_is_empty(dataset: tf.data.Dataset) -> tf.Tensor:

@@ -1,0 +1,163 @@
+"""Literature attacks (Bagdasaryan et al., Wang et al.) against NumPy SGD."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_federated as tff
+
+from targeted_attack import attacked_fedavg
+from targeted_attack import attacks
+import reference as ref
+
+LR = 0.1
+
+
+def _attacker_delta(strategy, benign=(1, 4), malicious=(9, 6)):
+  """Δ sent by a lone malicious client (mean of one update, server η = 1)."""
+  process = attacked_fedavg.build_federated_averaging_process_attacked(
+      ref.model_fn,
+      client_optimizer_fn=tff.learning.optimizers.build_sgdm(LR),
+      server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0),
+      client_update_tf=strategy)
+  data = attacked_fedavg.build_client_data([ref.make_dataset(*benign)],
+                                           [ref.make_dataset(*malicious)],
+                                           [True])
+  state = process.next(process.initialize(), data).state
+  new = [np.asarray(w, np.float64)
+         for w in process.get_model_weights(state).trainable]
+  return ref.delta(new, ref.initial_weights())
+
+
+def _batches(x, y, size=2):
+  return [(x[i:i + size], y[i:i + size]) for i in range(0, len(x), size)]
+
+
+def _sgd(w, batches, lr_fn, alpha=1.0, reg_grad=None, after_step=None, t=0):
+  """Plain SGD on α·CE + R(w), one step per batch (NumPy)."""
+  for xb, yb in batches:
+    grad_w, grad_b = ref.ce_gradients(w, xb, yb)
+    grads = [alpha * grad_w, alpha * grad_b]
+    if reg_grad is not None:
+      grads = [g + r for g, r in zip(grads, reg_grad(w))]
+    rate = lr_fn(t)
+    w = [a - rate * g for a, g in zip(w, grads)]
+    t += 1
+    if after_step is not None:
+      w = after_step(w, t)
+  return w, t
+
+
+def _poisoned(benign, poison, c):
+  """Benign batches with their first c items replaced, poison cycling."""
+  xp, yp = poison
+  out, k = [], 0
+  for xb, yb in _batches(*benign):
+    idx = [(k + i) % len(xp) for i in range(c)]
+    k += c
+    out.append((np.concatenate([xp[idx], xb[c:]]),
+                np.concatenate([yp[idx], yb[c:]])))
+  return out
+
+
+def test_data_poisoning_is_ordinary_training_on_poisoned_batches():
+  benign, poison = ref.make_examples(1, 4), ref.make_examples(9, 6)
+  w0 = ref.initial_weights()
+  w, _ = _sgd(w0, _poisoned(benign, poison, 1), lambda t: LR)
+  got = _attacker_delta(attacks.DataPoisoning(poison_per_batch=1))
+  for a, b in zip(got, ref.delta(w, w0)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_anomaly_terms_match_numpy():
+  w0 = ref.initial_weights()
+  w = [a + 0.3 * np.ones_like(a) for a in w0]
+  flat_d = np.concatenate([np.ravel(a - b) for a, b in zip(w, w0)])
+  flat_0 = np.concatenate([np.ravel(b) for b in w0])
+  to_tf = lambda ws: [tf.constant(a, tf.float32) for a in ws]
+  l2 = attacks.anomaly_loss(to_tf(w), to_tf(w0), 'l2')
+  cos = attacks.anomaly_loss(to_tf(w), to_tf(w0), 'cosine')
+  assert float(l2) == pytest.approx(np.linalg.norm(flat_d), rel=1e-5)
+  assert float(cos) == pytest.approx(
+      1 - flat_d @ flat_0 / (np.linalg.norm(flat_d) * np.linalg.norm(flat_0)),
+      rel=1e-4)
+
+
+@pytest.mark.parametrize('early_stop_loss, epochs', [(0.0, 2), (1e9, 1)])
+def test_constrain_and_scale_loss_schedule_early_stop_and_scaling(
+    early_stop_loss, epochs):
+  alpha, gamma, c = 0.7, 3.0, 1
+  benign, poison = ref.make_examples(1, 4), ref.make_examples(9, 6)
+  w0 = ref.initial_weights()
+
+  def reg_grad(w):  # ∇ (1 − α)·sqrt(‖w − w0‖² + 1e-12)
+    d = ref.delta(w, w0)
+    norm = np.sqrt(sum(np.sum(x**2) for x in d) + 1e-12)
+    return [(1 - alpha) * x / norm for x in d]
+
+  lr_fn = lambda t: 0.2 * 0.5**(t // 3)
+  w, t = w0, 0
+  for _ in range(epochs):
+    w, t = _sgd(w, _poisoned(benign, poison, c), lr_fn, alpha, reg_grad, t=t)
+  expected = [gamma * d for d in ref.delta(w, w0)]
+  strategy = attacks.ConstrainAndScale(
+      alpha=alpha, gamma=gamma, anomaly='l2', poison_per_batch=c,
+      learning_rate=0.2, lr_decay=0.5, lr_step_size=3, max_epochs=2,
+      early_stop_loss=early_stop_loss)
+  got = _attacker_delta(strategy)
+  for a, b in zip(got, expected):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_train_and_scale_sends_an_update_of_norm_exactly_s():
+  bound = 0.37
+  x, y = ref.make_examples(9, 6)
+  w0 = ref.initial_weights()
+  w = w0
+  for _ in range(2):
+    w = ref.sgd_pass(w, x, y, LR)
+  direction = ref.delta(w, w0)
+  scale = bound / ref.global_norm(direction)
+  got = _attacker_delta(attacks.TrainAndScale(norm_bound=bound, num_passes=2))
+  assert ref.global_norm(got) == pytest.approx(bound, rel=1e-5)
+  for a, b in zip(got, direction):
+    np.testing.assert_allclose(a, scale * b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize('frequency, replacement', [(1, 1.0), (2, 1.0),
+                                                    (2, 5.0)])
+def test_pgd_projects_every_k_steps_then_scales(frequency, replacement):
+  eps = 0.05
+  x, y = ref.make_examples(9, 6)
+  w0 = ref.initial_weights()
+
+  def project(w):
+    d = ref.delta(w, w0)
+    s = min(1.0, eps / ref.global_norm(d))
+    return [a + s * b for a, b in zip(w0, d)]
+
+  w, _ = _sgd(w0, _batches(x, y), lambda t: LR,
+              after_step=lambda w, t: project(w) if t % frequency == 0 else w)
+  expected = [replacement * d for d in ref.delta(project(w), w0)]
+  got = _attacker_delta(attacks.PGDAttack(
+      eps=eps, project_frequency=frequency, learning_rate=LR,
+      replacement_scale=replacement))
+  for a, b in zip(got, expected):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+  assert ref.global_norm(got) <= replacement * eps * (1 + 1e-5)
+
+
+@pytest.mark.parametrize('build, name', [
+    (lambda: attacks.ConstrainAndScale(alpha=1.5, gamma=1.0), 'alpha'),
+    (lambda: attacks.ConstrainAndScale(alpha=-0.1, gamma=1.0), 'alpha'),
+    (lambda: attacks.ConstrainAndScale(alpha=0.5, gamma=0.0), 'gamma'),
+    (lambda: attacks.ConstrainAndScale(alpha=0.5, gamma=-2.0), 'gamma'),
+    (lambda: attacks.ConstrainAndScale(0.5, 1.0, anomaly='kl'), 'anomaly'),
+    (lambda: attacks.TrainAndScale(norm_bound=0.0), 'norm_bound'),
+    (lambda: attacks.PGDAttack(eps=-1.0), 'eps'),
+    (lambda: attacks.PGDAttack(eps=1.0, project_frequency=0),
+     'project_frequency'),
+    (lambda: attacks.DataPoisoning(poison_per_batch=0), 'poison_per_batch'),
+])
+def test_bad_parameters_fail_early_naming_them(build, name):
+  with pytest.raises(ValueError, match=name):
+    build()
