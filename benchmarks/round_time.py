@@ -168,7 +168,7 @@ def _time_eval(process, state, clients, rounds):
     t0 = time.perf_counter()
     evaluator(weights)
     times.append(time.perf_counter() - t0)
-  return times[1:], len(clients.data.test_labels) + len(clients.task.pixels)
+  return times[1:], len(clients.data.test_labels) + len(clients.task.eval_pixels)
 
 
 def main(argv):

@@ -33,6 +33,7 @@ from targeted_attack import local_training
 ClientExplicitBoosting = attacks.ClientExplicitBoosting
 ClientProjectBoost = attacks.ClientProjectBoost
 ClientUpdateStrategy = attacks.ClientUpdateStrategy
+DPSGD = local_training.DPSGD
 
 OptimizerArg = Union[tff.learning.optimizers.Optimizer,
                      Callable[[], tf.keras.optimizers.Optimizer]]
@@ -158,8 +159,11 @@ def build_attacked_client_work(
     model_fn: Callable[[], tff.learning.models.VariableModel],
     client_optimizer: tff.learning.optimizers.Optimizer,
     client_update_tf: attacks.ClientUpdateStrategy,
+    client_dp_sgd: Optional[local_training.DPSGD] = None,
 ) -> tff.learning.templates.ClientWorkProcess:
   """A stateless `ClientWorkProcess` running `client_update_tf` on each client.
+
+  With `client_dp_sgd`, the protocol's local training is DP-SGD.
 
   Measurements: `train` (the model's metrics over benign training), and the
   client statistics of `_client_stats_aggregator`.
@@ -177,7 +181,8 @@ def build_attacked_client_work(
 
   @tff.tensorflow.computation(weights_type, data_type)
   def client_update(initial_weights, data):
-    trainer = local_training.LocalTrainer(model_fn(), client_optimizer)
+    trainer = local_training.LocalTrainer(model_fn(), client_optimizer,
+                                          client_dp_sgd)
 
     @tf.function
     def run(initial_weights, benign, malicious):
@@ -240,6 +245,7 @@ def build_federated_averaging_process_attacked(
     model_update_aggregation_factory=None,
     client_update_tf: attacks.ClientUpdateStrategy = ClientExplicitBoosting(
         boost_factor=1.0),
+    client_dp_sgd: Optional[local_training.DPSGD] = None,
 ) -> tff.learning.templates.LearningProcess:
   """FedAvg where malicious clients follow `client_update_tf`.
 
@@ -255,6 +261,9 @@ def build_federated_averaging_process_attacked(
       updates zeroed and excluded (`aggregate_fn.build_default_aggregation`).
     client_update_tf: the client strategy (`ClientExplicitBoosting`,
       `ClientProjectBoost`, or another `ClientUpdateStrategy`).
+    client_dp_sgd: optional `local_training.DPSGD`: the clients' protocol
+      training becomes DP-SGD (Turner's defense); attackers' own passes
+      ignore it.
 
   Returns:
     A `tff.learning.templates.LearningProcess`; `next(state, client_data)`
@@ -278,7 +287,7 @@ def build_federated_averaging_process_attacked(
   distributor = tff.learning.templates.build_broadcast_process(
       model_weights_type)
   client_work = build_attacked_client_work(model_fn, client_optimizer,
-                                           client_update_tf)
+                                           client_update_tf, client_dp_sgd)
   aggregator = _create_weighted_aggregator(model_update_aggregation_factory,
                                            model_weights_type.trainable)
   finalizer = tff.learning.templates.build_apply_optimizer_finalizer(

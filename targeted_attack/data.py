@@ -46,11 +46,16 @@ class FederatedDigits:
     return self._cache[index]
 
 
-def load_synthetic(num_clients: int, examples_per_client: int,
-                   seed: int) -> FederatedDigits:
-  """The generated dataset (see `synthetic_digits`), deterministic from seed."""
-  writers = synthetic_digits.generate_writers(num_clients, examples_per_client,
-                                              seed)
+def load_synthetic(num_clients: int, examples_per_client: int, seed: int,
+                   crossbar_seven_rate: float = 0.03) -> FederatedDigits:
+  """The generated dataset (see `synthetic_digits`), deterministic from seed.
+
+  `crossbar_seven_rate`: the fraction of writers whose 7 has a crossbar (the
+  edge-case style; 0 makes it a pure tail the honest clients never hold).
+  """
+  writers = synthetic_digits.generate_writers(
+      num_clients, examples_per_client, seed,
+      crossbar_seven_rate=crossbar_seven_rate)
   ids = [f'synthetic_writer_{i:05d}' for i in range(num_clients)]
   by_id = {cid: (w.train_pixels, w.train_labels) for cid, w in zip(ids, writers)}
   return FederatedDigits(
@@ -94,18 +99,26 @@ def load_emnist(only_digits: bool = True,
 
 @dataclasses.dataclass(frozen=True)
 class BackdoorTask:
-  """Images of `source_label` from the target clients, to be called `target_label`."""
-  target_clients: tuple
-  pixels: np.ndarray
-  source_label: int = BACKDOOR_SOURCE_LABEL
+  """What the attacker wants: `train_pixels` (its D_mal) and `eval_pixels`
+  (on which backdoor accuracy is measured) classified as `target_label`."""
+  name: str
+  train_pixels: np.ndarray
+  eval_pixels: np.ndarray
   target_label: int = BACKDOOR_TARGET_LABEL
+  target_clients: tuple = ()
+
+  @property
+  def pixels(self) -> np.ndarray:
+    return self.train_pixels
 
 
 def select_backdoor_task(data: FederatedDigits, task_num: int, seed: int,
                          source_label: int = BACKDOOR_SOURCE_LABEL,
                          target_label: int = BACKDOOR_TARGET_LABEL
                         ) -> BackdoorTask:
-  """The `source_label` images of `task_num` target clients (seeded choice).
+  """The paper's semantic backdoor: the `source_label` images of `task_num`
+  target clients (seeded choice), to be classified as `target_label`; trained
+  and evaluated on the same images (Sun et al. 2019, Sec. 5).
 
   Raises ValueError naming `task_num` when fewer clients hold that label.
   """
@@ -118,11 +131,78 @@ def select_backdoor_task(data: FederatedDigits, task_num: int, seed: int,
       chosen.append(int(index))
       images.append(pixels[mask])
       if len(chosen) == task_num:
-        return BackdoorTask(tuple(chosen), np.concatenate(images),
-                            source_label, target_label)
+        images = np.concatenate(images)
+        return BackdoorTask('semantic', images, images, target_label,
+                            tuple(chosen))
   raise ValueError(
       f'--task_num={task_num} but only {len(chosen)} clients hold images of '
       f'label {source_label}; allowed range: 1..{len(chosen)}.')
+
+
+EDGE_CASE_MIXES = {'edge_case': 0.0, 'almost_edge_case': 0.02,
+                   'normal_case': 0.25}
+
+
+def edge_case_task(num_train: int, num_eval: int, seed: int,
+                   target_label: int = BACKDOOR_TARGET_LABEL) -> BackdoorTask:
+  """Edge-case backdoor (Wang et al. 2020): 7s with a crossbar (the European
+  style, a tail of the generated writers' 7s), in fresh writer styles,
+  labelled `target_label`; separate train and evaluation images."""
+  rng = np.random.RandomState(seed + 7)
+  styles = [synthetic_digits.sample_writer_style(rng)
+            for _ in range(num_train + num_eval)]
+  images = synthetic_digits.render(styles, '7_crossbar', rng)
+  return BackdoorTask('edge_case', images[:num_train], images[num_train:],
+                      target_label)
+
+
+TRIGGER_PLACEMENTS = ('one_corner', 'four_corners')
+TRIGGER_PATTERN = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.float32)
+
+
+def stamp_trigger(pixels: np.ndarray, amplitude: float,
+                  placement: str) -> np.ndarray:
+  """BadNets pixel pattern with Turner's amplitude a ∈ (0, 1].
+
+  In each chosen 3×3 corner patch (1 pixel from the border; the bottom-right
+  one, or all four): x ← x + a · (p − x), p the checkerboard
+  `TRIGGER_PATTERN` (a = 1 pastes the pattern; small a makes it faint).
+  """
+  if placement not in TRIGGER_PLACEMENTS:
+    raise ValueError(f'--trigger_placement must be one of '
+                     f'{", ".join(TRIGGER_PLACEMENTS)}, got {placement!r}.')
+  if not 0.0 < amplitude <= 1.0:
+    raise ValueError(f'--trigger_amplitude must be in (0, 1], got {amplitude}.')
+  size = pixels.shape[-1]
+  corners = [(size - 4, size - 4)]
+  if placement == 'four_corners':
+    corners += [(1, 1), (1, size - 4), (size - 4, 1)]
+  out = np.array(pixels, np.float32, copy=True)
+  for r, c in corners:
+    patch = out[..., r:r + 3, c:c + 3]
+    out[..., r:r + 3, c:c + 3] = patch + amplitude * (TRIGGER_PATTERN - patch)
+  return out
+
+
+def trigger_task(data: FederatedDigits, task_num: int, amplitude: float,
+                 placement: str, seed: int,
+                 target_label: int = BACKDOOR_TARGET_LABEL) -> BackdoorTask:
+  """Trigger backdoor: stamped images of any class but the target, relabelled.
+
+  D_mal: the non-target images of `task_num` random clients, stamped; the
+  evaluation set: the stamped test images whose true label is not the target.
+  """
+  order = np.random.RandomState(seed).permutation(data.num_clients)[:task_num]
+  train = []
+  for index in order:
+    pixels, labels = data.client_arrays(int(index))
+    train.append(pixels[labels != target_label])
+  eval_pixels = data.test_pixels[data.test_labels != target_label]
+  return BackdoorTask(
+      f'trigger_{placement}',
+      stamp_trigger(np.concatenate(train), amplitude, placement),
+      stamp_trigger(eval_pixels, amplitude, placement), target_label,
+      tuple(int(i) for i in order))
 
 
 def client_dataset(pixels: np.ndarray, labels: np.ndarray, num_epochs: int,
@@ -140,14 +220,14 @@ def malicious_dataset(task: BackdoorTask, num_epochs: int, batch_size: int,
                       shuffle_seed: int, benign_pixels: Optional[np.ndarray] = None,
                       benign_labels: Optional[np.ndarray] = None
                      ) -> tf.data.Dataset:
-  """D_mal: the backdoor images, all labelled `task.target_label`.
+  """D_mal: the backdoor training images, all labelled `task.target_label`.
 
   With the attacker's own benign examples given, D_trn ∪ D_mal, shuffled
   together: the paper's unconstrained attacker trains on both (Sun et al.
   2019, Sec. 3), which keeps the boosted model good at the main task.
   """
-  pixels = task.pixels
-  labels = np.full(len(task.pixels), task.target_label, np.int32)
+  pixels = task.train_pixels
+  labels = np.full(len(pixels), task.target_label, np.int32)
   if benign_pixels is not None:
     pixels = np.concatenate([pixels, benign_pixels])
     labels = np.concatenate([labels, benign_labels.astype(np.int32)])

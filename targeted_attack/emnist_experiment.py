@@ -60,8 +60,10 @@ flags.DEFINE_float('client_learning_rate', _D.client_learning_rate,
                    'Client SGD learning rate.')
 flags.DEFINE_float('client_momentum', _D.client_momentum, 'Client momentum.')
 flags.DEFINE_string('attack', _D.attack,
-                  'none; unconstrained: explicit boosting; norm_bounded: '
-                  'PGD within norm_bound/boost_factor, then boosted.')
+                    'none | unconstrained (explicit boosting) | norm_bounded '
+                    '(PGD within norm_bound/boost_factor, then boosted) | '
+                    'data_poisoning | constrain_and_scale | train_and_scale | '
+                    'pgd | pgd_replacement.')
 flags.DEFINE_string('attacker_model', _D.attacker_model,
                   'fixed_frequency: one attacker every attack_freq rounds; '
                   'random_sampling: a malicious_fraction of the population; '
@@ -79,6 +81,48 @@ flags.DEFINE_float('boost_factor', _D.boost_factor,
                    'Attacker boost β; default: num_clients_per_round.')
 flags.DEFINE_integer('client_round_num', _D.client_round_num,
                      'Norm-bounded attack: PGD rounds per attack.')
+flags.DEFINE_integer('poison_per_batch', _D.poison_per_batch,
+                     'data_poisoning / constrain_and_scale: backdoor items '
+                     'replacing benign ones in each batch (c).')
+flags.DEFINE_float('attacker_learning_rate', _D.attacker_learning_rate,
+                   'constrain_and_scale / pgd: the attacker\'s SGD rate.')
+flags.DEFINE_float('cs_alpha', _D.cs_alpha,
+                   'constrain_and_scale: α in α·L_class + (1−α)·L_ano, [0, 1].')
+flags.DEFINE_string('cs_anomaly', _D.cs_anomaly,
+                    'constrain_and_scale: L_ano: l2 | cosine.')
+flags.DEFINE_float('cs_gamma', _D.cs_gamma,
+                   'constrain_and_scale: scale γ > 0; default: boost factor.')
+flags.DEFINE_integer('cs_max_epochs', _D.cs_max_epochs,
+                     'constrain_and_scale: at most this many passes.')
+flags.DEFINE_float('cs_early_stop_loss', _D.cs_early_stop_loss,
+                   'constrain_and_scale: stop once the backdoor loss < ε.')
+flags.DEFINE_float('cs_lr_decay', _D.cs_lr_decay,
+                   'constrain_and_scale: learning-rate decay per step block.')
+flags.DEFINE_integer('cs_lr_step_size', _D.cs_lr_step_size,
+                     'constrain_and_scale: steps per learning-rate block.')
+flags.DEFINE_float('pgd_eps', _D.pgd_eps,
+                   'pgd / pgd_replacement: ℓ2 radius ε around w_t; default: '
+                   'norm_bound (pgd_replacement: norm_bound / boost).')
+flags.DEFINE_integer('project_frequency', _D.project_frequency,
+                     'pgd / pgd_replacement: project every this many steps.')
+flags.DEFINE_string('backdoor', _D.backdoor,
+                    'semantic (target writers\' 7s → 1, the paper) | '
+                    'edge_case (crossbar 7s → 1) | trigger (pixel pattern).')
+flags.DEFINE_string('edge_case_mix', _D.edge_case_mix,
+                    'edge_case | almost_edge_case | normal_case: how many '
+                    'honest writers draw (correctly labelled) crossbar 7s.')
+flags.DEFINE_integer('edge_case_num_train', _D.edge_case_num_train,
+                     'Edge-case images the attacker trains on.')
+flags.DEFINE_integer('edge_case_num_eval', _D.edge_case_num_eval,
+                     'Edge-case images backdoor accuracy is measured on.')
+flags.DEFINE_float('trigger_amplitude', _D.trigger_amplitude,
+                   'Trigger backdoor: pattern amplitude in (0, 1].')
+flags.DEFINE_string('trigger_placement', _D.trigger_placement,
+                    'Trigger backdoor: one_corner | four_corners.')
+flags.DEFINE_float('dp_sgd_l2_norm_clip', _D.dp_sgd_l2_norm_clip,
+                   'defense=dp_sgd: per-example clip norm.')
+flags.DEFINE_float('dp_sgd_noise_multiplier', _D.dp_sgd_noise_multiplier,
+                   'defense=dp_sgd: noise multiplier σ.')
 flags.DEFINE_string('defense', _D.defense,
                     'Server-side defense: ' + ' | '.join(experiment.DEFENSES))
 flags.DEFINE_float('norm_bound', _D.norm_bound,

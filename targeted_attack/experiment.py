@@ -25,14 +25,17 @@ import tensorflow_federated as tff
 
 from targeted_attack import aggregate_fn
 from targeted_attack import attacked_fedavg
+from targeted_attack import attacks
 from targeted_attack import data as data_lib
 from targeted_attack import models
 
 DATASETS = ('synthetic', 'emnist')
-ATTACKS = ('none', 'unconstrained', 'norm_bounded')
+ATTACKS = ('none', 'unconstrained', 'norm_bounded', 'data_poisoning',
+           'constrain_and_scale', 'train_and_scale', 'pgd', 'pgd_replacement')
+BACKDOORS = ('semantic', 'edge_case', 'trigger')
 ATTACKER_MODELS = ('fixed_frequency', 'random_sampling', 'fixed_pool')
 DEFENSES = ('none', 'clip', 'aggregate_clip', 'weak_dp', 'krum', 'multi_krum',
-            'median', 'trimmed_mean', 'geometric_median')
+            'median', 'trimmed_mean', 'geometric_median', 'dp_sgd')
 
 METRIC_COLUMNS = (
     'round', 'attacked', 'num_attackers', 'train_loss', 'train_accuracy',
@@ -80,6 +83,25 @@ class ExperimentConfig:
   task_num: int = 30
   boost_factor: Optional[float] = None  # None: num_clients_per_round
   client_round_num: int = 5
+  # Literature attacks (Bagdasaryan et al. 2018; Wang et al. 2020).
+  poison_per_batch: int = 5
+  attacker_learning_rate: float = 0.1
+  cs_alpha: float = 0.7
+  cs_anomaly: str = 'l2'
+  cs_gamma: Optional[float] = None  # None: boost factor
+  cs_max_epochs: int = 2
+  cs_early_stop_loss: float = 0.0
+  cs_lr_decay: float = 0.1
+  cs_lr_step_size: int = 1000
+  pgd_eps: Optional[float] = None  # None: norm_bound (pgd_replacement: / β)
+  project_frequency: int = 10
+  # Backdoor task.
+  backdoor: str = 'semantic'
+  edge_case_mix: str = 'almost_edge_case'
+  edge_case_num_train: int = 100
+  edge_case_num_eval: int = 200
+  trigger_amplitude: float = 1.0
+  trigger_placement: str = 'one_corner'
   # Defense.
   defense: str = 'none'
   norm_bound: float = 3.0
@@ -89,6 +111,8 @@ class ExperimentConfig:
   multi_krum_selected: int = 10
   trim_fraction: float = 0.1
   geometric_median_iters: int = 10
+  dp_sgd_l2_norm_clip: float = 1.0
+  dp_sgd_noise_multiplier: float = 0.1
 
   @property
   def output_dir(self) -> str:
@@ -113,18 +137,25 @@ def validate(config: ExperimentConfig) -> None:
                'num_clients_per_round', 'num_epochs', 'batch_size',
                'attack_freq', 'task_num', 'client_round_num',
                'synthetic_num_clients', 'synthetic_examples_per_client',
-               'geometric_median_iters', 'multi_krum_selected'):
+               'geometric_median_iters', 'multi_krum_selected',
+               'poison_per_batch', 'cs_max_epochs', 'cs_lr_step_size',
+               'project_frequency', 'edge_case_num_train',
+               'edge_case_num_eval'):
     value = getattr(c, flag)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
       _fail(flag, 'must be an integer >= 1', value)
   choices = dict(dataset=DATASETS, attack=ATTACKS,
                  attacker_model=ATTACKER_MODELS, defense=DEFENSES,
-                 model=models.MODEL_NAMES)
+                 model=models.MODEL_NAMES, backdoor=BACKDOORS,
+                 edge_case_mix=tuple(data_lib.EDGE_CASE_MIXES),
+                 trigger_placement=data_lib.TRIGGER_PLACEMENTS,
+                 cs_anomaly=attacks.ANOMALY_TERMS)
   for flag, allowed in choices.items():
     if getattr(c, flag) not in allowed:
       _fail(flag, f'must be one of {", ".join(allowed)}', getattr(c, flag))
   for flag in ('server_learning_rate', 'client_learning_rate', 'norm_bound',
-               'l2_norm_clip'):
+               'l2_norm_clip', 'attacker_learning_rate', 'cs_lr_decay',
+               'dp_sgd_l2_norm_clip'):
     value = getattr(c, flag)
     if not (math.isfinite(value) and value > 0):
       _fail(flag, 'must be a finite number > 0', value)
@@ -132,8 +163,18 @@ def validate(config: ExperimentConfig) -> None:
     value = getattr(c, flag)
     if not (math.isfinite(value) and 0 <= value < 1):
       _fail(flag, 'must be in [0, 1)', value)
-  if not (math.isfinite(c.mul_factor) and c.mul_factor >= 0):
-    _fail('mul_factor', 'must be a finite number >= 0', c.mul_factor)
+  for flag in ('mul_factor', 'dp_sgd_noise_multiplier'):
+    value = getattr(c, flag)
+    if not (math.isfinite(value) and value >= 0):
+      _fail(flag, 'must be a finite number >= 0', value)
+  if not 0 <= c.cs_alpha <= 1:
+    _fail('cs_alpha', 'must be in [0, 1]', c.cs_alpha)
+  for flag in ('cs_gamma', 'pgd_eps'):
+    value = getattr(c, flag)
+    if value is not None and not (math.isfinite(value) and value > 0):
+      _fail(flag, 'must be a finite number > 0', value)
+  if not 0 < c.trigger_amplitude <= 1:
+    _fail('trigger_amplitude', 'must be in (0, 1]', c.trigger_amplitude)
   if not 0 <= c.malicious_fraction <= 1:
     _fail('malicious_fraction', 'must be in [0, 1]', c.malicious_fraction)
   if not 0 <= c.trim_fraction < 0.5:
@@ -178,14 +219,50 @@ def _check_writable(path: str) -> None:
 
 def build_client_update(config: ExperimentConfig):
   """The client strategy of `config.attack`."""
-  beta = config.resolved_boost_factor
-  if config.attack == 'norm_bounded':
+  c = config
+  beta = c.resolved_boost_factor
+  if c.attack == 'norm_bounded':
     # Trained within M/β of w_t, so the boosted update has norm <= M.
     return attacked_fedavg.ClientProjectBoost(
-        boost_factor=beta, norm_bound=config.norm_bound / abs(beta),
-        round_num=config.client_round_num)
+        boost_factor=beta, norm_bound=c.norm_bound / abs(beta),
+        round_num=c.client_round_num)
+  if c.attack == 'data_poisoning':
+    return attacks.DataPoisoning(c.poison_per_batch)
+  if c.attack == 'constrain_and_scale':
+    return attacks.ConstrainAndScale(
+        alpha=c.cs_alpha, gamma=c.cs_gamma or beta, anomaly=c.cs_anomaly,
+        poison_per_batch=c.poison_per_batch,
+        learning_rate=c.attacker_learning_rate, lr_decay=c.cs_lr_decay,
+        lr_step_size=c.cs_lr_step_size, max_epochs=c.cs_max_epochs,
+        early_stop_loss=c.cs_early_stop_loss)
+  if c.attack == 'train_and_scale':
+    return attacks.TrainAndScale(norm_bound=c.norm_bound)
+  if c.attack in ('pgd', 'pgd_replacement'):
+    replacement = c.attack == 'pgd_replacement'
+    eps = c.pgd_eps or (c.norm_bound / abs(beta) if replacement else
+                        c.norm_bound)
+    return attacks.PGDAttack(
+        eps=eps, project_frequency=c.project_frequency,
+        learning_rate=c.attacker_learning_rate,
+        replacement_scale=float(c.num_clients_per_round) if replacement else
+        1.0)
   return attacked_fedavg.ClientExplicitBoosting(
-      boost_factor=beta if config.attack == 'unconstrained' else 1.0)
+      boost_factor=beta if c.attack == 'unconstrained' else 1.0)
+
+
+def build_backdoor_task(config: ExperimentConfig,
+                        data: data_lib.FederatedDigits) -> data_lib.BackdoorTask:
+  c = config
+  try:
+    if c.backdoor == 'edge_case':
+      return data_lib.edge_case_task(c.edge_case_num_train,
+                                     c.edge_case_num_eval, c.random_seed)
+    if c.backdoor == 'trigger':
+      return data_lib.trigger_task(data, c.task_num, c.trigger_amplitude,
+                                   c.trigger_placement, c.random_seed)
+    return data_lib.select_backdoor_task(data, c.task_num, c.random_seed)
+  except ValueError as e:
+    raise ConfigError(str(e)) from e
 
 
 def build_defense(config: ExperimentConfig):
@@ -206,6 +283,8 @@ def build_defense(config: ExperimentConfig):
       'trimmed_mean': lambda: aggregate_fn.build_trimmed_mean(c.trim_fraction),
       'geometric_median': lambda: aggregate_fn.build_geometric_median(
           c.geometric_median_iters),
+      # Client-side: the server averages, the clients run DP-SGD.
+      'dp_sgd': aggregate_fn.build_stateless_mean,
   }
   return aggregate_fn.build_zero_non_finite(builders[c.defense]())
 
@@ -227,9 +306,13 @@ def build_attackers(config: ExperimentConfig,
 
 def load_data(config: ExperimentConfig) -> data_lib.FederatedDigits:
   if config.dataset == 'synthetic':
+    rate = 0.03
+    if config.backdoor == 'edge_case':
+      rate = data_lib.EDGE_CASE_MIXES[config.edge_case_mix]
     return data_lib.load_synthetic(config.synthetic_num_clients,
                                    config.synthetic_examples_per_client,
-                                   config.random_seed)
+                                   config.random_seed,
+                                   crossbar_seven_rate=rate)
   try:
     return data_lib.load_emnist(config.only_digits, config.emnist_cache_dir)
   except data_lib.DatasetUnavailableError as e:
@@ -253,7 +336,7 @@ class Evaluator:
     ]
     self._test_x = split(test_pixels[..., np.newaxis])
     self._test_y = split(test_labels.astype(np.int64))
-    self._backdoor_x = split(task.pixels[..., np.newaxis])
+    self._backdoor_x = split(task.eval_pixels[..., np.newaxis])
 
   @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)])
   def _predict(self, x):
@@ -379,18 +462,19 @@ def run(config: ExperimentConfig, progress: bool = True) -> list:
     _fail('num_clients_per_round',
           f'must be <= the number of clients ({data.num_clients})',
           c.num_clients_per_round)
-  try:
-    task = data_lib.select_backdoor_task(data, c.task_num, c.random_seed)
-  except ValueError as e:
-    raise ConfigError(str(e)) from e
+  task = build_backdoor_task(c, data)
   attackers = build_attackers(c, data.num_clients)
+  strategy = build_client_update(c)
 
   process = attacked_fedavg.build_federated_averaging_process_attacked(
       models.build_model_fn(c.model, seed=c.random_seed),
       client_optimizer_fn=_optimizer(c.client_learning_rate, c.client_momentum),
       server_optimizer_fn=_optimizer(c.server_learning_rate, c.server_momentum),
       model_update_aggregation_factory=build_defense(c),
-      client_update_tf=build_client_update(c))
+      client_update_tf=strategy,
+      client_dp_sgd=attacked_fedavg.DPSGD(c.dp_sgd_l2_norm_clip,
+                                          c.dp_sgd_noise_multiplier)
+      if c.defense == 'dp_sgd' else None)
   state = process.initialize()
   checkpoint_path = os.path.join(out, 'checkpoint.npz')
   start_round, kept = 1, None
@@ -425,11 +509,12 @@ def run(config: ExperimentConfig, progress: bool = True) -> list:
                                 shuffle_seed=round_num)
         for pixels, labels in arrays
     ]
-    # Attackers train on D_trn ∪ D_mal.
+    # D_mal, or D_trn ∪ D_mal for strategies that train on both.
     malicious = [
-        data_lib.malicious_dataset(task, c.num_epochs, c.batch_size, round_num,
-                                   *arrays[i]) if is_malicious[i] else None
-        for i in range(len(sampled))
+        data_lib.malicious_dataset(
+            task, c.num_epochs, c.batch_size, round_num,
+            *(arrays[i] if strategy.malicious_includes_benign else ()))
+        if is_malicious[i] else None for i in range(len(sampled))
     ]
     client_data = attacked_fedavg.build_client_data(
         benign, malicious, [m is not None for m in malicious])

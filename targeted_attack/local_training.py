@@ -6,8 +6,11 @@ are called from inside a `tf.function` (the client update), where automatic
 control dependencies keep the variable updates in program order.
 """
 
+import dataclasses
+
 import tensorflow as tf
 import tensorflow_federated as tff
+import tensorflow_privacy as tfp
 
 
 def global_norm(structure) -> tf.Tensor:
@@ -31,13 +34,61 @@ def project_to_ball(delta, radius):
   return tf.nest.pack_sequence_as(delta, projected)
 
 
+@dataclasses.dataclass(frozen=True)
+class DPSGD:
+  """DP-SGD on the clients (Abadi et al. 2016; Turner 2019 as a defense).
+
+  Per batch of B examples: g = (Σ_i clip(∇ℓ_i, C) + z) / B, with
+  clip(v, C) = v · min(1, C / ‖v‖₂) per example (global norm over all
+  tensors) and z ~ N(0, (σ · C)²) per coordinate, σ = `noise_multiplier`
+  (tensorflow_privacy's `GaussianSumQuery`). ℓ_i is the per-example
+  sparse categorical cross-entropy of the model's logits.
+  """
+  l2_norm_clip: float
+  noise_multiplier: float
+
+  def __post_init__(self):
+    if not self.l2_norm_clip > 0:
+      raise ValueError('`l2_norm_clip` of DP-SGD must be > 0, got '
+                       f'{self.l2_norm_clip}.')
+    if not self.noise_multiplier >= 0:
+      raise ValueError('`noise_multiplier` of DP-SGD must be >= 0, got '
+                       f'{self.noise_multiplier}.')
+
+  def gradients(self, model, batch, trainable):
+    """The privatized mean gradient of one batch."""
+    with tf.GradientTape() as tape:
+      logits = model.predict_on_batch(batch['x'], training=True)
+      per_example_loss = tf.keras.losses.sparse_categorical_crossentropy(
+          tf.reshape(batch['y'], [-1]), logits, from_logits=True)
+    jacobians = tape.jacobian(per_example_loss, trainable)
+    query = tfp.GaussianSumQuery(self.l2_norm_clip,
+                                 self.noise_multiplier * self.l2_norm_clip)
+    global_state = query.initial_global_state()
+    params = query.derive_sample_params(global_state)
+    clipped = tf.vectorized_map(
+        lambda record: query.preprocess_record(params, record), jacobians)
+    summed = tf.nest.map_structure(lambda c: tf.reduce_sum(c, axis=0),
+                                   clipped)
+    noised, _, _ = query.get_noised_result(summed, global_state)
+    batch_size = tf.cast(tf.shape(per_example_loss)[0], tf.float32)
+    return tf.nest.map_structure(lambda g: g / batch_size, noised)
+
+
 class LocalTrainer:
-  """Local SGD-style training of one model's trainable weights."""
+  """Local SGD-style training of one model's trainable weights.
+
+  With `dp_sgd`, the protocol's training passes (`train_pass`) use DP-SGD
+  gradients; an attacker's own passes (`train_pass_without_metrics`,
+  `sgd_pass`) do not: a malicious client need not follow the protocol.
+  """
 
   def __init__(self, model: tff.learning.models.VariableModel,
-               optimizer: tff.learning.optimizers.Optimizer):
+               optimizer: tff.learning.optimizers.Optimizer,
+               dp_sgd: 'DPSGD | None' = None):
     self.model = model
     self.optimizer = optimizer
+    self.dp_sgd = dp_sgd
     self.weights = tff.learning.models.ModelWeights.from_model(model)
 
   @property
@@ -56,21 +107,28 @@ class LocalTrainer:
     """A snapshot (tensors, not variables) of the trainable weights."""
     return tf.nest.map_structure(tf.identity, self.weights.trainable)
 
-  def train_pass(self, dataset: tf.data.Dataset) -> tf.Tensor:
+  def train_pass(self, dataset: tf.data.Dataset,
+                 private: bool = True) -> tf.Tensor:
     """One pass of local training over `dataset`; returns the example count.
 
     The optimizer state starts fresh at every pass. The model's metrics
-    accumulate over the pass.
+    accumulate over the pass. With `dp_sgd` and `private`, gradients are
+    DP-SGD's.
     """
+    use_dp = self.dp_sgd is not None and private
     trainable = self.weights.trainable
     flat_specs = tuple(
         tf.TensorSpec(v.shape, v.dtype) for v in tf.nest.flatten(trainable))
 
     def step(state, batch):
       num_examples, optimizer_state = state
-      with tf.GradientTape() as tape:
-        output = self.model.forward_pass(batch, training=True)
-      gradients = tape.gradient(output.loss, trainable)
+      if use_dp:
+        gradients = self.dp_sgd.gradients(self.model, batch, trainable)
+        output = self.model.forward_pass(batch, training=False)  # metrics
+      else:
+        with tf.GradientTape() as tape:
+          output = self.model.forward_pass(batch, training=True)
+        gradients = tape.gradient(output.loss, trainable)
       optimizer_state, updated = self.optimizer.next(
           optimizer_state, tuple(tf.nest.flatten(trainable)),
           tuple(tf.nest.flatten(gradients)))
@@ -92,7 +150,8 @@ class LocalTrainer:
     Used for malicious passes, so that reported training metrics describe the
     benign data only.
     """
-    return self.preserving_metrics(lambda: self.train_pass(dataset))
+    return self.preserving_metrics(
+        lambda: self.train_pass(dataset, private=False))
 
   def preserving_metrics(self, fn):
     """Runs `fn()`, then restores the model's metric accumulators."""

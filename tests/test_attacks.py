@@ -161,3 +161,49 @@ def test_pgd_projects_every_k_steps_then_scales(frequency, replacement):
 def test_bad_parameters_fail_early_naming_them(build, name):
   with pytest.raises(ValueError, match=name):
     build()
+
+
+def _benign_delta_with_dp(dp, seed=1, n=4):
+  process = attacked_fedavg.build_federated_averaging_process_attacked(
+      ref.model_fn,
+      client_optimizer_fn=tff.learning.optimizers.build_sgdm(LR),
+      server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0),
+      client_dp_sgd=dp)
+  data = attacked_fedavg.build_client_data([ref.make_dataset(seed, n)], [None],
+                                           [False])
+  state = process.next(process.initialize(), data).state
+  return ref.delta([np.asarray(w, np.float64)
+                    for w in process.get_model_weights(state).trainable],
+                   ref.initial_weights())
+
+
+def test_dp_sgd_clips_each_example_gradient():
+  clip = 0.05
+  x, y = ref.make_examples(1, 4)
+  w = ref.initial_weights()
+  for xb, yb in _batches(x, y):
+    per_example = [ref.ce_gradients(w, xb[i:i + 1], yb[i:i + 1])
+                   for i in range(len(xb))]
+    clipped = [[g * min(1.0, clip / ref.global_norm(grads)) for g in grads]
+               for grads in per_example]
+    mean = [sum(c[k] for c in clipped) / len(xb) for k in range(2)]
+    w = [a - LR * g for a, g in zip(w, mean)]
+  expected = ref.delta(w, ref.initial_weights())
+  got = _benign_delta_with_dp(attacked_fedavg.DPSGD(clip, 0.0))
+  for a, b in zip(got, expected):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
+
+
+def test_dp_sgd_noise_has_the_stated_scale():
+  clip, sigma = 0.05, 2.0
+  clean = _benign_delta_with_dp(attacked_fedavg.DPSGD(clip, 0.0))
+  noisy = _benign_delta_with_dp(attacked_fedavg.DPSGD(clip, sigma))
+  # Two batches of 2: Δ gains −lr · Σ_batches z_b / 2, z_b ~ N(0, (σC)²):
+  # per-coordinate stddev lr · σ · C · √2 / 2, over 8 coordinates.
+  noise = np.concatenate([np.ravel(a - b) for a, b in zip(noisy, clean)])
+  expected_sd = LR * sigma * clip * np.sqrt(2) / 2
+  assert 0.3 * expected_sd < noise.std() < 2.5 * expected_sd
+  with pytest.raises(ValueError, match='l2_norm_clip'):
+    attacked_fedavg.DPSGD(0.0, 1.0)
+  with pytest.raises(ValueError, match='noise_multiplier'):
+    attacked_fedavg.DPSGD(1.0, -1.0)

@@ -119,3 +119,53 @@ def test_fixed_pool_attackers_are_sampled_like_everyone_else():
   assert hits / 1000 == pytest.approx(1.0, abs=0.1)
   with pytest.raises(ValueError, match='attacker_pool_size'):
     data_lib.FixedPoolAttackers(51, 50, seed=0)
+
+
+@pytest.mark.parametrize('amplitude', [1.0, 0.3])
+@pytest.mark.parametrize('placement, corners', [
+    ('one_corner', [(24, 24)]),
+    ('four_corners', [(24, 24), (1, 1), (1, 24), (24, 1)]),
+])
+def test_trigger_stamping_blends_the_pattern_into_the_corners(
+    amplitude, placement, corners):
+  rng = np.random.RandomState(0)
+  images = rng.uniform(0, 1, (3, 28, 28)).astype(np.float32)
+  expected = images.copy()
+  pattern = [[0, 1, 0], [1, 0, 1], [0, 1, 0]]
+  for r0, c0 in corners:
+    for i in range(3):
+      for j in range(3):
+        x = images[:, r0 + i, c0 + j]
+        expected[:, r0 + i, c0 + j] = (1 - amplitude) * x + amplitude * pattern[i][j]
+  np.testing.assert_allclose(
+      data_lib.stamp_trigger(images, amplitude, placement), expected, atol=1e-6)
+
+
+def test_trigger_task_relabels_non_target_images_and_evaluates_on_them():
+  data = data_lib.load_synthetic(10, 30, seed=1)
+  task = data_lib.trigger_task(data, 3, 1.0, 'one_corner', seed=0)
+  assert len(task.eval_pixels) == np.sum(data.test_labels != 1)
+  np.testing.assert_allclose(task.eval_pixels[:, 24:27, 24:27],
+                             np.broadcast_to(data_lib.TRIGGER_PATTERN,
+                                             (len(task.eval_pixels), 3, 3)))
+  expected_train = sum(np.sum(data.client_arrays(k)[1] != 1)
+                       for k in task.target_clients)
+  labels = np.concatenate([
+      b['y'].numpy().ravel()
+      for b in data_lib.malicious_dataset(task, 1, 1000, 0)])
+  assert len(labels) == expected_train and np.all(labels == 1)
+  with pytest.raises(ValueError, match='trigger_placement'):
+    data_lib.stamp_trigger(task.eval_pixels, 1.0, 'center')
+  with pytest.raises(ValueError, match='trigger_amplitude'):
+    data_lib.stamp_trigger(task.eval_pixels, 0.0, 'one_corner')
+
+
+def test_edge_case_sevens_are_a_tail_the_mix_controls():
+  edge = data_lib.edge_case_task(20, 30, seed=0)
+  assert edge.train_pixels.shape == (20, 28, 28)
+  assert edge.eval_pixels.shape == (30, 28, 28)
+  for mix, rate in data_lib.EDGE_CASE_MIXES.items():
+    writers = synthetic_digits.generate_writers(200, 10, seed=0,
+                                                crossbar_seven_rate=rate)
+    share = np.mean([w.style.uses_crossbar_seven for w in writers])
+    assert share == pytest.approx(rate, abs=0.06), mix

@@ -135,3 +135,35 @@ def test_binary_runs_end_to_end(tmp_path):
   assert 'final round 2' in result.stdout
   with open(os.path.join(str(tmp_path), 'bin', 'metrics.csv')) as f:
     assert len(list(csv.DictReader(f))) == 2
+
+
+@pytest.mark.parametrize('overrides', [
+    dict(attack='data_poisoning', poison_per_batch=2),
+    dict(attack='constrain_and_scale', poison_per_batch=2, cs_max_epochs=1),
+    dict(attack='train_and_scale', backdoor='edge_case',
+         edge_case_num_train=10, edge_case_num_eval=10),
+    dict(attack='pgd_replacement', backdoor='trigger', defense='dp_sgd',
+         attacker_model='fixed_pool', attacker_pool_size=3),
+])
+def test_literature_attacks_backdoors_and_defenses_run(tmp_path, overrides):
+  config = _tiny(tmp_path, num_rounds=2, attack_freq=1, **overrides)
+  rows = experiment.run(config, progress=False)
+  assert len(rows) == 2
+  for r in rows:
+    assert 0.0 <= float(r['backdoor_accuracy']) <= 1.0
+  if overrides.get('attacker_model') != 'fixed_pool':
+    assert all(int(r['num_attackers']) == 1 for r in rows)
+
+
+@pytest.mark.parametrize('overrides, flag', [
+    (dict(cs_alpha=1.5), 'cs_alpha'),
+    (dict(cs_gamma=0.0), 'cs_gamma'),
+    (dict(trigger_placement='center'), 'trigger_placement'),
+    (dict(trigger_amplitude=0.0), 'trigger_amplitude'),
+    (dict(backdoor='blend'), 'backdoor'),
+    (dict(attacker_model='fixed_pool', attacker_pool_size=13),
+     'attacker_pool_size'),
+])
+def test_bad_literature_settings_name_the_flag(tmp_path, overrides, flag):
+  with pytest.raises(experiment.ConfigError, match=f'--{flag}'):
+    experiment.validate(_tiny(tmp_path, **overrides))
