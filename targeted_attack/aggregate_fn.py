@@ -171,6 +171,44 @@ def build_fixed_denominator_mean(
 # Per-client transforms.
 
 
+def clip_by_global_norm(value, norm_bound):
+  """(x / max(1, ‖x‖₂ / M), ‖x‖₂), ‖·‖₂ the global norm over all tensors."""
+  norm = global_l2_norm(value)
+  divisor = tf.maximum(1.0, norm / norm_bound)
+  clipped = tf.nest.map_structure(lambda t: t / tf.cast(divisor, t.dtype),
+                                  value)
+  return clipped, norm
+
+
+def build_client_transform(preprocess: Callable, inner=None):
+  """Per-client preprocessing at CLIENTS, then `inner`.
+
+  `preprocess(value_type, weight_type)` returns a federated function
+  `(value, weight) -> (value, weight, measurements)`; `weight` is None for an
+  unweighted `inner`, and `measurements` an OrderedDict of SERVER-placed
+  values reported next to `inner`'s.
+  """
+  inner = build_stateless_mean() if inner is None else inner
+
+  def build(value_type, weight_type):
+    inner_process = _create(inner, value_type, weight_type)
+    federated_preprocess = preprocess(value_type, weight_type)
+
+    def body(state, value, weight):
+      value, weight, own = federated_preprocess(value, weight)
+      inner_output = _inner_next(inner_process, state, value, weight)
+      measurements = tff.federated_zip(
+          collections.OrderedDict(own, inner=inner_output.measurements))
+      return tff.templates.MeasuredProcessOutput(inner_output.state,
+                                                 inner_output.result,
+                                                 measurements)
+
+    return _process(inner_process.initialize, inner_process.state_type,
+                    value_type, weight_type, body)
+
+  return _factory(build, _is_weighted(inner))
+
+
 def build_zero_non_finite(inner=None):
   """Zeroes any client update holding a NaN or Inf, then `inner`.
 
@@ -178,10 +216,8 @@ def build_zero_non_finite(inner=None):
   of the mean rather than pulling it towards zero. Measurement:
   `num_non_finite_clients`.
   """
-  inner = build_stateless_mean() if inner is None else inner
 
-  def build(value_type, weight_type):
-    inner_process = _create(inner, value_type, weight_type)
+  def preprocess(value_type, weight_type):
 
     @tff.tensorflow.computation(value_type)
     def zero_if_non_finite(value):
@@ -197,23 +233,16 @@ def build_zero_non_finite(inner=None):
       def zero_weight(weight, non_finite):
         return weight * tf.cast(1.0 - non_finite, weight.dtype)
 
-    def body(state, value, weight):
+    def federated_preprocess(value, weight):
       zeroed, non_finite = tff.federated_map(zero_if_non_finite, value)
       if weight is not None:
         weight = tff.federated_map(zero_weight, (weight, non_finite))
-      inner_output = _inner_next(inner_process, state, zeroed, weight)
-      measurements = tff.federated_zip(
-          collections.OrderedDict(
-              num_non_finite_clients=tff.federated_sum(non_finite),
-              inner=inner_output.measurements))
-      return tff.templates.MeasuredProcessOutput(inner_output.state,
-                                                 inner_output.result,
-                                                 measurements)
+      return zeroed, weight, collections.OrderedDict(
+          num_non_finite_clients=tff.federated_sum(non_finite))
 
-    return _process(inner_process.initialize, inner_process.state_type,
-                    value_type, weight_type, body)
+    return federated_preprocess
 
-  return _factory(build, _is_weighted(inner))
+  return build_client_transform(preprocess, inner)
 
 
 def build_default_aggregation() -> tff.aggregators.WeightedAggregationFactory:
@@ -229,34 +258,23 @@ def build_clip_per_client(norm_bound: float, inner=None):
   before clipping.
   """
   norm_bound = _check_number('norm_bound', norm_bound, 0.0, strict=True)
-  inner = build_stateless_mean() if inner is None else inner
 
-  def build(value_type, weight_type):
-    inner_process = _create(inner, value_type, weight_type)
+  def preprocess(value_type, weight_type):
+    del weight_type
 
     @tff.tensorflow.computation(value_type)
     def clip(value):
-      norm = global_l2_norm(value)
-      divisor = tf.maximum(1.0, norm / norm_bound)
-      clipped = tf.nest.map_structure(lambda t: t / tf.cast(divisor, t.dtype),
-                                      value)
+      clipped, norm = clip_by_global_norm(value, norm_bound)
       return clipped, norm, tf.cast(norm > norm_bound, _F32)
 
-    def body(state, value, weight):
+    def federated_preprocess(value, weight):
       clipped, norms, was_clipped = tff.federated_map(clip, value)
-      inner_output = _inner_next(inner_process, state, clipped, weight)
-      summary = _norm_summary(norms, was_clipped)
-      measurements = tff.federated_zip(
-          collections.OrderedDict(
-              clip=summary, inner=inner_output.measurements))
-      return tff.templates.MeasuredProcessOutput(inner_output.state,
-                                                 inner_output.result,
-                                                 measurements)
+      return clipped, weight, collections.OrderedDict(
+          clip=_norm_summary(norms, was_clipped))
 
-    return _process(inner_process.initialize, inner_process.state_type,
-                    value_type, weight_type, body)
+    return federated_preprocess
 
-  return _factory(build, _is_weighted(inner))
+  return build_client_transform(preprocess, inner)
 
 
 # ---------------------------------------------------------------------------
@@ -321,10 +339,7 @@ def build_aggregate_and_clip(norm_bound: float, inner=None):
 
   def clip_aggregate(value, round_num):
     del round_num
-    norm = global_l2_norm(value)
-    divisor = tf.maximum(1.0, norm / norm_bound)
-    clipped = tf.nest.map_structure(lambda t: t / tf.cast(divisor, t.dtype),
-                                    value)
+    clipped, norm = clip_by_global_norm(value, norm_bound)
     return clipped, collections.OrderedDict(
         aggregate_norm=norm, clipped=tf.cast(norm > norm_bound, _F32))
 
