@@ -1,0 +1,95 @@
+r"""Attacks (rows) × defenses (columns) on the generated dataset, in one process.
+
+  .venv/bin/python scripts/attack_defense_matrix.py [--rounds=20] [--out=runs/matrix]
+
+Each cell is a run of `experiment.run` (the main job's setting: 300 writers,
+10 clients per round, 2 local epochs, the paper's CNN, one attacker in every
+round); cells already finished are reused, so a killed matrix resumes. Prints a
+Markdown table: final backdoor accuracy / main-task accuracy.
+"""
+
+import argparse
+import csv
+import dataclasses
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from targeted_attack import experiment  # pylint: disable=g-import-not-at-top
+from targeted_attack import runtime  # pylint: disable=g-import-not-at-top
+
+ATTACKS = {
+    'unconstrained (semantic)': dict(attack='unconstrained'),
+    'norm_bounded (semantic)': dict(attack='norm_bounded', norm_bound=1.5),
+    'data_poisoning (semantic)': dict(attack='data_poisoning'),
+    'constrain_and_scale (semantic)': dict(attack='constrain_and_scale'),
+    'pgd, no replacement (edge case)': dict(attack='pgd', backdoor='edge_case',
+                                            pgd_eps=1.5),
+    'pgd + replacement (edge case)': dict(attack='pgd_replacement',
+                                          backdoor='edge_case', pgd_eps=0.15),
+    'data_poisoning (trigger, 4 corners)': dict(
+        attack='data_poisoning', backdoor='trigger',
+        trigger_placement='four_corners'),
+}
+DEFENSES = {
+    'none': dict(defense='none'),
+    'clip 1.5': dict(defense='clip', norm_bound=1.5),
+    'weak DP': dict(defense='weak_dp', l2_norm_clip=3.0, mul_factor=0.003),
+    'Krum': dict(defense='krum', num_byzantine=1),
+    'Multi-Krum': dict(defense='multi_krum', num_byzantine=1,
+                       multi_krum_selected=5),
+    'median': dict(defense='median'),
+    'DP-SGD': dict(defense='dp_sgd', dp_sgd_l2_norm_clip=1.0,
+                   dp_sgd_noise_multiplier=0.1),
+}
+
+
+def _slug(text):
+  return ''.join(ch if ch.isalnum() else '_' for ch in text).strip('_')
+
+
+def _final(path):
+  with open(path, newline='') as f:
+    rows = [r for r in csv.DictReader(f) if r['main_task_accuracy']]
+  return rows[-1]
+
+
+def main(argv):
+  parser = argparse.ArgumentParser()
+  parser.add_argument('--rounds', type=int, default=20)
+  parser.add_argument('--out', default='runs/matrix')
+  args = parser.parse_args(argv)
+  runtime.install_signal_handlers()
+  runtime.set_local_execution_context()
+  base = experiment.ExperimentConfig(
+      root_output_dir=args.out, synthetic_num_clients=300,
+      num_clients_per_round=10, num_rounds=args.rounds, num_epochs=2,
+      attack_freq=1, task_num=10, evaluate_per_rounds=5,
+      checkpoint_every=args.rounds)
+  cells = {}
+  for attack_name, attack in ATTACKS.items():
+    for defense_name, defense in DEFENSES.items():
+      config = dataclasses.replace(
+          base, experiment_name=f'{_slug(attack_name)}__{_slug(defense_name)}',
+          **attack, **defense)
+      metrics = os.path.join(config.output_dir, 'metrics.csv')
+      done = os.path.exists(metrics) and int(
+          _final(metrics)['round']) == args.rounds
+      if not done:
+        print(f'running {attack_name} × {defense_name}', file=sys.stderr,
+              flush=True)
+        experiment.run(config, progress=False)
+      row = _final(metrics)
+      cells[attack_name, defense_name] = (float(row['backdoor_accuracy']),
+                                          float(row['main_task_accuracy']))
+  print('| attack (backdoor) | ' + ' | '.join(DEFENSES) + ' |')
+  print('|---' * (len(DEFENSES) + 1) + '|')
+  for attack_name in ATTACKS:
+    print(f'| {attack_name} | ' + ' | '.join(
+        '{:.2f} / {:.2f}'.format(*cells[attack_name, d]) for d in DEFENSES) +
+          ' |')
+
+
+if __name__ == '__main__':
+  main(sys.argv[1:])
