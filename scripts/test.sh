@@ -6,10 +6,14 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/ensure_venv.sh"
 cd "$root"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+workers() { pgrep -f 'worker_binary --port' | sort || true; }
+before="$(workers)"
 status=0
 .venv/bin/python -m pytest "${@:-tests}" || status=$?
 sleep 1
-if left=$(pgrep -f 'worker_binary --port'); then
+# Workers started during the tests and still running (others are not ours).
+left="$(comm -13 <(echo "$before") <(workers) | tr '\n' ' ')"
+if [[ -n "${left// /}" ]]; then
   echo "FAILED: TFF worker_binary processes left running: $left" >&2
   exit 1
 fi
