@@ -41,7 +41,8 @@ class DPSGD:
   Per batch of B examples: g = (Σ_i clip(∇ℓ_i, C) + z) / B, with
   clip(v, C) = v · min(1, C / ‖v‖₂) per example (global norm over all
   tensors) and z ~ N(0, (σ · C)²) per coordinate, σ = `noise_multiplier`
-  (tensorflow_privacy's `GaussianSumQuery`). ℓ_i is the per-example
+  (the noise from tensorflow_privacy's `GaussianSumQuery`; the clipping is
+  vectorized over the batch). ℓ_i is the per-example
   sparse categorical cross-entropy of the model's logits.
   """
   l2_norm_clip: float
@@ -61,16 +62,23 @@ class DPSGD:
       logits = model.predict_on_batch(batch['x'], training=True)
       per_example_loss = tf.keras.losses.sparse_categorical_crossentropy(
           tf.reshape(batch['y'], [-1]), logits, from_logits=True)
-    jacobians = tape.jacobian(per_example_loss, trainable)
+    jacobians = tf.nest.flatten(tape.jacobian(per_example_loss, trainable))
+    # Per-example clipping, vectorized over the batch axis: g_i · min(1, C/‖g_i‖).
+    squared = tf.add_n([
+        tf.reduce_sum(tf.square(tf.reshape(j, [tf.shape(j)[0], -1])), axis=1)
+        for j in jacobians
+    ])
+    factors = tf.minimum(1.0, self.l2_norm_clip /
+                         tf.maximum(tf.sqrt(squared), 1e-12))
+    summed = [
+        tf.tensordot(factors, j, axes=1) for j in jacobians
+    ]
+    # Gaussian noise of stddev σ·C on the sum (tensorflow_privacy's query).
     query = tfp.GaussianSumQuery(self.l2_norm_clip,
                                  self.noise_multiplier * self.l2_norm_clip)
-    global_state = query.initial_global_state()
-    params = query.derive_sample_params(global_state)
-    clipped = tf.vectorized_map(
-        lambda record: query.preprocess_record(params, record), jacobians)
-    summed = tf.nest.map_structure(lambda c: tf.reduce_sum(c, axis=0),
-                                   clipped)
-    noised, _, _ = query.get_noised_result(summed, global_state)
+    noised, _, _ = query.get_noised_result(summed,
+                                           query.initial_global_state())
+    noised = tf.nest.pack_sequence_as(trainable, noised)
     batch_size = tf.cast(tf.shape(per_example_loss)[0], tf.float32)
     return tf.nest.map_structure(lambda g: g / batch_size, noised)
 
