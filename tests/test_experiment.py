@@ -167,3 +167,17 @@ def test_literature_attacks_backdoors_and_defenses_run(tmp_path, overrides):
 def test_bad_literature_settings_name_the_flag(tmp_path, overrides, flag):
   with pytest.raises(experiment.ConfigError, match=f'--{flag}'):
     experiment.validate(_tiny(tmp_path, **overrides))
+
+
+def test_emnist_unavailable_suggests_cache_dir_or_synthetic(tmp_path,
+                                                            monkeypatch):
+  import tensorflow_federated as tff  # pylint: disable=g-import-not-at-top
+
+  def offline(**kwargs):
+    raise OSError('Name or service not known')
+
+  monkeypatch.setattr(tff.simulation.datasets.emnist, 'load_data',
+                      lambda *a, **k: offline())
+  with pytest.raises(experiment.ConfigError,
+                     match='--emnist_cache_dir.*--dataset=synthetic'):
+    experiment.run(_tiny(tmp_path, dataset='emnist'), progress=False)
