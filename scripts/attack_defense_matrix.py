@@ -79,7 +79,7 @@ def main(argv):
         continue
       config = dataclasses.replace(
           base, experiment_name=f'{_slug(attack_name)}__{_slug(defense_name)}',
-          **attack, **defense)
+          **{**attack, **defense})
       metrics = os.path.join(config.output_dir, 'metrics.csv')
       done = os.path.exists(metrics) and int(
           _final(metrics)['round']) == args.rounds
