@@ -40,8 +40,8 @@ DEFENSES = {
     'Multi-Krum': dict(defense='multi_krum', num_byzantine=1,
                        multi_krum_selected=5),
     'median': dict(defense='median'),
-    'DP-SGD': dict(defense='dp_sgd', dp_sgd_l2_norm_clip=1.0,
-                   dp_sgd_noise_multiplier=0.1),
+    'DP-SGD': dict(defense='dp_sgd', dp_sgd_l2_norm_clip=5.0,
+                   dp_sgd_noise_multiplier=0.05),
 }
 # DP-SGD's per-example gradients make a round ~5× slower: only these rows.
 ONLY_ROWS = {
