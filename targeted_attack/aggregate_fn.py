@@ -18,45 +18,15 @@ would forbid; they are unweighted (every client counts once).
 """
 
 import collections
-import math
 from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
+from targeted_attack import checks
+
 _F32 = np.float32
-
-
-# ---------------------------------------------------------------------------
-# Argument checks.
-
-
-def _check_number(name, value, minimum=None, strict=False, maximum=None,
-                  strict_max=False) -> float:
-  try:
-    value = float(value)
-  except (TypeError, ValueError):
-    raise ValueError(f'`{name}` must be a number, got {value!r}.')
-  ok = math.isfinite(value)
-  if ok and minimum is not None:
-    ok = value > minimum if strict else value >= minimum
-  if ok and maximum is not None:
-    ok = value < maximum if strict_max else value <= maximum
-  if not ok:
-    low = '' if minimum is None else ('(' if strict else '[') + f'{minimum}, '
-    high = 'inf)' if maximum is None else f'{maximum}' + (
-        ')' if strict_max else ']')
-    raise ValueError(f'`{name}` must be a finite number in {low}{high}, got '
-                     f'{value!r}.')
-  return value
-
-
-def _check_int(name, value, minimum) -> int:
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or (
-      value < minimum):
-    raise ValueError(f'`{name}` must be an integer >= {minimum}, got {value!r}.')
-  return int(value)
 
 
 # ---------------------------------------------------------------------------
@@ -159,7 +129,7 @@ def build_stateless_mean() -> tff.aggregators.WeightedAggregationFactory:
 def build_fixed_denominator_mean(
     denominator: float) -> tff.aggregators.UnweightedAggregationFactory:
   """Σ_k Δ_k / `denominator` (unweighted), e.g. the expected clients per round."""
-  denominator = _check_number('denominator', denominator, 0.0, strict=True)
+  denominator = checks.number('denominator', denominator, 0.0, strict=True)
   return build_server_transform(
       lambda value, round_num: (tf.nest.map_structure(
           lambda t: t / tf.cast(denominator, t.dtype), value),
@@ -257,7 +227,7 @@ def build_clip_per_client(norm_bound: float, inner=None):
   Measurements (`clip`): fraction of clients clipped, mean and max of the norms
   before clipping.
   """
-  norm_bound = _check_number('norm_bound', norm_bound, 0.0, strict=True)
+  norm_bound = checks.number('norm_bound', norm_bound, 0.0, strict=True)
 
   def preprocess(value_type, weight_type):
     del weight_type
@@ -335,7 +305,7 @@ def build_aggregate_and_clip(norm_bound: float, inner=None):
   The original research code's variant: x̄ / max(1, ‖x̄‖₂ / M). Measurement:
   the norm of the mean before clipping.
   """
-  norm_bound = _check_number('norm_bound', norm_bound, 0.0, strict=True)
+  norm_bound = checks.number('norm_bound', norm_bound, 0.0, strict=True)
 
   def clip_aggregate(value, round_num):
     del round_num
@@ -349,7 +319,7 @@ def build_aggregate_and_clip(norm_bound: float, inner=None):
 def _resolve_seed(seed: Optional[int]) -> int:
   if seed is None:
     return int(np.random.SeedSequence().entropy % (2**31 - 1))
-  return _check_int('seed', seed, 0)
+  return checks.integer('seed', seed, 0)
 
 
 def build_gaussian_noise(stddev: float, inner=None, seed: Optional[int] = None):
@@ -358,7 +328,7 @@ def build_gaussian_noise(stddev: float, inner=None, seed: Optional[int] = None):
   Noise of round t is drawn with the stateless seed (seed, t), so a run with a
   given `seed` repeats exactly; `seed=None` picks a fresh seed per factory.
   """
-  stddev = _check_number('stddev', stddev, 0.0)
+  stddev = checks.number('stddev', stddev, 0.0)
   seed = _resolve_seed(seed)
 
   def add_noise(value, round_num):
@@ -389,9 +359,9 @@ def build_dp_aggregate(l2_norm_clip: float, mul_factor: float,
   sum divided by N, then noise of stddev mul_factor · C / N: the same
   distribution.
   """
-  l2_norm_clip = _check_number('l2_norm_clip', l2_norm_clip, 0.0, strict=True)
-  mul_factor = _check_number('mul_factor', mul_factor, 0.0)
-  num_clients = _check_int('num_clients', num_clients, 1)
+  l2_norm_clip = checks.number('l2_norm_clip', l2_norm_clip, 0.0, strict=True)
+  mul_factor = checks.number('mul_factor', mul_factor, 0.0)
+  num_clients = checks.integer('num_clients', num_clients, 1)
   return build_clip_per_client(
       l2_norm_clip,
       inner=build_gaussian_noise(
@@ -502,8 +472,8 @@ def build_multi_krum(num_byzantine: int, num_selected: int):
   client's update, which secure aggregation would forbid. Measurements:
   `selected_clients` (row indices in aggregation order), `selected_scores`.
   """
-  num_byzantine = _check_int('num_byzantine', num_byzantine, 0)
-  num_selected = _check_int('num_selected', num_selected, 1)
+  num_byzantine = checks.integer('num_byzantine', num_byzantine, 0)
+  num_selected = checks.integer('num_selected', num_selected, 1)
 
   def multi_krum(matrix):
     scores = krum_scores(matrix, num_byzantine)
@@ -556,7 +526,7 @@ def build_trimmed_mean(trim_fraction: float):
   ∈ [0, 0.5)) and average the remaining n − 2k. Sees every client's update,
   which secure aggregation would forbid.
   """
-  trim_fraction = _check_number('trim_fraction', trim_fraction, 0.0,
+  trim_fraction = checks.number('trim_fraction', trim_fraction, 0.0,
                                 maximum=0.5, strict_max=True)
 
   def trimmed_mean(matrix):
@@ -577,8 +547,8 @@ def build_geometric_median(max_iters: int = 10, eps: float = 1e-6):
   with smoothing ν = `eps`. Sees every client's update, which secure
   aggregation would forbid. Measurement: the objective Σ_i ‖v − x_i‖₂.
   """
-  max_iters = _check_int('max_iters', max_iters, 1)
-  eps = _check_number('eps', eps, 0.0, strict=True)
+  max_iters = checks.integer('max_iters', max_iters, 1)
+  eps = checks.number('eps', eps, 0.0, strict=True)
 
   def geometric_median(matrix):
     x = tf.cast(matrix, tf.float64)

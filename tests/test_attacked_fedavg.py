@@ -30,6 +30,16 @@ def _numpy_client(seed, n):
   return ref.make_examples(seed, n)
 
 
+def _boosted_delta(benign, malicious, beta):
+  """Δ_benign + β·Δ_mal, each one NumPy SGD pass from w_0."""
+  w0 = ref.initial_weights()
+  return [
+      b + beta * m for b, m in zip(
+          ref.delta(ref.sgd_pass(w0, *benign, CLIENT_LR), w0),
+          ref.delta(ref.sgd_pass(w0, *malicious, CLIENT_LR), w0))
+  ]
+
+
 def test_no_attacker_matches_tff_weighted_fed_avg():
   sizes = [(1, 4), (2, 6), (3, 3)]
   datasets = [ref.make_dataset(seed, n) for seed, n in sizes]
@@ -49,13 +59,8 @@ def test_no_attacker_matches_tff_weighted_fed_avg():
 
 def test_explicit_boosting_sends_benign_plus_boosted_malicious_delta():
   beta = 7.0
-  (xb, yb), (xm, ym) = _numpy_client(1, 4), _numpy_client(9, 6)
   w0 = ref.initial_weights()
-  expected = [
-      b + beta * m for b, m in zip(
-          ref.delta(ref.sgd_pass(w0, xb, yb, CLIENT_LR), w0),
-          ref.delta(ref.sgd_pass(w0, xm, ym, CLIENT_LR), w0))
-  ]
+  expected = _boosted_delta(_numpy_client(1, 4), _numpy_client(9, 6), beta)
   process = _process(attacked_fedavg.ClientExplicitBoosting(beta))
   state = process.initialize()
   data = attacked_fedavg.build_client_data(
@@ -99,13 +104,8 @@ def test_project_boost_is_projected_pgd_then_boosted(norm_bound):
 def test_weights_are_benign_example_counts_and_benign_clients_train_normally():
   beta = 4.0
   w0 = ref.initial_weights()
-  (xa, ya), (xm, ym), (xc, yc) = (_numpy_client(1, 4), _numpy_client(9, 10),
-                                  _numpy_client(2, 6))
-  attacker = [
-      b + beta * m for b, m in zip(
-          ref.delta(ref.sgd_pass(w0, xa, ya, CLIENT_LR), w0),
-          ref.delta(ref.sgd_pass(w0, xm, ym, CLIENT_LR), w0))
-  ]
+  attacker = _boosted_delta(_numpy_client(1, 4), _numpy_client(9, 10), beta)
+  xc, yc = _numpy_client(2, 6)
   honest = ref.delta(ref.sgd_pass(w0, xc, yc, CLIENT_LR), w0)
   # Weights 4 (benign examples of the attacker, not its 10 malicious) and 6.
   expected = [(4 * a + 6 * h) / 10 for a, h in zip(attacker, honest)]
