@@ -10,11 +10,11 @@ A benign client's update is always its ordinary local training:
 """
 
 import abc
-import math
 from typing import NamedTuple
 
 import tensorflow as tf
 
+from targeted_attack import checks
 from targeted_attack import local_training
 
 
@@ -22,29 +22,6 @@ class ClientDelta(NamedTuple):
   """Δ = w − w_t as a structure like the trainable weights, and its weight."""
   delta: object
   num_benign_examples: tf.Tensor
-
-
-def _check_finite_number(name: str, value) -> float:
-  try:
-    value = float(value)
-  except (TypeError, ValueError):
-    raise ValueError(f'`{name}` must be a finite number, got {value!r}.')
-  if not math.isfinite(value):
-    raise ValueError(f'`{name}` must be a finite number, got {value!r}.')
-  return value
-
-
-def _check_positive(name: str, value) -> float:
-  value = _check_finite_number(name, value)
-  if value <= 0:
-    raise ValueError(f'`{name}` must be > 0, got {value!r}.')
-  return value
-
-
-def _check_count(name: str, value, minimum: int = 1) -> int:
-  if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-    raise ValueError(f'`{name}` must be an integer >= {minimum}, got {value!r}.')
-  return value
 
 
 def benign_update(trainer: local_training.LocalTrainer, initial_weights,
@@ -89,7 +66,7 @@ class ClientExplicitBoosting(ClientUpdateStrategy):
   """
 
   def __init__(self, boost_factor: float = 1.0):
-    self.boost_factor = _check_finite_number('boost_factor', boost_factor)
+    self.boost_factor = checks.number('boost_factor', boost_factor)
 
   def __call__(self, trainer, initial_weights, benign_dataset,
                malicious_dataset, is_malicious) -> ClientDelta:
@@ -124,9 +101,9 @@ class ClientProjectBoost(ClientUpdateStrategy):
   malicious_includes_benign = False
 
   def __init__(self, boost_factor: float, norm_bound: float, round_num: int):
-    self.boost_factor = _check_finite_number('boost_factor', boost_factor)
-    self.norm_bound = _check_positive('norm_bound', norm_bound)
-    self.round_num = _check_count('round_num', round_num)
+    self.boost_factor = checks.number('boost_factor', boost_factor)
+    self.norm_bound = checks.positive('norm_bound', norm_bound)
+    self.round_num = checks.integer('round_num', round_num)
 
   def malicious_update(self, trainer, initial_weights, benign_dataset,
                        malicious_dataset) -> ClientDelta:
@@ -143,13 +120,6 @@ class ClientProjectBoost(ClientUpdateStrategy):
     delta = local_training.subtract(trainer.read_trainable(), initial_weights)
     boosted = tf.nest.map_structure(lambda d: self.boost_factor * d, delta)
     return ClientDelta(boosted, num_examples)
-
-
-def _check_fraction(name: str, value) -> float:
-  value = _check_finite_number(name, value)
-  if not 0.0 <= value <= 1.0:
-    raise ValueError(f'`{name}` must be in [0, 1], got {value!r}.')
-  return value
 
 
 def _delta_to(trainer, initial_weights):
@@ -171,7 +141,7 @@ class DataPoisoning(ClientUpdateStrategy):
   malicious_includes_benign = False
 
   def __init__(self, poison_per_batch: int):
-    self.poison_per_batch = _check_count('poison_per_batch', poison_per_batch)
+    self.poison_per_batch = checks.integer('poison_per_batch', poison_per_batch)
 
   def malicious_update(self, trainer, initial_weights, benign_dataset,
                        malicious_dataset) -> ClientDelta:
@@ -219,18 +189,18 @@ class ConstrainAndScale(ClientUpdateStrategy):
                poison_per_batch: int = 5, learning_rate: float = 0.1,
                lr_decay: float = 0.1, lr_step_size: int = 1000,
                max_epochs: int = 5, early_stop_loss: float = 0.0):
-    self.alpha = _check_fraction('alpha', alpha)
-    self.gamma = _check_positive('gamma', gamma)
+    self.alpha = checks.fraction('alpha', alpha)
+    self.gamma = checks.positive('gamma', gamma)
     if anomaly not in ANOMALY_TERMS:
       raise ValueError(f'`anomaly` must be one of {ANOMALY_TERMS}, got '
                        f'{anomaly!r}.')
     self.anomaly = anomaly
-    self.poison_per_batch = _check_count('poison_per_batch', poison_per_batch)
-    self.learning_rate = _check_positive('learning_rate', learning_rate)
-    self.lr_decay = _check_positive('lr_decay', lr_decay)
-    self.lr_step_size = _check_count('lr_step_size', lr_step_size)
-    self.max_epochs = _check_count('max_epochs', max_epochs)
-    self.early_stop_loss = _check_finite_number('early_stop_loss',
+    self.poison_per_batch = checks.integer('poison_per_batch', poison_per_batch)
+    self.learning_rate = checks.positive('learning_rate', learning_rate)
+    self.lr_decay = checks.positive('lr_decay', lr_decay)
+    self.lr_step_size = checks.integer('lr_step_size', lr_step_size)
+    self.max_epochs = checks.integer('max_epochs', max_epochs)
+    self.early_stop_loss = checks.number('early_stop_loss',
                                                 early_stop_loss)
 
   def learning_rate_at(self, step):
@@ -266,19 +236,19 @@ class TrainAndScale(ClientUpdateStrategy):
   """
 
   def __init__(self, norm_bound: float, num_passes: int = 1):
-    self.norm_bound = _check_positive('norm_bound', norm_bound)
-    self.num_passes = _check_count('num_passes', num_passes)
+    self.norm_bound = checks.positive('norm_bound', norm_bound)
+    self.num_passes = checks.integer('num_passes', num_passes)
 
   def malicious_update(self, trainer, initial_weights, benign_dataset,
                        malicious_dataset) -> ClientDelta:
-    benign = benign_update(trainer, initial_weights, benign_dataset)
     trainer.assign_trainable(initial_weights)
     for _ in range(self.num_passes):
       trainer.train_pass_without_metrics(malicious_dataset)
     delta = _delta_to(trainer, initial_weights)
     gamma = tf.math.divide_no_nan(self.norm_bound,
                                   local_training.global_norm(delta))
-    return ClientDelta(_scaled(delta, gamma), benign.num_benign_examples)
+    return ClientDelta(_scaled(delta, gamma),
+                       local_training.count_examples(benign_dataset))
 
 
 class PGDAttack(ClientUpdateStrategy):
@@ -294,17 +264,16 @@ class PGDAttack(ClientUpdateStrategy):
   def __init__(self, eps: float, project_frequency: int = 1,
                learning_rate: float = 0.1, num_passes: int = 1,
                replacement_scale: float = 1.0):
-    self.eps = _check_positive('eps', eps)
-    self.project_frequency = _check_count('project_frequency',
+    self.eps = checks.positive('eps', eps)
+    self.project_frequency = checks.integer('project_frequency',
                                           project_frequency)
-    self.learning_rate = _check_positive('learning_rate', learning_rate)
-    self.num_passes = _check_count('num_passes', num_passes)
-    self.replacement_scale = _check_positive('replacement_scale',
+    self.learning_rate = checks.positive('learning_rate', learning_rate)
+    self.num_passes = checks.integer('num_passes', num_passes)
+    self.replacement_scale = checks.positive('replacement_scale',
                                              replacement_scale)
 
   def malicious_update(self, trainer, initial_weights, benign_dataset,
                        malicious_dataset) -> ClientDelta:
-    benign = benign_update(trainer, initial_weights, benign_dataset)
     trainer.assign_trainable(initial_weights)
 
     def project(weights):
@@ -324,4 +293,4 @@ class PGDAttack(ClientUpdateStrategy):
     trainer.assign_trainable(project(trainer.read_trainable()))
     delta = _scaled(_delta_to(trainer, initial_weights),
                     self.replacement_scale)
-    return ClientDelta(delta, benign.num_benign_examples)
+    return ClientDelta(delta, local_training.count_examples(benign_dataset))

@@ -12,6 +12,8 @@ import tensorflow as tf
 import tensorflow_federated as tff
 import tensorflow_privacy as tfp
 
+from targeted_attack import checks
+
 
 def global_norm(structure) -> tf.Tensor:
   """‖x‖₂ over every tensor of `structure`, as one flattened vector."""
@@ -49,12 +51,8 @@ class DPSGD:
   noise_multiplier: float
 
   def __post_init__(self):
-    if not self.l2_norm_clip > 0:
-      raise ValueError('`l2_norm_clip` of DP-SGD must be > 0, got '
-                       f'{self.l2_norm_clip}.')
-    if not self.noise_multiplier >= 0:
-      raise ValueError('`noise_multiplier` of DP-SGD must be >= 0, got '
-                       f'{self.noise_multiplier}.')
+    checks.positive('l2_norm_clip', self.l2_norm_clip)
+    checks.number('noise_multiplier', self.noise_multiplier, 0.0)
 
   def gradients(self, model, batch, trainable):
     """The privatized mean gradient of one batch."""
@@ -237,6 +235,13 @@ def poison_batches(benign: tf.data.Dataset, backdoor: tf.data.Dataset,
         items)
 
   return tf.data.Dataset.zip((benign, poison)).map(replace)
+
+
+def count_examples(dataset: tf.data.Dataset) -> tf.Tensor:
+  """The number of examples (rows of its batches) in one pass of `dataset`."""
+  return dataset.reduce(
+      tf.constant(0, tf.int64), lambda count, batch: count + tf.shape(
+          tf.nest.flatten(batch)[0], out_type=tf.int64)[0])
 
 
 def dataset_is_empty(dataset: tf.data.Dataset) -> tf.Tensor:
