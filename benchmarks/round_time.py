@@ -31,7 +31,7 @@ import tensorflow_federated as tff  # pylint: disable=g-import-not-at-top
 from targeted_attack import aggregate_fn  # pylint: disable=g-import-not-at-top
 from targeted_attack import attacked_fedavg  # pylint: disable=g-import-not-at-top
 from targeted_attack import data as data_lib  # pylint: disable=g-import-not-at-top
-from targeted_attack import experiment  # pylint: disable=g-import-not-at-top
+from targeted_attack import evaluation  # pylint: disable=g-import-not-at-top
 from targeted_attack import models  # pylint: disable=g-import-not-at-top
 from targeted_attack import runtime  # pylint: disable=g-import-not-at-top
 
@@ -59,33 +59,46 @@ def _current_rss_mib() -> float:
   return psutil.Process().memory_info().rss / 2**20
 
 
-class Clients:
-  """A population of `population` clients over a pool of generated writers."""
+class _TiledPopulation(data_lib.FederatedDigits):
+  """`population` clients; client k holds writer k mod pool, tiled to n examples.
 
-  def __init__(self, population: int):
-    self.data = data_lib.load_synthetic(FLAGS.pool_writers,
-                                        FLAGS.examples_per_client, seed=0)
-    self.population = population
-    self.task = data_lib.select_backdoor_task(self.data, 5, seed=0)
+  Arrays are built on demand and not cached, so memory stays flat with the
+  number of distinct clients seen.
+  """
 
-  def arrays(self, k):
-    pixels, labels = self.data.client_arrays(int(k) % FLAGS.pool_writers)
+  def __init__(self, pool: data_lib.FederatedDigits, population: int):
+    super().__init__(range(population), None, pool.test_pixels,
+                     pool.test_labels, 'benchmark')
+    self._pool = pool
+
+  def client_arrays(self, index: int) -> tuple:
+    pixels, labels = self._pool.client_arrays(int(index) % FLAGS.pool_writers)
     n = FLAGS.examples_per_client
     reps = -(-n // len(labels))
     return np.tile(pixels, (reps, 1, 1))[:n], np.tile(labels, reps)[:n]
 
-  def round_inputs(self, round_num: int, num_attackers: int):
+
+class Clients:
+  """A population of `population` clients over a pool of generated writers."""
+
+  def __init__(self, population: int):
+    pool = data_lib.load_synthetic(FLAGS.pool_writers,
+                                   FLAGS.examples_per_client, seed=0)
+    self.data = _TiledPopulation(pool, population)
+    self.population = population
+    self.task = data_lib.select_backdoor_task(pool, 5, seed=0)
+
+  def round_data(self, round_num: int, num_attackers: int) -> list:
+    """The round's client data, assembled as the experiment assembles it."""
     sampled = data_lib.sample_clients(self.population,
                                       FLAGS.clients_per_round, 0, round_num)
-    arrays = [self.arrays(k) for k in sampled]
-    benign = [data_lib.client_dataset(p, l, FLAGS.num_epochs, FLAGS.batch_size,
-                                      round_num) for p, l in arrays]
-    malicious = [
-        data_lib.malicious_dataset(self.task, FLAGS.num_epochs,
-                                   FLAGS.batch_size, round_num, *arrays[i])
-        if i < num_attackers else None for i in range(len(arrays))
-    ]
-    return benign, malicious
+    is_malicious = np.arange(len(sampled)) < num_attackers
+    return data_lib.round_client_data(self.data, self.task, sampled,
+                                      is_malicious, FLAGS.num_epochs,
+                                      FLAGS.batch_size, 0, round_num)
+
+  def benign_datasets(self, round_num: int) -> list:
+    return [c['benign'] for c in self.round_data(round_num, 0)]
 
 
 def _attacked_process(model_fn):
@@ -106,10 +119,7 @@ def _time_attacked(process, clients, rounds, start_round=0):
   times = []
   for r in range(start_round, start_round + rounds + 1):
     t0 = time.perf_counter()
-    benign, malicious = clients.round_inputs(r, num_attackers=1)
-    data = attacked_fedavg.build_client_data(
-        benign, malicious, [m is not None for m in malicious])
-    state = process.next(state, data).state
+    state = process.next(state, clients.round_data(r, num_attackers=1)).state
     times.append(time.perf_counter() - t0)
   return times[1:], state
 
@@ -123,8 +133,7 @@ def _time_tff_fedavg(model_fn, clients, rounds):
   times = []
   for r in range(rounds + 1):
     t0 = time.perf_counter()
-    benign, _ = clients.round_inputs(r, num_attackers=0)
-    state = process.next(state, benign).state
+    state = process.next(state, clients.benign_datasets(r)).state
     times.append(time.perf_counter() - t0)
   return times[1:]
 
@@ -153,14 +162,13 @@ def _time_plain_tf(clients, rounds):
   times, steps = [], 0
   for r in range(rounds + 1):
     t0 = time.perf_counter()
-    benign, _ = clients.round_inputs(r, num_attackers=0)
-    steps = sum(int(train_client(ds)) for ds in benign)
+    steps = sum(int(train_client(ds)) for ds in clients.benign_datasets(r))
     times.append(time.perf_counter() - t0)
   return times[1:], steps
 
 
 def _time_eval(process, state, clients, rounds):
-  evaluator = experiment.Evaluator(FLAGS.model, clients.data.test_pixels,
+  evaluator = evaluation.Evaluator(FLAGS.model, clients.data.test_pixels,
                                    clients.data.test_labels, clients.task)
   weights = process.get_model_weights(state)
   times = []
@@ -193,9 +201,7 @@ def main(argv):
     state = process.initialize()
     rss = {}
     for r in range(1, 201):
-      benign, malicious = clients.round_inputs(r, num_attackers=1)
-      state = process.next(state, attacked_fedavg.build_client_data(
-          benign, malicious, [m is not None for m in malicious])).state
+      state = process.next(state, clients.round_data(r, num_attackers=1)).state
       if r in (20, 200):
         rss[r] = dict(peak_mib=_peak_rss_mib(), current_mib=_current_rss_mib())
     report.update(memory_check=rss,

@@ -12,10 +12,10 @@ w_t − w_k = −Δ_k (the server optimizer then *subtracts* it). The defenses h
 are symmetric under sign, so this changes none of them.
 
 Client data: each client's input is `OrderedDict(benign=<dataset>,
-malicious=<dataset>)`; a client is malicious exactly when its malicious dataset
-is non-empty (`ClientWorkProcess` only takes sequences, so the flag travels as
-data). `build_client_data` builds this from the three lists of the original
-research code.
+malicious=<dataset>, context=<one-element dataset: seed, boost_share>)`; a
+client is malicious exactly when its malicious dataset is non-empty
+(`ClientWorkProcess` only takes sequences, so flags and seeds travel as data).
+`build_client_data` builds this from the lists of the original research code.
 """
 
 import collections
@@ -28,10 +28,13 @@ import tensorflow_federated as tff
 from targeted_attack import aggregate_fn
 from targeted_attack import attacks
 from targeted_attack import local_training
+from targeted_attack import update_math
 
 # Re-exported: the public API of the original research code lives here.
 ClientExplicitBoosting = attacks.ClientExplicitBoosting
 ClientProjectBoost = attacks.ClientProjectBoost
+ModelReplacement = attacks.ModelReplacement
+NoAttack = attacks.NoAttack
 ClientUpdateStrategy = attacks.ClientUpdateStrategy
 DPSGD = local_training.DPSGD
 
@@ -39,24 +42,48 @@ OptimizerArg = Union[tff.learning.optimizers.Optimizer,
                      Callable[[], tf.keras.optimizers.Optimizer]]
 
 
-def build_client_data(benign_datasets: Sequence[tf.data.Dataset],
-                      malicious_datasets: Sequence[Optional[tf.data.Dataset]],
-                      client_is_malicious: Sequence[bool]) -> list:
-  """Per-client `OrderedDict(benign=…, malicious=…)` for `process.next`.
+def client_context(seed, boost_share: float) -> tf.data.Dataset:
+  """A client's one-element context dataset: its int64[2] seed and boost share."""
+  return tf.data.Dataset.from_tensors(collections.OrderedDict(
+      seed=np.asarray(seed, np.int64).reshape([2]),
+      boost_share=np.float32(boost_share)))
 
-  A benign client's malicious dataset is replaced by an empty one (`take(0)`),
-  which is how the process tells benign from malicious clients. Entries of
-  `malicious_datasets` may be None for benign clients.
+
+def build_client_data(
+    benign_datasets: Sequence[tf.data.Dataset],
+    malicious_datasets: Sequence[Optional[tf.data.Dataset]],
+    client_is_malicious: Optional[Sequence[bool]] = None,
+    seeds: Optional[Sequence[Sequence[int]]] = None,
+    split_boost: bool = True) -> list:
+  """Per-client `OrderedDict(benign=, malicious=, context=)` for `process.next`.
+
+  A client is malicious when its entry of `malicious_datasets` is a dataset
+  (None: benign); `client_is_malicious`, the original code's third list, may
+  mark a client with a dataset as benign. A benign client's malicious dataset
+  is replaced by an empty one (`take(0)`), which is how the process tells them
+  apart. `seeds`: one int64 pair per client (local shuffles, DP-SGD noise);
+  default (0, k). With `split_boost`, the k malicious clients of the round
+  divide the boost evenly (each `boost_share` = 1/k, Sun et al. Sec. 3);
+  otherwise each sends the full boost.
   """
   n = len(benign_datasets)
   if len(malicious_datasets) != n:
     raise ValueError(
         f'`malicious_datasets` has {len(malicious_datasets)} entries but '
         f'`benign_datasets` has {n}; they must have one entry per client.')
+  if client_is_malicious is None:
+    client_is_malicious = [m is not None for m in malicious_datasets]
   if len(client_is_malicious) != n:
     raise ValueError(
         f'`client_is_malicious` has {len(client_is_malicious)} entries but '
         f'`benign_datasets` has {n}; they must have one entry per client.')
+  if seeds is None:
+    seeds = [(0, k) for k in range(n)]
+  if len(seeds) != n:
+    raise ValueError(f'`seeds` has {len(seeds)} entries but '
+                     f'`benign_datasets` has {n}.')
+  num_malicious = sum(bool(m) for m in client_is_malicious)
+  share = 1.0 / num_malicious if split_boost and num_malicious else 1.0
   client_data = []
   for k, (benign, malicious, is_malicious) in enumerate(
       zip(benign_datasets, malicious_datasets, client_is_malicious)):
@@ -69,7 +96,8 @@ def build_client_data(benign_datasets: Sequence[tf.data.Dataset],
     client_data.append(
         collections.OrderedDict(
             benign=benign,
-            malicious=malicious if is_malicious else malicious.take(0)))
+            malicious=malicious if is_malicious else malicious.take(0),
+            context=client_context(seeds[k], share)))
   return client_data
 
 
@@ -118,12 +146,14 @@ def as_tff_optimizer(optimizer: OptimizerArg,
 
 
 def _client_stats_aggregator():
-  """Over clients: number malicious, and mean/max of ‖Δ‖ per client kind."""
+  """Over clients: number malicious, mean/max of ‖Δ‖ per client kind, and the
+  attackers' mean boost share."""
 
   @tff.federated_computation(
       tff.FederatedType(np.float32, tff.CLIENTS),
+      tff.FederatedType(np.float32, tff.CLIENTS),
       tff.FederatedType(np.float32, tff.CLIENTS))
-  def aggregate(norms, is_malicious):
+  def aggregate(norms, is_malicious, boost_share):
     benign_norm = tff.federated_map(
         tff.tensorflow.computation(lambda n, m: n * (1.0 - m)),
         (norms, is_malicious))
@@ -132,10 +162,13 @@ def _client_stats_aggregator():
     num_clients = tff.federated_sum(
         tff.federated_map(tff.tensorflow.computation(lambda x: tf.ones_like(x)), norms))
     num_malicious = tff.federated_sum(is_malicious)
+    malicious_share = tff.federated_map(
+        tff.tensorflow.computation(lambda s, m: s * m),
+        (boost_share, is_malicious))
 
     @tff.tensorflow.computation
     def summarize(num_clients, num_malicious, benign_sum, malicious_sum,
-                  benign_max, malicious_max):
+                  benign_max, malicious_max, share_sum):
       num_benign = num_clients - num_malicious
       return collections.OrderedDict(
           num_clients=num_clients,
@@ -144,13 +177,16 @@ def _client_stats_aggregator():
           benign_update_norm_max=benign_max,
           malicious_update_norm_mean=tf.math.divide_no_nan(
               malicious_sum, num_malicious),
-          malicious_update_norm_max=malicious_max)
+          malicious_update_norm_max=malicious_max,
+          malicious_boost_share=tf.math.divide_no_nan(share_sum,
+                                                      num_malicious))
 
     return tff.federated_map(
         summarize,
         (num_clients, num_malicious, tff.federated_sum(benign_norm),
          tff.federated_sum(malicious_norm), tff.federated_max(benign_norm),
-         tff.federated_max(malicious_norm)))
+         tff.federated_max(malicious_norm),
+         tff.federated_sum(malicious_share)))
 
   return aggregate
 
@@ -173,9 +209,13 @@ def build_attacked_client_work(
     metrics_aggregation_fn = tff.learning.metrics.sum_then_finalize(
         model.metric_finalizers())
   element_type = tff.types.tensorflow_to_type(model.input_spec)
+  context_type = tff.types.StructWithPythonType(
+      [('seed', tff.TensorType(np.int64, [2])),
+       ('boost_share', tff.TensorType(np.float32))], collections.OrderedDict)
   data_type = tff.types.StructWithPythonType(
       [('benign', tff.SequenceType(element_type)),
-       ('malicious', tff.SequenceType(element_type))],
+       ('malicious', tff.SequenceType(element_type)),
+       ('context', tff.SequenceType(context_type))],
       collections.OrderedDict)
   weights_type = tff.learning.models.weights_type_from_model(model)
 
@@ -185,20 +225,26 @@ def build_attacked_client_work(
                                           client_dp_sgd)
 
     @tf.function
-    def run(initial_weights, benign, malicious):
+    def run(initial_weights, benign, malicious, context):
       trainer.assign_weights(initial_weights)
+      seed, boost_share = context.reduce(
+          (tf.zeros([2], tf.int64), tf.constant(1.0)),
+          lambda _, c: (c['seed'], c['boost_share']))
+      trainer.set_seed(seed)
       is_malicious = tf.logical_not(local_training.dataset_is_empty(malicious))
       result = client_update_tf(trainer, initial_weights.trainable, benign,
-                                malicious, is_malicious)
+                                malicious, is_malicious, boost_share)
       update = tf.nest.map_structure(tf.negative, result.delta)
-      norm = local_training.global_norm(result.delta)
+      norm = update_math.global_norm(result.delta)
       return (tff.learning.templates.ClientResult(
           update=update,
           update_weight=tf.cast(result.num_benign_examples, tf.float32)),
               trainer.model.report_local_unfinalized_metrics(),
-              norm, tf.cast(is_malicious, tf.float32))
+              norm, tf.cast(is_malicious, tf.float32),
+              boost_share * tf.cast(is_malicious, tf.float32))
 
-    return run(initial_weights, data['benign'], data['malicious'])
+    return run(initial_weights, data['benign'], data['malicious'],
+               data['context'])
 
   aggregate_client_stats = _client_stats_aggregator()
 
@@ -211,12 +257,12 @@ def build_attacked_client_work(
       tff.FederatedType(weights_type, tff.CLIENTS),
       tff.FederatedType(data_type, tff.CLIENTS))
   def next_fn(state, weights, client_data):
-    client_result, model_outputs, norms, is_malicious = tff.federated_map(
-        client_update, (weights, client_data))
+    client_result, model_outputs, norms, is_malicious, share = (
+        tff.federated_map(client_update, (weights, client_data)))
     measurements = tff.federated_zip(
         collections.OrderedDict(
             train=metrics_aggregation_fn(model_outputs),
-            clients=aggregate_client_stats(norms, is_malicious)))
+            clients=aggregate_client_stats(norms, is_malicious, share)))
     return tff.templates.MeasuredProcessOutput(state, client_result,
                                                measurements)
 

@@ -35,8 +35,19 @@ def fraction(name, value) -> float:
   return number(name, value, 0.0, maximum=1.0)
 
 
-def integer(name, value, minimum: int = 1) -> int:
+def integer(name, value, minimum: int = 1, maximum=None) -> int:
+  """An integer in [minimum, maximum] (no maximum when None)."""
   if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or (
-      value < minimum):
-    raise ValueError(f'`{name}` must be an integer >= {minimum}, got {value!r}.')
+      value < minimum) or (maximum is not None and value > maximum):
+    allowed = f'>= {minimum}' if maximum is None else (
+        f'in [{minimum}, {maximum}]')
+    raise ValueError(f'`{name}` must be an integer {allowed}, got {value!r}.')
   return int(value)
+
+
+def choice(name, value, allowed):
+  """`value` if it is one of `allowed`."""
+  if value not in allowed:
+    raise ValueError(f'`{name}` must be one of {", ".join(map(str, allowed))}, '
+                     f'got {value!r}.')
+  return value

@@ -11,6 +11,7 @@ writers included, keeps its correctly labelled 7s.
 
 import collections
 import dataclasses
+import os
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -81,14 +82,17 @@ def load_emnist(only_digits: bool = True,
                 cache_dir: Optional[str] = None) -> FederatedDigits:
   """TFF's federated EMNIST (3,383 writers for digits), downloaded or cached."""
   import tensorflow_federated as tff  # pylint: disable=g-import-not-at-top
+  from targeted_attack import emnist_cache  # pylint: disable=g-import-not-at-top
+  if cache_dir is not None:
+    cache_dir = os.path.expanduser(cache_dir)
   try:
     train, test = tff.simulation.datasets.emnist.load_data(
         only_digits=only_digits, cache_dir=cache_dir)
   except Exception as e:  # pylint: disable=broad-except
     raise DatasetUnavailableError(
-        f'could not load federated EMNIST ({type(e).__name__}: {e}); pass '
-        '--emnist_cache_dir=<dir holding fed_emnist*.sqlite.lzma or '
-        'fed_emnist*.sqlite> or use --dataset=synthetic') from e
+        f'could not load federated EMNIST ({type(e).__name__}: {e}); '
+        f'{emnist_cache.missing_cache_hint(cache_dir)}, or use the generated '
+        'dataset (`dataset`=synthetic)') from e
   test_pixels, test_labels = _to_arrays(
       test.create_tf_dataset_from_all_clients())
   return FederatedDigits(
@@ -135,7 +139,7 @@ def select_backdoor_task(data: FederatedDigits, task_num: int, seed: int,
         return BackdoorTask('semantic', images, images, target_label,
                             tuple(chosen))
   raise ValueError(
-      f'--task_num={task_num} but only {len(chosen)} clients hold images of '
+      f'`task_num`={task_num} but only {len(chosen)} clients hold images of '
       f'label {source_label}; allowed range: 1..{len(chosen)}.')
 
 
@@ -169,10 +173,10 @@ def stamp_trigger(pixels: np.ndarray, amplitude: float,
   `TRIGGER_PATTERN` (a = 1 pastes the pattern; small a makes it faint).
   """
   if placement not in TRIGGER_PLACEMENTS:
-    raise ValueError(f'--trigger_placement must be one of '
+    raise ValueError(f'`trigger_placement` must be one of '
                      f'{", ".join(TRIGGER_PLACEMENTS)}, got {placement!r}.')
   if not 0.0 < amplitude <= 1.0:
-    raise ValueError(f'--trigger_amplitude must be in (0, 1], got {amplitude}.')
+    raise ValueError(f'`trigger_amplitude` must be in (0, 1], got {amplitude}.')
   size = pixels.shape[-1]
   corners = [(size - 4, size - 4)]
   if placement == 'four_corners':
@@ -207,31 +211,65 @@ def trigger_task(data: FederatedDigits, task_num: int, amplitude: float,
 
 def client_dataset(pixels: np.ndarray, labels: np.ndarray, num_epochs: int,
                    batch_size: int, shuffle_seed: int) -> tf.data.Dataset:
-  """EMNIST preprocessing: x = pixels[..., None], y = [label]; shuffled,
-  repeated `num_epochs` times, batched."""
+  """EMNIST preprocessing: x = pixels[..., None], y = [label]; `num_epochs`
+  passes, each in its own order, batched.
+
+  The orders are NumPy permutations drawn from `shuffle_seed`, fixed when the
+  dataset is built: every iteration of the dataset (a strategy may read it more
+  than once) yields the same sequence, whatever TensorFlow's random state.
+  """
+  rng = np.random.default_rng(shuffle_seed)
+  order = np.concatenate(
+      [rng.permutation(len(pixels)) for _ in range(num_epochs)]).astype(
+          np.int64)
   ds = tf.data.Dataset.from_tensor_slices(
       collections.OrderedDict(
-          x=pixels[..., np.newaxis], y=labels[:, np.newaxis].astype(np.int32)))
-  return ds.shuffle(len(pixels), seed=shuffle_seed).repeat(num_epochs).batch(
-      batch_size)
+          x=pixels[order][..., np.newaxis],
+          y=labels[order][:, np.newaxis].astype(np.int32)))
+  return ds.batch(batch_size)
 
 
 def malicious_dataset(task: BackdoorTask, num_epochs: int, batch_size: int,
-                      shuffle_seed: int, benign_pixels: Optional[np.ndarray] = None,
-                      benign_labels: Optional[np.ndarray] = None
-                     ) -> tf.data.Dataset:
+                      shuffle_seed: int) -> tf.data.Dataset:
   """D_mal: the backdoor training images, all labelled `task.target_label`.
 
-  With the attacker's own benign examples given, D_trn ∪ D_mal, shuffled
-  together: the paper's unconstrained attacker trains on both (Sun et al.
-  2019, Sec. 3), which keeps the boosted model good at the main task.
+  Strategies that train on D_trn ∪ D_mal (the paper's unconstrained attacker,
+  Sun et al. 2019, Sec. 3) form the union themselves.
   """
   pixels = task.train_pixels
   labels = np.full(len(pixels), task.target_label, np.int32)
-  if benign_pixels is not None:
-    pixels = np.concatenate([pixels, benign_pixels])
-    labels = np.concatenate([labels, benign_labels.astype(np.int32)])
   return client_dataset(pixels, labels, num_epochs, batch_size, shuffle_seed)
+
+
+def client_seed(run_seed: int, round_num: int, client: int) -> np.ndarray:
+  """int64[2] seed of one client in one round, derived from the run's seed."""
+  return np.random.SeedSequence([run_seed, round_num, client]).generate_state(
+      2, np.uint32).astype(np.int64)
+
+
+def round_client_data(data: FederatedDigits, task: BackdoorTask,
+                      sampled: np.ndarray, is_malicious: np.ndarray,
+                      num_epochs: int, batch_size: int, run_seed: int,
+                      round_num: int, split_boost: bool = True) -> list:
+  """The one place a round's client data is assembled.
+
+  For each sampled client: its benign dataset D_trn (shuffled with a seed
+  derived from (run_seed, round, client)), D_mal when it is malicious, and its
+  context (seed, boost share); see `attacked_fedavg.build_client_data`.
+  """
+  from targeted_attack import attacked_fedavg  # pylint: disable=g-import-not-at-top
+  seeds = [client_seed(run_seed, round_num, int(k)) for k in sampled]
+  benign, malicious = [], []
+  for i, k in enumerate(sampled):
+    pixels, labels = data.client_arrays(int(k))
+    shuffle_seed = int(seeds[i][0])
+    benign.append(client_dataset(pixels, labels, num_epochs, batch_size,
+                                 shuffle_seed))
+    malicious.append(
+        malicious_dataset(task, num_epochs, batch_size, shuffle_seed)
+        if is_malicious[i] else None)
+  return attacked_fedavg.build_client_data(benign, malicious, seeds=seeds,
+                                           split_boost=split_boost)
 
 
 def sample_clients(num_clients: int, clients_per_round: int, seed: int,
@@ -254,7 +292,7 @@ class FixedFrequencyAttackers(AttackerModel):
 
   def __init__(self, attack_freq: int):
     if attack_freq < 1:
-      raise ValueError(f'--attack_freq must be >= 1, got {attack_freq}.')
+      raise ValueError(f'`attack_freq` must be >= 1, got {attack_freq}.')
     self.attack_freq = attack_freq
 
   def malicious_mask(self, sampled, round_num, seed):
@@ -264,20 +302,58 @@ class FixedFrequencyAttackers(AttackerModel):
     return mask
 
 
+class AttackWindow(AttackerModel):
+  """`attackers` only in rounds start ≤ t ≤ end (end 0: to the last round)."""
+
+  def __init__(self, attackers: AttackerModel, start_round: int,
+               end_round: int = 0):
+    self.attackers = attackers
+    self.start_round = start_round
+    self.end_round = end_round
+
+  def active(self, round_num: int) -> bool:
+    return round_num >= self.start_round and (
+        self.end_round == 0 or round_num <= self.end_round)
+
+  def malicious_mask(self, sampled, round_num, seed):
+    if not self.active(round_num):
+      return np.zeros(len(sampled), bool)
+    return self.attackers.malicious_mask(sampled, round_num, seed)
+
+
+class NoAttackers(AttackerModel):
+  """Nobody attacks (`--attack=none`)."""
+
+  def malicious_mask(self, sampled, round_num, seed):
+    del round_num, seed
+    return np.zeros(len(sampled), bool)
+
+
+def num_malicious_clients(malicious_fraction: float, population: int) -> int:
+  """round(ε · N), halves rounded up.
+
+  Sun et al.'s "ε = 3.3%" is one attacker per round on average with 30 clients
+  per round, i.e. ε = 1/30: 3,383 / 30 = 112.8 → 113 malicious writers
+  (and ε = 1/300, "0.33%": 11.3 → 11).
+  """
+  return int(np.floor(malicious_fraction * population + 0.5))
+
+
 class RandomSamplingAttackers(AttackerModel):
   """A fraction ε of the population is malicious; rounds sample uniformly.
 
-  The number of attackers among C sampled clients is then hypergeometric:
-  K ~ Hypergeometric(N, ⌊εN⌋, C) (Sun et al. 2019, Sec. 2); the sample is
-  uniform, so the first K sampled clients attack.
+  M = `num_malicious_clients(ε, N)` malicious clients; the number among C
+  sampled clients is then hypergeometric: K ~ Hypergeometric(N, M, C) (Sun et
+  al. 2019, Sec. 2); the sample is uniform, so the first K sampled clients
+  attack.
   """
 
   def __init__(self, malicious_fraction: float, population: int,
                clients_per_round: int):
     if not 0.0 <= malicious_fraction <= 1.0:
-      raise ValueError('--malicious_fraction must be in [0, 1], got '
+      raise ValueError('`malicious_fraction` must be in [0, 1], got '
                        f'{malicious_fraction}.')
-    self.num_malicious = int(np.floor(malicious_fraction * population))
+    self.num_malicious = num_malicious_clients(malicious_fraction, population)
     self.population = population
     self.clients_per_round = clients_per_round
 
@@ -296,7 +372,7 @@ class FixedPoolAttackers(AttackerModel):
   def __init__(self, attacker_pool_size: int, population: int, seed: int):
     if not 1 <= attacker_pool_size <= population:
       raise ValueError(
-          f'--attacker_pool_size must be in [1, {population}] (the '
+          f'`attacker_pool_size` must be in [1, {population}] (the '
           f'population), got {attacker_pool_size}.')
     rng = np.random.default_rng([seed, 2])
     self.pool = frozenset(

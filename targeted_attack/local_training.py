@@ -13,27 +13,7 @@ import tensorflow_federated as tff
 import tensorflow_privacy as tfp
 
 from targeted_attack import checks
-
-
-def global_norm(structure) -> tf.Tensor:
-  """‖x‖₂ over every tensor of `structure`, as one flattened vector."""
-  return tf.linalg.global_norm(tf.nest.flatten(structure))
-
-
-def subtract(a, b):
-  """a − b, tensor by tensor."""
-  return tf.nest.map_structure(tf.subtract, a, b)
-
-
-def add_scaled(a, b, scale):
-  """a + scale · b, tensor by tensor."""
-  return tf.nest.map_structure(lambda x, y: x + scale * y, a, b)
-
-
-def project_to_ball(delta, radius):
-  """Projection onto the ℓ2 ball of `radius`: δ · min(1, radius / ‖δ‖₂)."""
-  projected, _ = tf.clip_by_global_norm(tf.nest.flatten(delta), radius)
-  return tf.nest.pack_sequence_as(delta, projected)
+from targeted_attack import update_math
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,9 +23,10 @@ class DPSGD:
   Per batch of B examples: g = (Σ_i clip(∇ℓ_i, C) + z) / B, with
   clip(v, C) = v · min(1, C / ‖v‖₂) per example (global norm over all
   tensors) and z ~ N(0, (σ · C)²) per coordinate, σ = `noise_multiplier`
-  (the noise from tensorflow_privacy's `GaussianSumQuery`; the clipping is
-  vectorized over the batch). ℓ_i is the per-example
-  sparse categorical cross-entropy of the model's logits.
+  (tensorflow_privacy's `GaussianSumQuery`, its noise drawn from the stateless
+  seed given per step, so a run repeats exactly; the clipping is vectorized
+  over the batch). ℓ_i is the per-example sparse categorical cross-entropy of
+  the model's logits.
   """
   l2_norm_clip: float
   noise_multiplier: float
@@ -54,8 +35,8 @@ class DPSGD:
     checks.positive('l2_norm_clip', self.l2_norm_clip)
     checks.number('noise_multiplier', self.noise_multiplier, 0.0)
 
-  def gradients(self, model, batch, trainable):
-    """The privatized mean gradient of one batch."""
+  def gradients(self, model, batch, trainable, seed):
+    """The privatized mean gradient of one batch; `seed`: int64[2]."""
     with tf.GradientTape() as tape:
       logits = model.predict_on_batch(batch['x'], training=True)
       per_example_loss = tf.keras.losses.sparse_categorical_crossentropy(
@@ -72,13 +53,34 @@ class DPSGD:
         tf.tensordot(factors, j, axes=1) for j in jacobians
     ]
     # Gaussian noise of stddev σ·C on the sum (tensorflow_privacy's query).
-    query = tfp.GaussianSumQuery(self.l2_norm_clip,
-                                 self.noise_multiplier * self.l2_norm_clip)
+    query = _SeededGaussianSumQuery(self.l2_norm_clip,
+                                    self.noise_multiplier * self.l2_norm_clip,
+                                    seed)
     noised, _, _ = query.get_noised_result(summed,
                                            query.initial_global_state())
     noised = tf.nest.pack_sequence_as(trainable, noised)
     batch_size = tf.cast(tf.shape(per_example_loss)[0], tf.float32)
     return tf.nest.map_structure(lambda g: g / batch_size, noised)
+
+
+class _SeededGaussianSumQuery(tfp.GaussianSumQuery):
+  """`GaussianSumQuery` whose noise comes from a stateless seed."""
+
+  def __init__(self, l2_norm_clip, stddev, seed):
+    super().__init__(l2_norm_clip, stddev)
+    self._seed = seed
+
+  def get_noised_result(self, sample_state, global_state):
+    flat = tf.nest.flatten(sample_state)
+    noised = [
+        v + tf.random.stateless_normal(
+            tf.shape(v), tf.random.experimental.stateless_fold_in(
+                self._seed, i), stddev=global_state.stddev, dtype=v.dtype)
+        for i, v in enumerate(flat)
+    ]
+    _, _, event = super().get_noised_result(
+        tf.nest.map_structure(tf.zeros_like, sample_state), global_state)
+    return tf.nest.pack_sequence_as(sample_state, noised), global_state, event
 
 
 class LocalTrainer:
@@ -96,6 +98,12 @@ class LocalTrainer:
     self.optimizer = optimizer
     self.dp_sgd = dp_sgd
     self.weights = tff.learning.models.ModelWeights.from_model(model)
+    self.seed = tf.constant([0, 0], tf.int64)
+    self._num_passes = 0  # trace-time count: each pass folds in its own index
+
+  def set_seed(self, seed) -> None:
+    """The client's int64[2] stateless seed (DP-SGD noise, per step)."""
+    self.seed = seed
 
   @property
   def trainable(self):
@@ -122,14 +130,19 @@ class LocalTrainer:
     DP-SGD's.
     """
     use_dp = self.dp_sgd is not None and private
+    self._num_passes += 1
+    pass_seed = tf.random.experimental.stateless_fold_in(self.seed,
+                                                         self._num_passes)
     trainable = self.weights.trainable
     flat_specs = tuple(
         tf.TensorSpec(v.shape, v.dtype) for v in tf.nest.flatten(trainable))
 
     def step(state, batch):
-      num_examples, optimizer_state = state
+      num_examples, optimizer_state, t = state
       if use_dp:
-        gradients = self.dp_sgd.gradients(self.model, batch, trainable)
+        gradients = self.dp_sgd.gradients(
+            self.model, batch, trainable,
+            tf.random.experimental.stateless_fold_in(pass_seed, t))
         output = self.model.forward_pass(batch, training=False)  # metrics
       else:
         with tf.GradientTape() as tape:
@@ -143,11 +156,12 @@ class LocalTrainer:
         batch_size = tf.shape(output.predictions, out_type=tf.int64)[0]
       else:
         batch_size = tf.cast(output.num_examples, tf.int64)
-      return num_examples + batch_size, optimizer_state
+      return num_examples + batch_size, optimizer_state, t + 1
 
     initial_state = (tf.constant(0, tf.int64),
-                     self.optimizer.initialize(flat_specs))
-    num_examples, _ = dataset.reduce(initial_state, step)
+                     self.optimizer.initialize(flat_specs),
+                     tf.constant(0, tf.int64))
+    num_examples, _, _ = dataset.reduce(initial_state, step)
     return num_examples
 
   def train_pass_without_metrics(self, dataset: tf.data.Dataset) -> tf.Tensor:
@@ -235,6 +249,33 @@ def poison_batches(benign: tf.data.Dataset, backdoor: tf.data.Dataset,
         items)
 
   return tf.data.Dataset.zip((benign, poison)).map(replace)
+
+
+def batch_size_of(dataset: tf.data.Dataset) -> tf.Tensor:
+  """The number of rows of the first batch of `dataset` (0 when empty)."""
+  return dataset.take(1).reduce(
+      tf.constant(0, tf.int64), lambda _, batch: tf.shape(
+          tf.nest.flatten(batch)[0], out_type=tf.int64)[0])
+
+
+def union(benign: tf.data.Dataset, malicious: tf.data.Dataset,
+          seed) -> tf.data.Dataset:
+  """D_trn ∪ D_mal: the examples of both, shuffled together, rebatched.
+
+  The examples are gathered into tensors and permuted by a stateless shuffle
+  of `seed` (int64 scalar, paired with a constant), so the order depends on
+  the seed alone; batches have the size of the larger first batch of the two.
+  """
+  batch_size = tf.maximum(batch_size_of(benign), batch_size_of(malicious))
+  examples = benign.unbatch().concatenate(malicious.unbatch())
+  everything = examples.batch(2**31 - 1).get_single_element()
+  count = tf.shape(tf.nest.flatten(everything)[0])[0]
+  order = tf.random.experimental.stateless_shuffle(
+      tf.range(count), tf.stack([tf.cast(seed, tf.int64),
+                                 tf.constant(0x5eed, tf.int64)]))
+  shuffled = tf.nest.map_structure(lambda t: tf.gather(t, order), everything)
+  return tf.data.Dataset.from_tensor_slices(shuffled).batch(
+      tf.cast(tf.maximum(batch_size, 1), tf.int64))
 
 
 def count_examples(dataset: tf.data.Dataset) -> tf.Tensor:

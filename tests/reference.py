@@ -83,3 +83,18 @@ def ce_gradients(weights, x, y):
   probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
   probs[np.arange(len(y)), y[:, 0]] -= 1.0
   return [xb.T @ probs / len(y), probs.mean(axis=0)]
+
+
+def union_examples(benign: tf.data.Dataset, malicious: tf.data.Dataset,
+                   seed: int = 0):
+  """(x, y) of D_trn ∪ D_mal in the order `local_training.union` yields them.
+
+  Only the order comes from the library (its seeded shuffle); the tests check
+  separately that the union holds exactly the examples of both.
+  """
+  from targeted_attack import local_training  # pylint: disable=g-import-not-at-top
+  batches = list(local_training.union(benign, malicious,
+                                      tf.constant(seed, tf.int64)))
+  x = np.concatenate([b['x'].numpy() for b in batches])
+  y = np.concatenate([b['y'].numpy() for b in batches])
+  return x, y

@@ -137,7 +137,7 @@ def test_krum_picks_lowest_score_and_multi_krum_averages_lowest():
   lowest = np.argsort(scores)[:3]
   np.testing.assert_allclose(_flat(multi.result), points[lowest].mean(axis=0),
                              rtol=1e-5)
-  np.testing.assert_allclose(np.sort(multi.measurements['selected_scores']),
+  np.testing.assert_allclose(np.sort(multi.measurements['multi_krum']['selected_scores']),
                              np.sort(scores)[:3], rtol=1e-4)
   del rng
 
@@ -190,7 +190,7 @@ def test_non_finite_updates_are_zeroed_and_counted():
   # The non-finite clients drop out of the weighted mean entirely.
   np.testing.assert_allclose(_flat(output.result), _flat(updates[0]),
                              rtol=1e-6)
-  assert output.measurements['num_non_finite_clients'] == 2.0
+  assert output.measurements['zero_non_finite']['num_non_finite_clients'] == 2.0
 
 
 @pytest.mark.parametrize('build, name', [

@@ -31,12 +31,15 @@ def _numpy_client(seed, n):
 
 
 def _boosted_delta(benign, malicious, beta):
-  """Δ_benign + β·Δ_mal, each one NumPy SGD pass from w_0."""
+  """Δ_benign + β·Δ_mal, each one NumPy SGD pass from w_0; Δ_mal on
+  D_trn ∪ D_mal (`benign`, `malicious`: (seed, n) of `ref.make_dataset`)."""
   w0 = ref.initial_weights()
+  union = ref.union_examples(ref.make_dataset(*benign),
+                             ref.make_dataset(*malicious))
   return [
       b + beta * m for b, m in zip(
-          ref.delta(ref.sgd_pass(w0, *benign, CLIENT_LR), w0),
-          ref.delta(ref.sgd_pass(w0, *malicious, CLIENT_LR), w0))
+          ref.delta(ref.sgd_pass(w0, *_numpy_client(*benign), CLIENT_LR), w0),
+          ref.delta(ref.sgd_pass(w0, *union, CLIENT_LR), w0))
   ]
 
 
@@ -60,7 +63,7 @@ def test_no_attacker_matches_tff_weighted_fed_avg():
 def test_explicit_boosting_sends_benign_plus_boosted_malicious_delta():
   beta = 7.0
   w0 = ref.initial_weights()
-  expected = _boosted_delta(_numpy_client(1, 4), _numpy_client(9, 6), beta)
+  expected = _boosted_delta((1, 4), (9, 6), beta)
   process = _process(attacked_fedavg.ClientExplicitBoosting(beta))
   state = process.initialize()
   data = attacked_fedavg.build_client_data(
@@ -104,7 +107,7 @@ def test_project_boost_is_projected_pgd_then_boosted(norm_bound):
 def test_weights_are_benign_example_counts_and_benign_clients_train_normally():
   beta = 4.0
   w0 = ref.initial_weights()
-  attacker = _boosted_delta(_numpy_client(1, 4), _numpy_client(9, 10), beta)
+  attacker = _boosted_delta((1, 4), (9, 10), beta)
   xc, yc = _numpy_client(2, 6)
   honest = ref.delta(ref.sgd_pass(w0, xc, yc, CLIENT_LR), w0)
   # Weights 4 (benign examples of the attacker, not its 10 malicious) and 6.
@@ -156,3 +159,52 @@ def test_keras_optimizer_constructor_gives_same_result_as_tff_optimizer():
 def test_bad_arguments_raise_value_error_naming_them(build, name):
   with pytest.raises(ValueError, match=name):
     build()
+
+
+@pytest.mark.parametrize('split_boost', [True, False])
+def test_attackers_in_one_round_divide_the_boost_evenly(split_boost):
+  # Sun et al. Sec. 3: k attackers in a round each send Δ_benign + (β/k)Δ_mal.
+  beta = 6.0
+  w0 = ref.initial_weights()
+  share = 0.5 if split_boost else 1.0
+  expected = _boosted_delta((1, 4), (9, 6), beta * share)
+  process = _process(attacked_fedavg.ClientExplicitBoosting(beta))
+  # Two identical attackers (same data, same seed): the mean is one's Δ.
+  data = attacked_fedavg.build_client_data(
+      [ref.make_dataset(1, 4)] * 2, [ref.make_dataset(9, 6)] * 2,
+      seeds=[(0, 0), (0, 0)], split_boost=split_boost)
+  output = process.next(process.initialize(), data)
+  got = ref.delta(_trainable(process, output.state), w0)
+  for a, b in zip(got, expected):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+  clients = output.metrics['client_work']['clients']
+  assert clients['malicious_boost_share'] == pytest.approx(share)
+
+
+def test_model_replacement_sends_boosted_distance_to_the_trained_model():
+  # Sun et al. Eq. 1: Δ = β (w* − w_t), w* one pass on D_trn ∪ D_mal.
+  beta = 5.0
+  w0 = ref.initial_weights()
+  union = ref.union_examples(ref.make_dataset(1, 4), ref.make_dataset(9, 6))
+  expected = [beta * d for d in
+              ref.delta(ref.sgd_pass(w0, *union, CLIENT_LR), w0)]
+  process = _process(attacked_fedavg.ModelReplacement(beta))
+  data = attacked_fedavg.build_client_data([ref.make_dataset(1, 4)],
+                                           [ref.make_dataset(9, 6)])
+  got = ref.delta(_trainable(process, process.next(process.initialize(),
+                                                   data).state), w0)
+  for a, b in zip(got, expected):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_union_holds_exactly_the_examples_of_both_datasets():
+  benign, malicious = ref.make_dataset(1, 4, 2), ref.make_dataset(9, 6, 3)
+  x, y = ref.union_examples(benign, malicious)
+  xb, yb = ref.make_examples(1, 4)
+  xm, ym = ref.make_examples(9, 6)
+  rows = lambda x, y: sorted(map(tuple, np.concatenate([x, y], axis=1)))
+  assert rows(x, y) == rows(np.concatenate([xb, xm]), np.concatenate([yb, ym]))
+  from targeted_attack import local_training  # pylint: disable=g-import-not-at-top
+  sizes = [int(b['y'].shape[0]) for b in local_training.union(
+      benign, malicious, tf.constant(0, tf.int64))]
+  assert sizes == [3, 3, 3, 1]  # the larger first batch (3)

@@ -77,9 +77,33 @@ def test_anomaly_terms_match_numpy():
   l2 = attacks.anomaly_loss(to_tf(w), to_tf(w0), 'l2')
   cos = attacks.anomaly_loss(to_tf(w), to_tf(w0), 'cosine')
   assert float(l2) == pytest.approx(np.linalg.norm(flat_d), rel=1e-5)
+  flat_w = np.concatenate([np.ravel(a) for a in w])
   assert float(cos) == pytest.approx(
-      1 - flat_d @ flat_0 / (np.linalg.norm(flat_d) * np.linalg.norm(flat_0)),
+      1 - flat_w @ flat_0 / (np.linalg.norm(flat_w) * np.linalg.norm(flat_0)),
       rel=1e-4)
+
+
+def test_cosine_anomaly_has_a_finite_gradient_at_the_start():
+  # Bagdasaryan's cosine between models: at X = w_t, ∇(1 − cos) = 0.
+  w0 = [tf.constant(a, tf.float32) for a in ref.initial_weights()]
+  x = [tf.Variable(a) for a in w0]
+  with tf.GradientTape() as tape:
+    loss = attacks.anomaly_loss(x, w0, 'cosine')
+  grads = tape.gradient(loss, x)
+  flat = np.concatenate([np.ravel(g.numpy()) for g in grads])
+  assert np.all(np.isfinite(flat)) and np.abs(flat).max() < 1e-5
+  # Near the start, the gradient matches the NumPy derivative of 1 − cos.
+  w = [a + 0.01 * np.arange(a.size).reshape(a.shape) for a in
+       ref.initial_weights()]
+  xv = [tf.Variable(tf.constant(a, tf.float32)) for a in w]
+  with tf.GradientTape() as tape:
+    loss = attacks.anomaly_loss(xv, w0, 'cosine')
+  got = np.concatenate([np.ravel(g.numpy()) for g in tape.gradient(loss, xv)])
+  u = np.concatenate([np.ravel(a) for a in w])
+  r = np.concatenate([np.ravel(a) for a in ref.initial_weights()])
+  nu, nr = np.linalg.norm(u), np.linalg.norm(r)
+  expected = -(r / (nu * nr) - (u @ r) * u / (nu**3 * nr))
+  np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-6)
 
 
 @pytest.mark.parametrize('early_stop_loss, epochs', [(0.0, 2), (1e9, 1)])
@@ -110,7 +134,7 @@ def test_constrain_and_scale_loss_schedule_early_stop_and_scaling(
 
 def test_train_and_scale_sends_an_update_of_norm_exactly_s():
   bound = 0.37
-  x, y = ref.make_examples(9, 6)
+  x, y = ref.union_examples(ref.make_dataset(1, 4), ref.make_dataset(9, 6))
   w0 = ref.initial_weights()
   w = w0
   for _ in range(2):
@@ -127,7 +151,7 @@ def test_train_and_scale_sends_an_update_of_norm_exactly_s():
                                                     (2, 5.0)])
 def test_pgd_projects_every_k_steps_then_scales(frequency, replacement):
   eps = 0.05
-  x, y = ref.make_examples(9, 6)
+  x, y = ref.union_examples(ref.make_dataset(1, 4), ref.make_dataset(9, 6))
   w0 = ref.initial_weights()
 
   def project(w):
@@ -194,15 +218,40 @@ def test_dp_sgd_clips_each_example_gradient():
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
 
 
-def test_dp_sgd_noise_has_the_stated_scale():
-  clip, sigma = 0.05, 2.0
-  clean = _benign_delta_with_dp(attacked_fedavg.DPSGD(clip, 0.0))
-  noisy = _benign_delta_with_dp(attacked_fedavg.DPSGD(clip, sigma))
-  # Two batches of 2: Δ gains −lr · Σ_batches z_b / 2, z_b ~ N(0, (σC)²):
-  # per-coordinate stddev lr · σ · C · √2 / 2, over 8 coordinates.
-  noise = np.concatenate([np.ravel(a - b) for a, b in zip(noisy, clean)])
-  expected_sd = LR * sigma * clip * np.sqrt(2) / 2
-  assert 0.3 * expected_sd < noise.std() < 2.5 * expected_sd
+_DP_MODEL = []
+
+
+def _dp_gradients(dp, seed):
+  if not _DP_MODEL:
+    _DP_MODEL.append(ref.model_fn())
+  keras_model = _DP_MODEL[0]
+  x, y = ref.make_examples(1, 4)
+  batch = {'x': tf.constant(x), 'y': tf.constant(y)}
+  trainable = keras_model.trainable_variables
+  grads = dp.gradients(keras_model, batch, trainable,
+                       tf.constant([seed, 7], tf.int64))
+  return np.concatenate([np.ravel(g.numpy()) for g in grads])
+
+
+def test_dp_sgd_noise_has_the_stated_scale_and_follows_the_seed():
+  # One batch of B = 4: g = (Σ clip(∇ℓ_i) + z) / B, z ~ N(0, (σC)²) per
+  # coordinate, so noise = noisy − clean has stddev σ·C/B.
+  clip, sigma, batch = 0.05, 2.0, 4
+  clean = _dp_gradients(attacked_fedavg.DPSGD(clip, 0.0), 0)
+  noise = np.concatenate([
+      _dp_gradients(attacked_fedavg.DPSGD(clip, sigma), s) - clean
+      for s in range(100)])  # 800 draws: sample stddev within ±7.5% (3σ)
+  expected_sd = sigma * clip / batch
+  assert 0.85 * expected_sd < noise.std() < 1.15 * expected_sd
+  assert abs(noise.mean()) < 0.15 * expected_sd
+  same = _dp_gradients(attacked_fedavg.DPSGD(clip, sigma), 3)
+  np.testing.assert_array_equal(
+      same, _dp_gradients(attacked_fedavg.DPSGD(clip, sigma), 3))
+  assert not np.allclose(
+      same, _dp_gradients(attacked_fedavg.DPSGD(clip, sigma), 4))
+
+
+def test_dp_sgd_rejects_bad_parameters():
   with pytest.raises(ValueError, match='l2_norm_clip'):
     attacked_fedavg.DPSGD(0.0, 1.0)
   with pytest.raises(ValueError, match='noise_multiplier'):

@@ -169,3 +169,56 @@ def test_edge_case_sevens_are_a_tail_the_mix_controls():
                                                 crossbar_seven_rate=rate)
     share = np.mean([w.style.uses_crossbar_seven for w in writers])
     assert share == pytest.approx(rate, abs=0.06), mix
+
+
+def test_attacker_count_rounds_epsilon_times_population_to_nearest():
+  # Sun et al.: ε = 3.3% (one attacker per round of 30) of 3,383 writers is
+  # 3,383 / 30 = 112.77 → 113; 0.33% (1/300): 11.28 → 11.
+  assert data_lib.num_malicious_clients(1 / 30, 3383) == 113
+  assert data_lib.num_malicious_clients(1 / 300, 3383) == 11
+  assert data_lib.num_malicious_clients(0.033, 3383) == 112  # 111.64
+  assert data_lib.num_malicious_clients(0.5, 3) == 2  # halves round up
+  model = data_lib.RandomSamplingAttackers(1 / 30, 3383, 30)
+  assert model.num_malicious == 113
+
+
+def test_local_shuffles_follow_the_run_seed():
+  digits = data_lib.load_synthetic(6, 20, seed=0)
+  task = data_lib.select_backdoor_task(digits, 2, seed=0)
+  sampled = np.array([0, 3])
+  mask = np.array([True, False])
+
+  def first_labels(run_seed):
+    client_data = data_lib.round_client_data(digits, task, sampled, mask, 1,
+                                             20, run_seed, round_num=1)
+    return [next(iter(c['benign']))['y'].numpy().ravel().tolist()
+            for c in client_data]
+
+  assert first_labels(0) == first_labels(0)
+  assert first_labels(0) != first_labels(1)
+
+
+def test_round_client_data_marks_malicious_clients_and_splits_the_boost():
+  digits = data_lib.load_synthetic(6, 20, seed=0)
+  task = data_lib.select_backdoor_task(digits, 2, seed=0)
+  sampled = np.array([0, 1, 2])
+  mask = np.array([True, False, True])
+  client_data = data_lib.round_client_data(digits, task, sampled, mask, 1, 10,
+                                           0, round_num=1)
+  malicious_sizes = [sum(1 for _ in c['malicious']) for c in client_data]
+  assert [s > 0 for s in malicious_sizes] == [True, False, True]
+  shares = [float(next(iter(c['context']))['boost_share']) for c in client_data]
+  assert shares == [0.5, 0.5, 0.5]
+  unsplit = data_lib.round_client_data(digits, task, sampled, mask, 1, 10, 0,
+                                       round_num=1, split_boost=False)
+  assert float(next(iter(unsplit[0]['context']))['boost_share']) == 1.0
+
+
+def test_attack_window_has_no_attacker_outside_it():
+  window = data_lib.AttackWindow(data_lib.FixedFrequencyAttackers(1), 3, 5)
+  sampled = np.arange(4)
+  counts = [int(window.malicious_mask(sampled, r, 0).sum()) for r in range(1, 9)]
+  assert counts == [0, 0, 1, 1, 1, 0, 0, 0]
+  open_ended = data_lib.AttackWindow(data_lib.FixedFrequencyAttackers(2), 3)
+  assert [int(open_ended.malicious_mask(sampled, r, 0).sum())
+          for r in range(1, 9)] == [0, 0, 0, 1, 0, 1, 0, 1]

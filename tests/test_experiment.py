@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -9,13 +10,15 @@ import sys
 import numpy as np
 import pytest
 
+from targeted_attack import config as config_lib
 from targeted_attack import data as data_lib
 from targeted_attack import experiment
+from targeted_attack import outputs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _tiny(tmp_path, **overrides):
+def tiny(tmp_path, **overrides):
   settings = dict(
       root_output_dir=str(tmp_path), experiment_name='tiny', random_seed=1,
       synthetic_num_clients=12, synthetic_examples_per_client=20,
@@ -23,7 +26,7 @@ def _tiny(tmp_path, **overrides):
       batch_size=10, task_num=2, attack='unconstrained', attack_freq=2,
       defense='clip', norm_bound=1.0, checkpoint_every=2)
   settings.update(overrides)
-  return experiment.ExperimentConfig(**settings)
+  return config_lib.ExperimentConfig(**settings)
 
 
 def _rows(config):
@@ -32,7 +35,7 @@ def _rows(config):
 
 
 def test_run_writes_config_metrics_tensorboard_checkpoint_and_plot(tmp_path):
-  config = _tiny(tmp_path)
+  config = tiny(tmp_path)
   experiment.run(config, progress=False)
   out = config.output_dir
   for name in ('config.json', 'metrics.csv', 'checkpoint.npz', 'plot.png'):
@@ -41,27 +44,29 @@ def test_run_writes_config_metrics_tensorboard_checkpoint_and_plot(tmp_path):
              os.listdir(os.path.join(out, 'tensorboard')))
   rows = _rows(config)
   assert [int(r['round']) for r in rows] == [1, 2, 3, 4]
-  for column in experiment.METRIC_COLUMNS:
+  for column in outputs.METRIC_COLUMNS:
     assert column in rows[0], column
   # Fixed frequency 2: attacks in rounds 2 and 4, one attacker each.
   assert [int(r['num_attackers']) for r in rows] == [0, 1, 0, 1]
   assert float(rows[1]['malicious_update_norm_max']) > 0
   assert float(rows[0]['malicious_update_norm_max']) == 0
+  assert float(rows[1]['malicious_boost_share']) == 1.0
   history = [float(r['backdoor_accuracy']) for r in rows]
   np.testing.assert_allclose(
       [float(r['backdoor_accuracy_cumulative_mean']) for r in rows],
       np.cumsum(history) / np.arange(1, 5), rtol=1e-6)
   for r in rows:
     assert 0.0 <= float(r['main_task_accuracy']) <= 1.0
+    assert 'aggregator/zero_non_finite/num_non_finite_clients' in r
     assert 'aggregator/inner/clip/fraction' in r
 
 
 def test_resume_continues_without_repeating_or_losing_rounds(tmp_path,
                                                               monkeypatch):
-  full = _tiny(tmp_path, experiment_name='full', num_rounds=5)
+  full = tiny(tmp_path, experiment_name='full', num_rounds=5)
   experiment.run(full, progress=False)
 
-  killed = _tiny(tmp_path, experiment_name='killed', num_rounds=5)
+  killed = tiny(tmp_path, experiment_name='killed', num_rounds=5)
   real_sample = data_lib.sample_clients
 
   def dies_in_round_4(num_clients, per_round, seed, round_num):
@@ -86,41 +91,77 @@ def test_resume_continues_without_repeating_or_losing_rounds(tmp_path,
       assert float(a[column]) == pytest.approx(float(b[column]), rel=1e-4), (
           a['round'], column)
 
+  # Resuming with another setting (but num_rounds) is refused, naming it.
+  with pytest.raises(config_lib.ConfigError) as error:
+    experiment.run(dataclasses.replace(killed, resume=True, num_rounds=6,
+                                       defense='median'), progress=False)
+  assert error.value.field == 'defense'
+  assert len(_rows(killed)) == 5
 
-@pytest.mark.parametrize('overrides, flag', [
-    (dict(num_rounds=-1), 'num_rounds'),
-    (dict(attack_freq=0), 'attack_freq'),
-    (dict(num_clients_per_round=13), 'num_clients_per_round'),
-    (dict(dataset='mnist'), 'dataset'),
-    (dict(defense='bulyan'), 'defense'),
-    (dict(attack='label_flip'), 'attack'),
-    (dict(trim_fraction=0.5, defense='trimmed_mean'), 'trim_fraction'),
-    (dict(defense='krum', num_byzantine=1), 'num_byzantine'),
-    (dict(root_output_dir='/etc/hostname/not_a_dir'), 'root_output_dir'),
-])
-def test_bad_settings_name_the_flag(tmp_path, overrides, flag):
-  config = _tiny(tmp_path, **overrides)
-  with pytest.raises(experiment.ConfigError, match=f'--{flag}'):
-    experiment.validate(config)
+
+def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path):
+  path = str(tmp_path / 'checkpoint.npz')
+  template = [np.zeros(3, np.float32), np.zeros((), np.int64)]
+  outputs.save_checkpoint(path, [np.ones(3, np.float32), np.int64(4)], 2)
+  outputs.save_checkpoint(path, [2 * np.ones(3, np.float32), np.int64(9)], 4)
+  state, round_num, note = outputs.load_checkpoint(path, template)
+  assert round_num == 4 and note is None
+  np.testing.assert_array_equal(state[0], [2, 2, 2])
+  with open(path, 'r+b') as f:  # a torn write
+    f.truncate(40)
+  state, round_num, note = outputs.load_checkpoint(path, template)
+  assert round_num == 2 and 'checkpoint.npz' in note
+  np.testing.assert_array_equal(state[0], [1, 1, 1])
+  with open(outputs.previous_checkpoint_path(path), 'wb') as f:
+    f.write(b'garbage')
+  with pytest.raises(outputs.CorruptOutputError, match='checkpoint.prev.npz'):
+    outputs.load_checkpoint(path, template)
+  # A checkpoint of another model is not silently loaded.
+  outputs.save_checkpoint(path, [np.ones(5, np.float32), np.int64(1)], 6)
+  outputs.save_checkpoint(path, [np.ones(5, np.float32), np.int64(1)], 8)
+  with pytest.raises(outputs.CorruptOutputError, match='shape'):
+    outputs.load_checkpoint(path, template)
+
+
+def test_corrupt_metrics_file_is_a_clear_error(tmp_path):
+  path = str(tmp_path / 'metrics.csv')
+  log = outputs.MetricsLog(path, keep_through_round=None)
+  for r in (1, 2, 3):
+    log.append(dict(round=r, attacked=0, backdoor_accuracy=0.5))
+  assert len(outputs.MetricsLog(path, keep_through_round=2).rows) == 2
+  with open(path) as f:
+    text = f.read()
+  with open(path, 'w') as f:  # round 2's row torn in half
+    f.write(text.replace('\n2,0', '\nx2,0'))
+  with pytest.raises(outputs.CorruptOutputError, match='line 3'):
+    outputs.MetricsLog(path, keep_through_round=2)
 
 
 def test_task_num_larger_than_clients_with_sevens_fails_before_training(
     tmp_path):
-  with pytest.raises(experiment.ConfigError, match='--task_num'):
-    experiment.run(_tiny(tmp_path, task_num=50), progress=False)
+  with pytest.raises(config_lib.ConfigError) as error:
+    experiment.run(tiny(tmp_path, task_num=50), progress=False)
+  assert error.value.field == 'task_num'
   assert not os.path.exists(os.path.join(str(tmp_path), 'tiny', 'metrics.csv'))
+
+
+def test_unwritable_output_directory_names_root_output_dir(tmp_path):
+  with pytest.raises(config_lib.ConfigError) as error:
+    experiment.run(tiny(tmp_path, root_output_dir='/etc/hostname/not_a_dir'),
+                   progress=False)
+  assert error.value.field == 'root_output_dir'
 
 
 def test_binary_bad_flag_exits_with_one_line_error(tmp_path):
   result = subprocess.run(
       [sys.executable, '-m', 'targeted_attack.emnist_experiment',
-       f'--root_output_dir={tmp_path}', '--num_rounds=-3'],
+       f'--root_output_dir={tmp_path}', '--random_seed=-1'],
       capture_output=True, text=True, cwd=ROOT, timeout=120)
-  assert result.returncode != 0
+  assert result.returncode == 2
   lines = [l for l in result.stderr.splitlines() if l.startswith('error:')]
-  assert len(lines) == 1 and '--num_rounds' in lines[0], result.stderr
-  assert not os.path.exists(os.path.join(str(tmp_path), 'emnist_attack',
-                                         'metrics.csv'))
+  assert len(lines) == 1 and '--random_seed' in lines[0], result.stderr
+  assert 'Traceback' not in result.stderr
+  assert not os.path.exists(os.path.join(str(tmp_path), 'emnist_attack'))
 
 
 def test_binary_runs_end_to_end(tmp_path):
@@ -135,42 +176,12 @@ def test_binary_runs_end_to_end(tmp_path):
   assert 'final round 2' in result.stdout
   with open(os.path.join(str(tmp_path), 'bin', 'metrics.csv')) as f:
     assert len(list(csv.DictReader(f))) == 2
+  with open(os.path.join(str(tmp_path), 'bin', 'config.json')) as f:
+    assert json.load(f)['defense'] == 'weak_dp'
 
 
-@pytest.mark.parametrize('overrides', [
-    dict(attack='data_poisoning', poison_per_batch=2),
-    dict(attack='constrain_and_scale', poison_per_batch=2, cs_max_epochs=1),
-    dict(attack='train_and_scale', backdoor='edge_case',
-         edge_case_num_train=10, edge_case_num_eval=10),
-    dict(attack='pgd_replacement', backdoor='trigger', defense='dp_sgd',
-         attacker_model='fixed_pool', attacker_pool_size=3),
-])
-def test_literature_attacks_backdoors_and_defenses_run(tmp_path, overrides):
-  config = _tiny(tmp_path, num_rounds=2, attack_freq=1, **overrides)
-  rows = experiment.run(config, progress=False)
-  assert len(rows) == 2
-  for r in rows:
-    assert 0.0 <= float(r['backdoor_accuracy']) <= 1.0
-  if overrides.get('attacker_model') != 'fixed_pool':
-    assert all(int(r['num_attackers']) == 1 for r in rows)
-
-
-@pytest.mark.parametrize('overrides, flag', [
-    (dict(cs_alpha=1.5), 'cs_alpha'),
-    (dict(cs_gamma=0.0), 'cs_gamma'),
-    (dict(trigger_placement='center'), 'trigger_placement'),
-    (dict(trigger_amplitude=0.0), 'trigger_amplitude'),
-    (dict(backdoor='blend'), 'backdoor'),
-    (dict(attacker_model='fixed_pool', attacker_pool_size=13),
-     'attacker_pool_size'),
-])
-def test_bad_literature_settings_name_the_flag(tmp_path, overrides, flag):
-  with pytest.raises(experiment.ConfigError, match=f'--{flag}'):
-    experiment.validate(_tiny(tmp_path, **overrides))
-
-
-def test_emnist_unavailable_suggests_cache_dir_or_synthetic(tmp_path,
-                                                            monkeypatch):
+def test_emnist_unavailable_suggests_cache_file_or_synthetic(tmp_path,
+                                                             monkeypatch):
   import tensorflow_federated as tff  # pylint: disable=g-import-not-at-top
 
   def offline(**kwargs):
@@ -178,6 +189,7 @@ def test_emnist_unavailable_suggests_cache_dir_or_synthetic(tmp_path,
 
   monkeypatch.setattr(tff.simulation.datasets.emnist, 'load_data',
                       lambda *a, **k: offline())
-  with pytest.raises(experiment.ConfigError,
-                     match='--emnist_cache_dir.*--dataset=synthetic'):
-    experiment.run(_tiny(tmp_path, dataset='emnist'), progress=False)
+  with pytest.raises(config_lib.ConfigError,
+                     match='emnist_all.sqlite.*synthetic') as error:
+    experiment.run(tiny(tmp_path, dataset='emnist'), progress=False)
+  assert error.value.field == 'emnist_cache_dir'

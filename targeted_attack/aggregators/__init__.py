@@ -1,0 +1,11 @@
+"""Defenses as `tff.aggregators` factories, one module per family.
+
+- `plumbing`: the weighted/unweighted factory plumbing and the three ways a
+  defense is written: per-client transform, server transform of the
+  aggregate, robust rule over the stacked updates.
+- `clipping`: means, non-finite zeroing, norm clipping, noise, weak DP.
+- `robust`: distance- and order-based rules (Krum, Multi-Krum, coordinate
+  median, trimmed mean, geometric median).
+
+`targeted_attack.aggregate_fn` is the public face that re-exports them.
+"""

@@ -1,0 +1,335 @@
+"""`ExperimentConfig`: every setting of a run, each with its help and its check.
+
+Each field is declared with `setting(default, help, check)`; the binary
+generates its flags from these fields (name, type, default, help, allowed
+values) and `validate` applies the checks, which are the library's own
+argument checks (`targeted_attack.checks`). Choices come from the registries'
+keys (`targeted_attack.registry`), never from a second list. Errors are
+`ConfigError`s naming the setting; only the binary spells it `--flag`.
+Validation does no I/O.
+"""
+
+import dataclasses
+import math
+import os
+from typing import Callable, Optional
+
+from targeted_attack import checks
+
+
+class ConfigError(ValueError):
+  """A bad setting: `field` names it, the message gives the allowed range."""
+
+  def __init__(self, field: str, message: str):
+    super().__init__(message)
+    self.field = field
+
+
+# ---------------------------------------------------------------------------
+# Checks: a callable `(name, value) -> value` raising ValueError, with
+# `describe()` for the help text and `invalid_example()` for tests.
+
+
+@dataclasses.dataclass(frozen=True)
+class IntAtLeast:
+  minimum: int = 1
+  maximum: Optional[int] = None
+
+  def __call__(self, name, value):
+    return checks.integer(name, value, self.minimum, self.maximum)
+
+  def describe(self):
+    if self.maximum is None:
+      return f'integer >= {self.minimum}'
+    return f'integer in [{self.minimum}, {self.maximum}]'
+
+  def invalid_example(self):
+    return self.minimum - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Number:
+  minimum: Optional[float] = None
+  maximum: Optional[float] = None
+  strict: bool = False
+  strict_max: bool = False
+
+  def __call__(self, name, value):
+    return checks.number(name, value, self.minimum, self.strict, self.maximum,
+                         self.strict_max)
+
+  def describe(self):
+    low = '(-inf' if self.minimum is None else (
+        ('(' if self.strict else '[') + f'{self.minimum:g}')
+    high = 'inf)' if self.maximum is None else (
+        f'{self.maximum:g}' + (')' if self.strict_max else ']'))
+    return f'number in {low}, {high}'
+
+  def invalid_example(self):
+    if self.minimum is not None:
+      return self.minimum - 1.0
+    return math.inf
+
+
+@dataclasses.dataclass(frozen=True)
+class OneOf:
+  """One of the keys of `options()` (a registry, looked up when checked)."""
+  options: Callable[[], object]
+
+  def __call__(self, name, value):
+    return checks.choice(name, value, tuple(self.options()))
+
+  def describe(self):
+    return ' | '.join(self.options())
+
+  def invalid_example(self):
+    return 'no_such_option'
+
+
+@dataclasses.dataclass(frozen=True)
+class Name:
+  """A non-empty file-name component (no path separator)."""
+
+  def __call__(self, name, value):
+    if not isinstance(value, str) or not value or os.sep in value:
+      raise ValueError(f'`{name}` must be a non-empty name without '
+                       f'"{os.sep}", got {value!r}.')
+    return value
+
+  def describe(self):
+    return 'a name'
+
+  def invalid_example(self):
+    return ''
+
+
+@dataclasses.dataclass(frozen=True)
+class OrNone:
+  """None, or a value passing `check`."""
+  check: object
+
+  def __call__(self, name, value):
+    return None if value is None else self.check(name, value)
+
+  def describe(self):
+    return self.check.describe()
+
+  def invalid_example(self):
+    return self.check.invalid_example()
+
+
+def setting(default, help: str, check=None):  # pylint: disable=redefined-builtin
+  return dataclasses.field(default=default,
+                           metadata=dict(help=help, check=check))
+
+
+def _registry(name):
+  def options():
+    from targeted_attack import registry  # pylint: disable=g-import-not-at-top
+    return getattr(registry, name)
+  return options
+
+
+def _keys(module, attribute):
+  def options():
+    import importlib  # pylint: disable=g-import-not-at-top
+    return getattr(importlib.import_module(f'targeted_attack.{module}'),
+                   attribute)
+  return options
+
+
+_POS_INT = IntAtLeast(1)
+_POSITIVE = Number(0.0, strict=True)
+_NON_NEGATIVE = Number(0.0)
+_FRACTION = Number(0.0, 1.0)
+_MOMENTUM = Number(0.0, 1.0, strict_max=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+  """Every setting of a run; names follow the original research code's flags."""
+  root_output_dir: str = setting('/tmp/targeted_attack',
+                                 'Root directory for all outputs.')
+  experiment_name: str = setting(
+      'emnist_attack', 'Outputs go to root_output_dir/experiment_name/.',
+      Name())
+  random_seed: int = setting(
+      0, 'Seed of every random stream: data generation, sampling, local '
+      'shuffles, attackers, noise.', IntAtLeast(0, 2**32 - 1))
+  evaluate_per_rounds: int = setting(1, 'Evaluate every this many rounds.',
+                                     _POS_INT)
+  checkpoint_every: int = setting(
+      10, 'Checkpoint the process state every this many rounds.', _POS_INT)
+  resume: bool = setting(
+      False, 'Continue from the checkpoint in the output directory.')
+  # Data.
+  dataset: str = setting(
+      'synthetic', 'synthetic: generated writer-style digits (offline); '
+      'emnist: TFF federated EMNIST.', OneOf(_registry('DATASETS')))
+  emnist_cache_dir: Optional[str] = setting(
+      None, 'Directory holding TFF\'s emnist_all.sqlite (see the README).')
+  only_digits: bool = setting(True, 'EMNIST: digits only (10 classes).')
+  synthetic_num_clients: int = setting(
+      500, 'Synthetic: number of writers (clients).', _POS_INT)
+  synthetic_examples_per_client: int = setting(
+      60, 'Synthetic: mean train examples per writer.', _POS_INT)
+  # Training (Sun et al. 2019, Sec. 5: 30 clients, 5 epochs, batch 20, η_c 0.1).
+  model: str = setting('cnn', 'cnn: the paper\'s CNN; small_cnn; linear.',
+                       OneOf(_keys('models', 'MODEL_NAMES')))
+  num_clients_per_round: int = setting(30, 'Clients sampled per round.',
+                                       _POS_INT)
+  num_rounds: int = setting(300, 'Number of rounds.', _POS_INT)
+  server_learning_rate: float = setting(1.0, 'Server SGD learning rate η.',
+                                        _POSITIVE)
+  server_momentum: float = setting(0.0, 'Server momentum.', _MOMENTUM)
+  num_epochs: int = setting(5, 'Local epochs per round.', _POS_INT)
+  batch_size: int = setting(20, 'Local batch size.', _POS_INT)
+  client_learning_rate: float = setting(0.1, 'Client SGD learning rate.',
+                                        _POSITIVE)
+  client_momentum: float = setting(0.0, 'Client momentum.', _MOMENTUM)
+  # Attack.
+  attack: str = setting('unconstrained', 'The malicious clients\' strategy.',
+                        OneOf(_registry('ATTACKS')))
+  attacker_model: str = setting(
+      'fixed_frequency', 'Which sampled clients are malicious.',
+      OneOf(_registry('ATTACKER_MODELS')))
+  attack_start_round: int = setting(
+      1, 'Attackers act from this round on.', _POS_INT)
+  attack_end_round: int = setting(
+      0, 'Attackers act up to this round (0: to the last round).',
+      IntAtLeast(0))
+  attack_freq: int = setting(
+      1, 'fixed_frequency: one attacker every this many rounds.', _POS_INT)
+  malicious_fraction: float = setting(
+      1 / 30, 'random_sampling: fraction ε of malicious clients, '
+      'round(ε·N) of the N clients (Sun et al.\'s 3.3% = 1/30).', _FRACTION)
+  attacker_pool_size: int = setting(
+      10, 'fixed_pool: number of malicious clients in the population.',
+      _POS_INT)
+  task_num: int = setting(
+      30, 'Number of target writers whose 7s are labelled 1.', _POS_INT)
+  boost_factor: Optional[float] = setting(
+      None, 'Attacker boost β; default: num_clients_per_round / '
+      'server_learning_rate (model replacement, Sun et al. Eq. 1).',
+      OrNone(_POSITIVE))
+  split_boost: bool = setting(
+      True, 'Several attackers in a round divide the boost evenly (β/k '
+      'each, Sun et al. Sec. 3); false: each sends the full boost.')
+  client_round_num: int = setting(
+      5, 'norm_bounded: PGD rounds per attack.', _POS_INT)
+  # Literature attacks (Bagdasaryan et al. 2018; Wang et al. 2020).
+  poison_per_batch: int = setting(
+      5, 'data_poisoning / constrain_and_scale: backdoor items replacing '
+      'benign ones in each batch (c).', _POS_INT)
+  attacker_learning_rate: float = setting(
+      0.1, 'constrain_and_scale / pgd: the attacker\'s SGD rate.', _POSITIVE)
+  cs_alpha: float = setting(
+      0.7, 'constrain_and_scale: α in α·L_class + (1−α)·L_ano.', _FRACTION)
+  cs_anomaly: str = setting(
+      'l2', 'constrain_and_scale: L_ano.',
+      OneOf(_keys('attacks', 'ANOMALY_TERMS')))
+  cs_gamma: Optional[float] = setting(
+      None, 'constrain_and_scale: scale γ; default: the boost factor.',
+      OrNone(_POSITIVE))
+  cs_max_epochs: int = setting(
+      2, 'constrain_and_scale: at most this many passes.', _POS_INT)
+  cs_early_stop_loss: float = setting(
+      0.0, 'constrain_and_scale: stop once the backdoor loss < ε.',
+      _NON_NEGATIVE)
+  cs_lr_decay: float = setting(
+      0.1, 'constrain_and_scale: learning-rate decay per step block.',
+      _POSITIVE)
+  cs_lr_step_size: int = setting(
+      1000, 'constrain_and_scale: steps per learning-rate block.', _POS_INT)
+  pgd_eps: Optional[float] = setting(
+      None, 'pgd / pgd_replacement: ℓ2 radius ε around w_t; default: '
+      'norm_bound (pgd_replacement: norm_bound / boost).', OrNone(_POSITIVE))
+  project_frequency: int = setting(
+      10, 'pgd / pgd_replacement: project every this many steps.', _POS_INT)
+  # Backdoor task.
+  backdoor: str = setting('semantic', 'The backdoor task.',
+                          OneOf(_registry('BACKDOORS')))
+  edge_case_mix: str = setting(
+      'almost_edge_case', 'edge_case backdoor: how many honest writers draw '
+      '(correctly labelled) crossbar 7s.',
+      OneOf(_keys('data', 'EDGE_CASE_MIXES')))
+  edge_case_num_train: int = setting(
+      100, 'Edge-case images the attacker trains on.', _POS_INT)
+  edge_case_num_eval: int = setting(
+      200, 'Edge-case images backdoor accuracy is measured on.', _POS_INT)
+  trigger_amplitude: float = setting(
+      1.0, 'trigger backdoor: pattern amplitude.',
+      Number(0.0, 1.0, strict=True))
+  trigger_placement: str = setting(
+      'one_corner', 'trigger backdoor: where the pattern goes.',
+      OneOf(_keys('data', 'TRIGGER_PLACEMENTS')))
+  # Defense.
+  defense: str = setting('none', 'The server\'s (or clients\') defense.',
+                         OneOf(_registry('DEFENSES')))
+  norm_bound: float = setting(
+      3.0, 'M: clip / aggregate_clip bound, and the bound the norm-bounded '
+      'attacker respects.', _POSITIVE)
+  l2_norm_clip: float = setting(5.0, 'weak_dp: clip norm C.', _POSITIVE)
+  mul_factor: float = setting(
+      0.005, 'weak_dp: noise multiplier; the noise on the sum has stddev '
+      'σ = mul_factor · l2_norm_clip (the paper\'s σ; the original code '
+      'passed σ itself).', _NON_NEGATIVE)
+  num_byzantine: int = setting(
+      1, 'krum / multi_krum: assumed Byzantine clients f.', IntAtLeast(0))
+  multi_krum_selected: int = setting(
+      10, 'multi_krum: updates averaged m.', _POS_INT)
+  trim_fraction: float = setting(
+      0.1, 'trimmed_mean: fraction trimmed from each end.',
+      Number(0.0, 0.5, strict_max=True))
+  geometric_median_iters: int = setting(
+      10, 'geometric_median: Weiszfeld iterations.', _POS_INT)
+  dp_sgd_l2_norm_clip: float = setting(
+      1.0, 'dp_sgd: per-example clip norm.', _POSITIVE)
+  dp_sgd_noise_multiplier: float = setting(
+      0.1, 'dp_sgd: noise multiplier σ.', _NON_NEGATIVE)
+
+  @property
+  def output_dir(self) -> str:
+    return os.path.join(self.root_output_dir, self.experiment_name)
+
+  @property
+  def resolved_boost_factor(self) -> float:
+    """β = n / η by default: model replacement at any server rate (Eq. 1)."""
+    if self.boost_factor is None:
+      return self.num_clients_per_round / self.server_learning_rate
+    return float(self.boost_factor)
+
+
+# Settings that may differ between a run and its resumption.
+RESUMABLE_CHANGES = ('num_rounds', 'resume', 'root_output_dir',
+                     'experiment_name', 'evaluate_per_rounds',
+                     'checkpoint_every')
+
+
+def fields():
+  return dataclasses.fields(ExperimentConfig)
+
+
+def validate(config: ExperimentConfig) -> None:
+  """Every field's own check, then the chosen entries' cross-setting checks."""
+  for field in fields():
+    check = field.metadata.get('check')
+    if check is None:
+      continue
+    try:
+      check(field.name, getattr(config, field.name))
+    except ValueError as e:
+      raise ConfigError(field.name, str(e)) from e
+  from targeted_attack import registry  # pylint: disable=g-import-not-at-top
+  registry.check(config)
+
+
+def first_difference(a: ExperimentConfig, b: dict,
+                     ignore=RESUMABLE_CHANGES) -> Optional[str]:
+  """The first setting (in field order) whose value differs, or None."""
+  for field in fields():
+    if field.name in ignore:
+      continue
+    if field.name not in b or b[field.name] != getattr(a, field.name):
+      return field.name
+  return None

@@ -1,0 +1,355 @@
+"""Name → builder registries: every choice of a run is dispatched here, once.
+
+Each registry maps the value of one setting (`attack`, `defense`, `backdoor`,
+`attacker_model`, `dataset`) to an entry: its builder from an
+`ExperimentConfig`, its help text, and an optional cross-setting check. The
+allowed values of a setting are the keys of its registry. Adding an attack or a
+defense is one `register` call here plus its class or builder.
+"""
+
+import collections.abc
+import dataclasses
+from typing import Callable, Optional
+
+from targeted_attack import aggregate_fn
+from targeted_attack import attacks
+from targeted_attack import data as data_lib
+from targeted_attack import local_training
+from targeted_attack.config import ConfigError
+from targeted_attack.config import ExperimentConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+  """`build(config, ...)`; `check(config)` raises ConfigError; `help`."""
+  name: str
+  build: Callable
+  help: str
+  check: Optional[Callable[[ExperimentConfig], None]] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackEntry(Entry):
+  # False for 'none': no client of any round is malicious.
+  has_attackers: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class DefenseEntry(Entry):
+  # A client-side part (DP-SGD training), built from the config, or None.
+  client_dp_sgd: Optional[Callable[[ExperimentConfig],
+                                   local_training.DPSGD]] = None
+
+
+class Registry(collections.abc.Mapping):
+  """An ordered mapping name → entry for one setting."""
+
+  def __init__(self, setting: str, entry_type=Entry):
+    self.setting = setting
+    self._entry_type = entry_type
+    self._entries = {}
+
+  def register(self, name: str, help: str, **options):  # pylint: disable=redefined-builtin
+    def decorator(build):
+      if name in self._entries:
+        raise ValueError(f'{self.setting} {name!r} is registered twice.')
+      self._entries[name] = self._entry_type(name=name, build=build, help=help,
+                                             **options)
+      return build
+    return decorator
+
+  def __getitem__(self, name):
+    return self._entries[name]
+
+  def __iter__(self):
+    return iter(self._entries)
+
+  def __len__(self):
+    return len(self._entries)
+
+  def chosen(self, config: ExperimentConfig):
+    return self._entries[getattr(config, self.setting)]
+
+
+ATTACKS = Registry('attack', AttackEntry)
+DEFENSES = Registry('defense', DefenseEntry)
+BACKDOORS = Registry('backdoor')
+ATTACKER_MODELS = Registry('attacker_model')
+DATASETS = Registry('dataset')
+ALL = (DATASETS, ATTACKS, ATTACKER_MODELS, BACKDOORS, DEFENSES)
+
+
+def _require(condition: bool, field: str, message: str) -> None:
+  if not condition:
+    raise ConfigError(field, message)
+
+
+def check(config: ExperimentConfig) -> None:
+  """The cross-setting checks of every chosen entry (and of the window)."""
+  _require(config.attack_end_round == 0 or
+           config.attack_end_round >= config.attack_start_round,
+           'attack_end_round',
+           f'`attack_end_round`={config.attack_end_round} must be 0 or >= '
+           f'attack_start_round={config.attack_start_round}.')
+  for registry in ALL:
+    entry = registry.chosen(config)
+    if entry.check is not None:
+      entry.check(config)
+
+
+# ---------------------------------------------------------------------------
+# Attacks: `build(config) -> attacks.ClientUpdateStrategy`.
+
+
+@ATTACKS.register('none', 'No attacker: every client follows the protocol.',
+                  has_attackers=False)
+def _no_attack(c):
+  del c
+  return attacks.NoAttack()
+
+
+@ATTACKS.register('unconstrained', 'Explicit boosting, the original code: '
+                  'Δ_benign + β·Δ_mal (Sun et al.).')
+def _unconstrained(c):
+  return attacks.ClientExplicitBoosting(c.resolved_boost_factor)
+
+
+@ATTACKS.register('model_replacement', 'Sun et al. Eq. 1: β·(w* − w_t), w* '
+                  'trained on D_trn ∪ D_mal.')
+def _model_replacement(c):
+  return attacks.ModelReplacement(c.resolved_boost_factor)
+
+
+@ATTACKS.register('norm_bounded', 'PGD within norm_bound/β of w_t, then '
+                  'boosted by β: ‖Δ‖ ≤ norm_bound (Sun et al.).')
+def _norm_bounded(c):
+  beta = c.resolved_boost_factor
+  return attacks.ClientProjectBoost(boost_factor=beta,
+                                    norm_bound=c.norm_bound / beta,
+                                    round_num=c.client_round_num)
+
+
+@ATTACKS.register('data_poisoning', 'Ordinary training on batches with '
+                  'poison_per_batch backdoor items (Bagdasaryan et al.).')
+def _data_poisoning(c):
+  return attacks.DataPoisoning(c.poison_per_batch)
+
+
+@ATTACKS.register('constrain_and_scale', 'Bagdasaryan et al. Algorithm 2: '
+                  'anomaly-regularized training, scaled by γ.')
+def _constrain_and_scale(c):
+  return attacks.ConstrainAndScale(
+      alpha=c.cs_alpha, gamma=c.cs_gamma or c.resolved_boost_factor,
+      anomaly=c.cs_anomaly, poison_per_batch=c.poison_per_batch,
+      learning_rate=c.attacker_learning_rate, lr_decay=c.cs_lr_decay,
+      lr_step_size=c.cs_lr_step_size, max_epochs=c.cs_max_epochs,
+      early_stop_loss=c.cs_early_stop_loss)
+
+
+@ATTACKS.register('train_and_scale', 'Bagdasaryan et al. Eq. 5: scaled to '
+                  'norm exactly norm_bound.')
+def _train_and_scale(c):
+  return attacks.TrainAndScale(norm_bound=c.norm_bound)
+
+
+@ATTACKS.register('pgd', 'Wang et al.: PGD within pgd_eps (default '
+                  'norm_bound) of w_t, no replacement.')
+def _pgd(c):
+  return attacks.PGDAttack(
+      eps=c.pgd_eps or c.norm_bound, project_frequency=c.project_frequency,
+      learning_rate=c.attacker_learning_rate)
+
+
+@ATTACKS.register('pgd_replacement', 'Wang et al.: PGD within pgd_eps '
+                  '(default norm_bound/β), then scaled by β.')
+def _pgd_replacement(c):
+  beta = c.resolved_boost_factor
+  return attacks.PGDAttack(
+      eps=c.pgd_eps or c.norm_bound / beta,
+      project_frequency=c.project_frequency,
+      learning_rate=c.attacker_learning_rate, replacement_scale=beta)
+
+
+def build_attack(config: ExperimentConfig) -> attacks.ClientUpdateStrategy:
+  return ATTACKS.chosen(config).build(config)
+
+
+# ---------------------------------------------------------------------------
+# Defenses: `build(config) -> tff.aggregators factory`, and an optional
+# client-side part.
+
+
+def _krum_check(c):
+  _require(c.num_clients_per_round >= c.num_byzantine + 3, 'num_byzantine',
+           f'`num_byzantine`={c.num_byzantine}: Krum needs '
+           f'num_clients_per_round >= num_byzantine + 3 = '
+           f'{c.num_byzantine + 3}.')
+
+
+def _multi_krum_check(c):
+  _krum_check(c)
+  _require(c.multi_krum_selected <= c.num_clients_per_round,
+           'multi_krum_selected',
+           f'`multi_krum_selected`={c.multi_krum_selected} must be <= '
+           f'num_clients_per_round={c.num_clients_per_round}.')
+
+
+DEFENSES.register('none', 'The weighted mean.')(
+    lambda c: aggregate_fn.build_stateless_mean())
+DEFENSES.register('clip', 'Per-client norm clipping to norm_bound (Sun et '
+                  'al.).')(
+                      lambda c: aggregate_fn.build_clip_per_client(
+                          c.norm_bound))
+DEFENSES.register('aggregate_clip', 'The mean, clipped to norm_bound (the '
+                  'original code).')(
+                      lambda c: aggregate_fn.build_aggregate_and_clip(
+                          c.norm_bound))
+DEFENSES.register('weak_dp', 'Clip to l2_norm_clip, sum, noise σ = '
+                  'mul_factor·l2_norm_clip, divide by the clients per round '
+                  '(Sun et al.).')(
+                      lambda c: aggregate_fn.build_dp_aggregate(
+                          c.l2_norm_clip, c.mul_factor,
+                          c.num_clients_per_round, seed=c.random_seed))
+DEFENSES.register('krum', 'Krum with num_byzantine f.', check=_krum_check)(
+    lambda c: aggregate_fn.build_krum(c.num_byzantine))
+DEFENSES.register('multi_krum', 'Multi-Krum: f = num_byzantine, m = '
+                  'multi_krum_selected.', check=_multi_krum_check)(
+                      lambda c: aggregate_fn.build_multi_krum(
+                          c.num_byzantine, c.multi_krum_selected))
+DEFENSES.register('median', 'Coordinate-wise median.')(
+    lambda c: aggregate_fn.build_coordinate_median())
+DEFENSES.register('trimmed_mean', 'Coordinate-wise trimmed mean, '
+                  'trim_fraction from each end.')(
+                      lambda c: aggregate_fn.build_trimmed_mean(
+                          c.trim_fraction))
+DEFENSES.register('geometric_median', 'RFA: smoothed Weiszfeld, '
+                  'geometric_median_iters steps.')(
+                      lambda c: aggregate_fn.build_geometric_median(
+                          c.geometric_median_iters))
+DEFENSES.register(
+    'dp_sgd', 'Clients train with DP-SGD (dp_sgd_l2_norm_clip, '
+    'dp_sgd_noise_multiplier); the server takes the weighted mean.',
+    client_dp_sgd=lambda c: local_training.DPSGD(c.dp_sgd_l2_norm_clip,
+                                                 c.dp_sgd_noise_multiplier))(
+                                                     lambda c: aggregate_fn.
+                                                     build_stateless_mean())
+
+
+def build_defense(config: ExperimentConfig):
+  """(aggregation factory with non-finite updates zeroed, client DP-SGD or None)."""
+  entry = DEFENSES.chosen(config)
+  aggregator = aggregate_fn.build_zero_non_finite(entry.build(config))
+  client_dp_sgd = (entry.client_dp_sgd(config)
+                   if entry.client_dp_sgd is not None else None)
+  return aggregator, client_dp_sgd
+
+
+# ---------------------------------------------------------------------------
+# Datasets: `build(config) -> data.FederatedDigits`.
+
+
+def _synthetic_check(c):
+  _require(c.num_clients_per_round <= c.synthetic_num_clients,
+           'num_clients_per_round',
+           f'`num_clients_per_round`={c.num_clients_per_round} must be <= '
+           f'the number of clients ({c.synthetic_num_clients}).')
+
+
+@DATASETS.register('synthetic', 'Generated writer-style digits (offline).',
+                   check=_synthetic_check)
+def _synthetic(c):
+  rate = 0.03
+  if c.backdoor == 'edge_case':
+    rate = data_lib.EDGE_CASE_MIXES[c.edge_case_mix]
+  return data_lib.load_synthetic(c.synthetic_num_clients,
+                                 c.synthetic_examples_per_client,
+                                 c.random_seed, crossbar_seven_rate=rate)
+
+
+@DATASETS.register('emnist', 'TFF federated EMNIST (3,383 writers).')
+def _emnist(c):
+  try:
+    return data_lib.load_emnist(c.only_digits, c.emnist_cache_dir)
+  except data_lib.DatasetUnavailableError as e:
+    raise ConfigError('emnist_cache_dir', f'`dataset`=emnist: {e}') from e
+
+
+def load_data(config: ExperimentConfig) -> data_lib.FederatedDigits:
+  data = DATASETS.chosen(config).build(config)
+  _require(config.num_clients_per_round <= data.num_clients,
+           'num_clients_per_round',
+           f'`num_clients_per_round`={config.num_clients_per_round} must be '
+           f'<= the number of clients ({data.num_clients}).')
+  return data
+
+
+# ---------------------------------------------------------------------------
+# Backdoors: `build(config, data) -> data.BackdoorTask`.
+
+
+@BACKDOORS.register('semantic', 'The target writers\' 7s → 1 (Sun et al.).')
+def _semantic(c, data):
+  return data_lib.select_backdoor_task(data, c.task_num, c.random_seed)
+
+
+@BACKDOORS.register('edge_case', 'Crossbar 7s → 1 (Wang et al.); '
+                    'edge_case_mix sets how many honest writers hold them.')
+def _edge_case(c, data):
+  del data
+  return data_lib.edge_case_task(c.edge_case_num_train, c.edge_case_num_eval,
+                                 c.random_seed)
+
+
+@BACKDOORS.register('trigger', 'A 3×3 pixel pattern on any class → 1 '
+                    '(BadNets; Turner\'s amplitude).')
+def _trigger(c, data):
+  return data_lib.trigger_task(data, c.task_num, c.trigger_amplitude,
+                               c.trigger_placement, c.random_seed)
+
+
+def build_backdoor(config: ExperimentConfig, data) -> data_lib.BackdoorTask:
+  try:
+    return BACKDOORS.chosen(config).build(config, data)
+  except ValueError as e:
+    raise ConfigError('task_num', str(e)) from e
+
+
+# ---------------------------------------------------------------------------
+# Attacker models: `build(config, population) -> data.AttackerModel`.
+
+
+ATTACKER_MODELS.register('fixed_frequency', 'One attacker every attack_freq '
+                         'rounds (Sun et al.).')(
+                             lambda c, n: data_lib.FixedFrequencyAttackers(
+                                 c.attack_freq))
+ATTACKER_MODELS.register('random_sampling', 'round(ε·N) malicious clients, '
+                         'ε = malicious_fraction; sampled like all others.')(
+                             lambda c, n: data_lib.RandomSamplingAttackers(
+                                 c.malicious_fraction, n,
+                                 c.num_clients_per_round))
+
+
+def _fixed_pool_check(c):
+  if c.dataset == 'synthetic':
+    _require(c.attacker_pool_size <= c.synthetic_num_clients,
+             'attacker_pool_size',
+             f'`attacker_pool_size`={c.attacker_pool_size} must be <= the '
+             f'number of clients ({c.synthetic_num_clients}).')
+
+
+ATTACKER_MODELS.register('fixed_pool', 'attacker_pool_size fixed malicious '
+                         'clients (Wang et al.).', check=_fixed_pool_check)(
+                             lambda c, n: data_lib.FixedPoolAttackers(
+                                 c.attacker_pool_size, n, c.random_seed))
+
+
+def build_attackers(config: ExperimentConfig,
+                    population: int) -> data_lib.AttackerModel:
+  if not ATTACKS.chosen(config).has_attackers:
+    return data_lib.NoAttackers()
+  try:
+    attackers = ATTACKER_MODELS.chosen(config).build(config, population)
+  except ValueError as e:
+    raise ConfigError('attacker_pool_size', str(e)) from e
+  return data_lib.AttackWindow(attackers, config.attack_start_round,
+                               config.attack_end_round)

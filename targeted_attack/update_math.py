@@ -1,0 +1,55 @@
+"""Arithmetic on model updates: structures of tensors taken as one vector.
+
+Written once and used by the attacks (local training, projection) and the
+defenses (clipping). ‖·‖₂ is always the global norm over every tensor of the
+structure, as if they were concatenated into one flat vector.
+"""
+
+import tensorflow as tf
+
+
+def subtract(a, b):
+  """a − b, tensor by tensor."""
+  return tf.nest.map_structure(tf.subtract, a, b)
+
+
+def add_scaled(a, b, scale):
+  """a + scale · b, tensor by tensor."""
+  return tf.nest.map_structure(lambda x, y: x + tf.cast(scale, x.dtype) * y,
+                               a, b)
+
+
+def scale(structure, factor):
+  """factor · x, tensor by tensor."""
+  return tf.nest.map_structure(lambda x: tf.cast(factor, x.dtype) * x,
+                               structure)
+
+
+def global_norm(structure) -> tf.Tensor:
+  """‖x‖₂ of all tensors of `structure` taken as one vector (float32)."""
+  return tf.linalg.global_norm(
+      [tf.cast(t, tf.float32) for t in tf.nest.flatten(structure)])
+
+
+def clip_by_global_norm(structure, norm_bound):
+  """(x / max(1, ‖x‖₂ / M), ‖x‖₂): the projection onto the ℓ2 ball of radius M.
+
+  Both the defenses' norm clipping (Sun et al. 2019, Sec. 4) and the attacks'
+  PGD projection Π_M (Sec. 3) are this map.
+  """
+  norm = global_norm(structure)
+  divisor = tf.maximum(1.0, norm / norm_bound)
+  clipped = tf.nest.map_structure(lambda t: t / tf.cast(divisor, t.dtype),
+                                  structure)
+  return clipped, norm
+
+
+def project_to_ball(structure, radius):
+  """Π_radius(x) = x · min(1, radius / ‖x‖₂)."""
+  return clip_by_global_norm(structure, radius)[0]
+
+
+def flatten_to_vector(structure) -> tf.Tensor:
+  """All tensors of `structure`, reshaped to 1-D float32 and concatenated."""
+  return tf.concat([tf.reshape(tf.cast(t, tf.float32), [-1])
+                    for t in tf.nest.flatten(structure)], axis=0)
