@@ -1,12 +1,22 @@
-"""TFF's worker_binary is reaped: piped output terminates, no worker is left."""
+"""TFF's worker_binary: reaped (piped output ends, none is left), and kept in
+a private network namespace that nothing outside can reach."""
 
 import os
+import queue
+import socket
 import subprocess
 import sys
+import threading
 
+import numpy as np
 import psutil
+import pytest
+import tensorflow_federated as tff
 
 from targeted_attack import runtime
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_WARNING = 'targeted_attack: warning:'
 
 _CHILD = r'''
 import os, psutil
@@ -20,13 +30,118 @@ assert double(np.float32(2.0)) == 4.0
 print("WORKERS", " ".join(str(p.pid) for p in runtime._worker_children()), flush=True)
 '''
 
+# Sets a context (argv[1]: isolate, off, or grpc_first: isolate with grpcio
+# already running), runs a computation, checks that the main thread still
+# reaches argv[2]:argv[3], reports, then runs until stdin closes.
+_SERVE = r'''
+import os, socket, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+import numpy as np
+import tensorflow_federated as tff
+from targeted_attack import runtime
+mode, host, host_port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if mode == "grpc_first":
+  import grpc
+  channel = grpc.insecure_channel("localhost:1")  # starts gRPC's threads
+isolated = runtime.set_local_execution_context(isolate_network=mode != "off")
+if mode == "grpc_first":
+  assert not runtime.set_local_execution_context()  # warns only once
+double = tff.tensorflow.computation(lambda x: x * 2.0, np.float32)
+assert double(np.float32(2.0)) == 4.0
+(worker,) = runtime._worker_children()
+port = [a for a in worker.cmdline() if a.startswith("--port=")][0][7:]
+socket.create_connection((host, host_port), timeout=5).close()
+print("READY", int(isolated), worker.pid, port, flush=True)
+sys.stdin.read()
+'''
+
+
+def _host_ipv4():
+  """A non-loopback IPv4 address of this machine, or None."""
+  for addrs in psutil.net_if_addrs().values():
+    for addr in addrs:
+      if addr.family == socket.AF_INET and not addr.address.startswith('127.'):
+        return addr.address
+  return None
+
+
+def _reachable(host, port) -> bool:
+  try:
+    socket.create_connection((host, port), timeout=2).close()
+    return True
+  except OSError:
+    return False
+
+
+class _Server:
+  """A child process serving a TFF context until `stop()`."""
+
+  def __init__(self, mode, host, host_port):
+    self.process = subprocess.Popen(
+        [sys.executable, '-c', _SERVE, mode, host, str(host_port)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, cwd=_ROOT, text=True)
+    self.lines = []
+    self._report = None
+    self._ready = queue.Queue()
+    threading.Thread(target=self._read, daemon=True).start()
+
+  def _read(self):
+    for line in self.process.stdout:
+      self.lines.append(line.rstrip('\n'))
+      if line.startswith('READY'):
+        self._ready.put(line.split()[1:])
+    self._ready.put(None)  # EOF
+
+  def report(self, timeout_s=120.0):
+    """(isolated, worker pid, worker port), once the child is serving."""
+    if self._report is None:
+      fields = self._ready.get(timeout=timeout_s)
+      assert fields, 'child failed:\n' + '\n'.join(self.lines)
+      self._report = (fields[0] == '1', int(fields[1]), int(fields[2]))
+    return self._report
+
+  def stop(self):
+    """Ends the child; returns whether its worker is gone."""
+    self.process.stdin.close()
+    try:
+      self.process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+      self.process.kill()
+      self.process.wait()
+    if self._report is None:
+      return True
+    try:
+      worker = psutil.Process(self._report[1])
+      return worker.status() == psutil.STATUS_ZOMBIE or (
+          os.path.basename(worker.exe()) != runtime.WORKER_BINARY_NAME)
+    except psutil.Error:
+      return True
+
+
+@pytest.fixture(scope='module')
+def servers():
+  """Children serving isolated, unisolated and grpc_first contexts, at once."""
+  ip = _host_ipv4()
+  listener = socket.socket()
+  listener.bind((ip or '127.0.0.1', 0))
+  listener.listen(16)
+  started = {mode: _Server(mode, *listener.getsockname())
+             for mode in ('isolate', 'off', 'grpc_first')}
+  try:
+    yield ip, started
+  finally:
+    gone = {mode: s.stop() for mode, s in started.items()}
+    listener.close()
+  assert all(gone.values()), f'workers left running: {gone}'
+
 
 def test_piped_run_terminates_and_leaves_no_worker():
   # stdout is a pipe, as with `python ... | tee log`: communicate() returns only
   # once every holder of the pipe (a leaked worker included) has closed it.
   child = subprocess.Popen([sys.executable, '-c', _CHILD],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           cwd=os.path.dirname(os.path.dirname(__file__)))
+                           cwd=_ROOT)
   out, _ = child.communicate(timeout=120)
   text = out.decode()
   assert child.returncode == 0, text
@@ -38,11 +153,61 @@ def test_piped_run_terminates_and_leaves_no_worker():
         psutil.STATUS_ZOMBIE), f'worker {pid} outlived its parent'
 
 
-def test_reap_workers_stops_own_worker_binary_children():
-  fake = subprocess.Popen(['sleep', '60'])
+def test_reap_workers_stops_a_live_worker_and_nothing_else():
+  # Runs before the `servers` children exist: their workers would be reaped
+  # too (reap_workers covers all descendants).
+  other = subprocess.Popen(['sleep', '60'])
   try:
-    # Only processes named worker_binary are reaped, nothing else.
-    assert fake.pid not in [p.pid for p in runtime._worker_children()]
+    double = tff.tensorflow.computation(lambda x: x * 2.0, np.float32)
+    assert double(np.float32(2.0)) == 4.0  # starts this process's worker
+    workers = runtime._worker_children()
+    assert workers, 'a computation should have started a worker_binary'
+    assert all(w.status() != psutil.STATUS_ZOMBIE for w in workers)
+    assert other.pid not in [w.pid for w in workers]
+
+    assert runtime.reap_workers() == len(workers)
+    for worker in workers:
+      assert not worker.is_running(), f'worker {worker.pid} still running'
+    assert not runtime._worker_children()
+    assert other.poll() is None, 'only worker_binary processes are reaped'
   finally:
-    fake.kill()
-    fake.wait()
+    other.kill()
+    other.wait()
+    runtime.set_local_execution_context()  # reaping released the context
+  assert double(np.float32(3.0)) == 6.0  # a fresh worker serves again
+
+
+def test_isolated_worker_is_unreachable_from_outside(servers):
+  ip, started = servers
+  server = started['isolate']
+  isolated, pid, port = server.report()
+  if not isolated:
+    warning = [l for l in server.lines if l.startswith(_WARNING)]
+    pytest.skip(f'network isolation not permitted here: {warning}')
+  # Not through this machine's address, nor even through its loopback.
+  for host in ([ip] if ip else []) + ['127.0.0.1']:
+    assert not _reachable(host, port), f'worker reachable at {host}:{port}'
+  # The worker has its own namespace; the child's main thread kept the host
+  # network (it reached our listener, as a dataset download would).
+  assert os.readlink(f'/proc/{pid}/ns/net') != os.readlink(
+      f'/proc/{server.process.pid}/ns/net')
+
+
+def test_unisolated_worker_is_reachable_from_outside(servers):
+  # The control: the same probe reaches a worker that was not isolated.
+  ip, started = servers
+  if ip is None:
+    pytest.skip('this machine has no non-loopback IPv4 address')
+  isolated, _, port = started['off'].report()
+  assert not isolated
+  assert _reachable(ip, port), f'unisolated worker not reachable at {ip}'
+
+
+def test_isolation_skipped_with_one_warning_when_grpc_already_runs(servers):
+  _, started = servers
+  server = started['grpc_first']
+  isolated, _, _ = server.report()  # the computation ran all the same
+  assert not isolated
+  warnings = [l for l in server.lines if l.startswith(_WARNING)]
+  assert len(warnings) == 1, server.lines
+  assert 'all interfaces' in warnings[0] and 'iptables' in warnings[0]
