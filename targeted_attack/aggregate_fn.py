@@ -15,8 +15,9 @@ Each reports its measurements under its own name (`clip/fraction`,
 builder's module lists them.
 
 Families: `aggregators.clipping` (means, non-finite zeroing, clipping, noise,
-weak DP), `aggregators.robust` (Krum, Multi-Krum, median, trimmed mean,
-geometric median); `aggregators.plumbing` for writing a new one.
+weak DP), `aggregators.robust` (Krum, Multi-Krum, Bulyan, median, trimmed
+mean, geometric median), `aggregators.filtering` (robust learning rate,
+FLAME); `aggregators.plumbing` for writing a new one.
 """
 
 # pylint: disable=unused-import
@@ -28,9 +29,12 @@ from targeted_attack.aggregators.clipping import build_fixed_denominator_mean
 from targeted_attack.aggregators.clipping import build_gaussian_noise
 from targeted_attack.aggregators.clipping import build_stateless_mean
 from targeted_attack.aggregators.clipping import build_zero_non_finite
+from targeted_attack.aggregators.filtering import build_flame
+from targeted_attack.aggregators.filtering import build_robust_learning_rate
 from targeted_attack.aggregators.plumbing import build_client_transform
 from targeted_attack.aggregators.plumbing import build_server_transform
 from targeted_attack.aggregators.plumbing import build_stacked_aggregator
+from targeted_attack.aggregators.robust import build_bulyan
 from targeted_attack.aggregators.robust import build_coordinate_median
 from targeted_attack.aggregators.robust import build_geometric_median
 from targeted_attack.aggregators.robust import build_krum

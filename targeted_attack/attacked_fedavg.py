@@ -28,6 +28,7 @@ import tensorflow_federated as tff
 from targeted_attack import aggregate_fn
 from targeted_attack import attacks
 from targeted_attack import local_training
+from targeted_attack import modern_attacks
 from targeted_attack import update_math
 
 # Re-exported: the public API of the original research code lives here.
@@ -199,7 +200,10 @@ def build_attacked_client_work(
 ) -> tff.learning.templates.ClientWorkProcess:
   """A stateless `ClientWorkProcess` running `client_update_tf` on each client.
 
-  With `client_dp_sgd`, the protocol's local training is DP-SGD.
+  With `client_dp_sgd`, the protocol's local training is DP-SGD. With a
+  `modern_attacks.OmniscientAttack` (ALIE, IPM), the malicious clients'
+  updates are then replaced by the ones it crafts from the round's updates
+  (`modern_attacks.craft_from_round`).
 
   Measurements: `train` (the model's metrics over benign training), and the
   client statistics of `_client_stats_aggregator`.
@@ -259,6 +263,9 @@ def build_attacked_client_work(
   def next_fn(state, weights, client_data):
     client_result, model_outputs, norms, is_malicious, share = (
         tff.federated_map(client_update, (weights, client_data)))
+    if isinstance(client_update_tf, modern_attacks.OmniscientAttack):
+      client_result, norms = modern_attacks.craft_from_round(
+          client_update_tf, client_result, is_malicious)
     measurements = tff.federated_zip(
         collections.OrderedDict(
             train=metrics_aggregation_fn(model_outputs),

@@ -162,6 +162,12 @@ class ExperimentConfig:
       10, 'Checkpoint the process state every this many rounds.', _POS_INT)
   resume: bool = setting(
       False, 'Continue from the checkpoint in the output directory.')
+  init_checkpoint: Optional[str] = setting(
+      None, 'Start from the model of this checkpoint.npz (e.g. the output of '
+      'a clean run), as the literature attacks converged models.')
+  durability_threshold: float = setting(
+      0.5, 'Durability: rounds after the last attack until backdoor accuracy '
+      'falls below this.', _FRACTION)
   # Data.
   dataset: str = setting(
       'synthetic', 'synthetic: generated writer-style digits (offline); '
@@ -242,10 +248,26 @@ class ExperimentConfig:
   cs_lr_step_size: int = setting(
       1000, 'constrain_and_scale: steps per learning-rate block.', _POS_INT)
   pgd_eps: Optional[float] = setting(
-      None, 'pgd / pgd_replacement: ℓ2 radius ε around w_t; default: '
-      'norm_bound (pgd_replacement: norm_bound / boost).', OrNone(_POSITIVE))
+      None, 'pgd / pgd_replacement / neurotoxin: ℓ2 radius ε around w_t; '
+      'default: norm_bound (pgd_replacement: norm_bound / boost).',
+      OrNone(_POSITIVE))
   project_frequency: int = setting(
-      10, 'pgd / pgd_replacement: project every this many steps.', _POS_INT)
+      10, 'pgd / pgd_replacement / neurotoxin: project every this many '
+      'steps.', _POS_INT)
+  # Today's attacks (Zhang et al. 2022; Baruch et al. 2019; Xie et al. 2019).
+  neurotoxin_mask_ratio: float = setting(
+      0.01, 'neurotoxin: fraction of coordinates masked off (those of largest '
+      '|Δ_benign|); the authors\' runs mask 1% (gradmask_ratio 0.99).',
+      Number(0.0, 1.0, strict_max=True))
+  alie_z: Optional[float] = setting(
+      None, 'alie: Δ = μ − z·σ; default: the paper\'s z_max from the round\'s '
+      'n clients and f attackers (0 for 1 attacker in 30).',
+      OrNone(_NON_NEGATIVE))
+  ipm_epsilon: float = setting(0.5, 'ipm: Δ = −ε·μ.', _POSITIVE)
+  omniscient_knowledge: str = setting(
+      'benign', 'alie / ipm: μ, σ over the round\'s benign updates (benign) '
+      'or over the attackers\' own benign updates (attackers).',
+      OneOf(_keys('modern_attacks', 'KNOWLEDGE')))
   # Backdoor task.
   backdoor: str = setting('semantic', 'The backdoor task.',
                           OneOf(_registry('BACKDOORS')))
@@ -263,19 +285,25 @@ class ExperimentConfig:
   trigger_placement: str = setting(
       'one_corner', 'trigger backdoor: where the pattern goes.',
       OneOf(_keys('data', 'TRIGGER_PLACEMENTS')))
+  dba_parts: int = setting(
+      4, 'dba backdoor: the four-corner trigger is split into this many local '
+      'triggers; malicious client k stamps part k mod K (Xie et al. 2020).',
+      IntAtLeast(1, 36))
   # Defense.
   defense: str = setting('none', 'The server\'s (or clients\') defense.',
                          OneOf(_registry('DEFENSES')))
   norm_bound: float = setting(
       3.0, 'M: clip / aggregate_clip bound, and the bound the norm-bounded '
       'attacker respects.', _POSITIVE)
-  l2_norm_clip: float = setting(5.0, 'weak_dp: clip norm C.', _POSITIVE)
+  l2_norm_clip: float = setting(5.0, 'weak_dp / tff_dp_fixed: clip norm C.',
+                                _POSITIVE)
   mul_factor: float = setting(
       0.005, 'weak_dp: noise multiplier; the noise on the sum has stddev '
       'σ = mul_factor · l2_norm_clip (the paper\'s σ; the original code '
       'passed σ itself).', _NON_NEGATIVE)
   num_byzantine: int = setting(
-      1, 'krum / multi_krum: assumed Byzantine clients f.', IntAtLeast(0))
+      1, 'krum / multi_krum / bulyan: assumed Byzantine clients f.',
+      IntAtLeast(0))
   multi_krum_selected: int = setting(
       10, 'multi_krum: updates averaged m.', _POS_INT)
   trim_fraction: float = setting(
@@ -283,6 +311,16 @@ class ExperimentConfig:
       Number(0.0, 0.5, strict_max=True))
   geometric_median_iters: int = setting(
       10, 'geometric_median: Weiszfeld iterations.', _POS_INT)
+  rlr_threshold: int = setting(
+      8, 'rlr: θ; the server rate is negated on the coordinates whose net '
+      'sign vote |Σ_i sgn(Δ_i)| < θ (Ozdayi et al.: 4 for 10 clients per '
+      'round, 8 for 34-40).', IntAtLeast(0))
+  flame_noise_lambda: float = setting(
+      0.001, 'flame: noise stddev λ·S, S the median update norm (Nguyen et '
+      'al.: 0.001 for image classification).', _NON_NEGATIVE)
+  tff_dp_noise_multiplier: float = setting(
+      0.1, 'tff_dp_adaptive / tff_dp_fixed: noise multiplier of TFF\'s '
+      'DifferentiallyPrivateFactory.', _NON_NEGATIVE)
   dp_sgd_l2_norm_clip: float = setting(
       1.0, 'dp_sgd: per-example clip norm.', _POSITIVE)
   dp_sgd_noise_multiplier: float = setting(
@@ -303,7 +341,7 @@ class ExperimentConfig:
 # Settings that may differ between a run and its resumption.
 RESUMABLE_CHANGES = ('num_rounds', 'resume', 'root_output_dir',
                      'experiment_name', 'evaluate_per_rounds',
-                     'checkpoint_every')
+                     'checkpoint_every', 'durability_threshold')
 
 
 def fields():

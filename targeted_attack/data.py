@@ -104,12 +104,17 @@ def load_emnist(only_digits: bool = True,
 @dataclasses.dataclass(frozen=True)
 class BackdoorTask:
   """What the attacker wants: `train_pixels` (its D_mal) and `eval_pixels`
-  (on which backdoor accuracy is measured) classified as `target_label`."""
+  (on which backdoor accuracy is measured) classified as `target_label`.
+
+  `train_parts`: K arrays, one per attacker group (DBA's local triggers):
+  malicious client k trains on part k mod K; empty: all use `train_pixels`.
+  """
   name: str
   train_pixels: np.ndarray
   eval_pixels: np.ndarray
   target_label: int = BACKDOOR_TARGET_LABEL
   target_clients: tuple = ()
+  train_parts: tuple = ()
 
   @property
   def pixels(self) -> np.ndarray:
@@ -196,17 +201,27 @@ def trigger_task(data: FederatedDigits, task_num: int, amplitude: float,
   D_mal: the non-target images of `task_num` random clients, stamped; the
   evaluation set: the stamped test images whose true label is not the target.
   """
+  train, eval_pixels, clients = trigger_source_images(data, task_num, seed,
+                                                      target_label)
+  return BackdoorTask(
+      f'trigger_{placement}', stamp_trigger(train, amplitude, placement),
+      stamp_trigger(eval_pixels, amplitude, placement), target_label, clients)
+
+
+def trigger_source_images(data: FederatedDigits, task_num: int, seed: int,
+                          target_label: int = BACKDOOR_TARGET_LABEL) -> tuple:
+  """(train, eval, clients): the unstamped images a trigger backdoor uses.
+
+  train: the non-target images of `task_num` seeded random clients; eval: the
+  test images whose true label is not the target.
+  """
   order = np.random.RandomState(seed).permutation(data.num_clients)[:task_num]
   train = []
   for index in order:
     pixels, labels = data.client_arrays(int(index))
     train.append(pixels[labels != target_label])
   eval_pixels = data.test_pixels[data.test_labels != target_label]
-  return BackdoorTask(
-      f'trigger_{placement}',
-      stamp_trigger(np.concatenate(train), amplitude, placement),
-      stamp_trigger(eval_pixels, amplitude, placement), target_label,
-      tuple(int(i) for i in order))
+  return (np.concatenate(train), eval_pixels, tuple(int(i) for i in order))
 
 
 def client_dataset(pixels: np.ndarray, labels: np.ndarray, num_epochs: int,
@@ -230,13 +245,17 @@ def client_dataset(pixels: np.ndarray, labels: np.ndarray, num_epochs: int,
 
 
 def malicious_dataset(task: BackdoorTask, num_epochs: int, batch_size: int,
-                      shuffle_seed: int) -> tf.data.Dataset:
+                      shuffle_seed: int,
+                      part: Optional[int] = None) -> tf.data.Dataset:
   """D_mal: the backdoor training images, all labelled `task.target_label`.
 
-  Strategies that train on D_trn ∪ D_mal (the paper's unconstrained attacker,
-  Sun et al. 2019, Sec. 3) form the union themselves.
+  With `part` (the client's index) and a task with K `train_parts`: part
+  `part` mod K only. Strategies that train on D_trn ∪ D_mal (the paper's
+  unconstrained attacker, Sun et al. 2019, Sec. 3) form the union themselves.
   """
   pixels = task.train_pixels
+  if task.train_parts and part is not None:
+    pixels = task.train_parts[part % len(task.train_parts)]
   labels = np.full(len(pixels), task.target_label, np.int32)
   return client_dataset(pixels, labels, num_epochs, batch_size, shuffle_seed)
 
@@ -254,8 +273,9 @@ def round_client_data(data: FederatedDigits, task: BackdoorTask,
   """The one place a round's client data is assembled.
 
   For each sampled client: its benign dataset D_trn (shuffled with a seed
-  derived from (run_seed, round, client)), D_mal when it is malicious, and its
-  context (seed, boost share); see `attacked_fedavg.build_client_data`.
+  derived from (run_seed, round, client)), D_mal when it is malicious (part
+  k mod K, for client k, of a task with K `train_parts`), and its context
+  (seed, boost share); see `attacked_fedavg.build_client_data`.
   """
   from targeted_attack import attacked_fedavg  # pylint: disable=g-import-not-at-top
   seeds = [client_seed(run_seed, round_num, int(k)) for k in sampled]
@@ -266,7 +286,8 @@ def round_client_data(data: FederatedDigits, task: BackdoorTask,
     benign.append(client_dataset(pixels, labels, num_epochs, batch_size,
                                  shuffle_seed))
     malicious.append(
-        malicious_dataset(task, num_epochs, batch_size, shuffle_seed)
+        malicious_dataset(task, num_epochs, batch_size, shuffle_seed,
+                          part=int(k))
         if is_malicious[i] else None)
   return attacked_fedavg.build_client_data(benign, malicious, seeds=seeds,
                                            split_boost=split_boost)

@@ -43,6 +43,46 @@ def build_process(c: ExperimentConfig):
       client_dp_sgd=client_dp_sgd)
 
 
+def initial_state(process, c: ExperimentConfig):
+  """The process's initial state, with the model of `c.init_checkpoint`."""
+  state = process.initialize()
+  if c.init_checkpoint:
+    state = process.set_model_weights(state, outputs.load_model_weights(
+        os.path.expanduser(c.init_checkpoint),
+        process.get_model_weights(state)))
+  return state
+
+
+def _find(structure, key):
+  """The first value stored under `key` in nested dicts, or None."""
+  if isinstance(structure, dict):
+    if key in structure:
+      return structure[key]
+    for value in structure.values():
+      found = _find(value, key)
+      if found is not None:
+        return found
+  return None
+
+
+def detection_metrics(kept_mask, is_malicious) -> dict:
+  """For a filtering defense: which clients it excluded, against the truth.
+
+  TPR = |excluded ∩ malicious| / |malicious|, FPR = |excluded ∩ benign| /
+  |benign| ('' when undefined), and the attackers' share of the kept
+  clients (their weight in the unweighted aggregate). Rows of the stacked
+  updates follow the order of the round's clients.
+  """
+  kept = np.asarray(kept_mask) > 0
+  malicious = np.asarray(is_malicious, bool)
+  removed = ~kept
+  rate = lambda hits, total: float(hits) / total if total else ''
+  return dict(
+      detection_tpr=rate((removed & malicious).sum(), malicious.sum()),
+      detection_fpr=rate((removed & ~malicious).sum(), (~malicious).sum()),
+      attackers_kept_share=rate((kept & malicious).sum(), kept.sum()))
+
+
 def _round_row(round_num, is_malicious, metrics, seconds) -> dict:
   train = metrics['client_work']['train']
   clients = metrics['client_work']['clients']
@@ -58,6 +98,9 @@ def _round_row(round_num, is_malicious, metrics, seconds) -> dict:
               'malicious_boost_share'):
     row[key] = float(clients[key])
   row.update(outputs.scalar_items('aggregator', metrics['aggregator']))
+  kept_mask = _find(metrics['aggregator'], 'kept_mask')
+  if kept_mask is not None and np.size(kept_mask) == len(is_malicious):
+    row.update(detection_metrics(kept_mask, is_malicious))
   return row
 
 
@@ -74,10 +117,11 @@ def run(config: ExperimentConfig, progress: bool = True) -> list:
   data = registry.load_data(c)
   task = registry.build_backdoor(c, data)
   attackers = registry.build_attackers(c, data.num_clients)
+  accountant = registry.build_privacy_accountant(c, data.num_clients)
   process = build_process(c)
   outputs.write_config(config_path, c)
 
-  state = process.initialize()
+  state = initial_state(process, c)
   checkpoint_path = os.path.join(out, 'checkpoint.npz')
   start_round, kept = 1, None
   if c.resume:
@@ -112,6 +156,9 @@ def run(config: ExperimentConfig, progress: bool = True) -> list:
     state = output.state
     row = _round_row(round_num, is_malicious, output.metrics,
                      time.perf_counter() - t0)
+    if accountant is not None:
+      row.update(privacy_epsilon=accountant.epsilon(round_num),
+                 privacy_delta=accountant.delta)
 
     if round_num % c.evaluate_per_rounds == 0 or round_num == c.num_rounds:
       t1 = time.perf_counter()
@@ -124,7 +171,8 @@ def run(config: ExperimentConfig, progress: bool = True) -> list:
     log.append(row)
     board.write(row)
     if round_num % c.checkpoint_every == 0 or round_num == c.num_rounds:
-      outputs.save_checkpoint(checkpoint_path, state, round_num)
+      outputs.save_checkpoint(checkpoint_path, state, round_num,
+                              process.get_model_weights(state))
     if bar is not None:
       bar.update(1)
       if row['main_task_accuracy'] != '':
@@ -134,6 +182,8 @@ def run(config: ExperimentConfig, progress: bool = True) -> list:
   if bar is not None:
     bar.close()
   board.close()
+  outputs.write_summary(os.path.join(out, 'summary.json'), log.rows,
+                        c.durability_threshold)
   outputs.plot_metrics(
       log.rows, os.path.join(out, 'plot.png'),
       f'{c.experiment_name}: attack={c.attack}, defense={c.defense}')

@@ -6,7 +6,9 @@
   checkpoint.npz      the process state every `checkpoint_every` rounds, and
   checkpoint.prev.npz the one before it (each written to a temporary file,
                       then renamed, so a kill never leaves a half-written one)
-  plot.png            main task (dotted) and backdoor (solid) accuracy
+  plot.png            main task (dotted) and backdoor (solid) accuracy, the
+                      attack window shaded
+  summary.json        final accuracies and the backdoor's durability
 """
 
 import csv
@@ -150,11 +152,21 @@ def previous_checkpoint_path(path: str) -> str:
   return path[:-len('.npz')] + '.prev.npz'
 
 
-def save_checkpoint(path: str, state, round_num: int) -> None:
-  """Writes `state` to a temporary file, keeps the last one as .prev, renames."""
+def save_checkpoint(path: str, state, round_num: int,
+                    model_weights=None) -> None:
+  """Writes `state` to a temporary file, keeps the last one as .prev, renames.
+
+  `model_weights` (a `tff.learning.models.ModelWeights`) are stored beside
+  the state, so another run can start from them (`init_checkpoint`).
+  """
   leaves = [np.asarray(x) for x in tf.nest.flatten(state)]
+  model = {}
+  if model_weights is not None:
+    for kind in ('trainable', 'non_trainable'):
+      for i, w in enumerate(getattr(model_weights, kind)):
+        model[f'model_{kind}_{i}'] = np.asarray(w)
   tmp = path + '.tmp.npz'
-  np.savez(tmp, round_num=round_num, *leaves)
+  np.savez(tmp, *leaves, round_num=round_num, **model)
   if os.path.exists(path):
     os.replace(path, previous_checkpoint_path(path))
   os.replace(tmp, path)
@@ -163,8 +175,9 @@ def save_checkpoint(path: str, state, round_num: int) -> None:
 def _read_checkpoint(path: str, template) -> tuple:
   flat_template = tf.nest.flatten(template)
   with np.load(path) as f:
-    if len(f.files) - 1 != len(flat_template):
-      raise ValueError(f'{len(f.files) - 1} arrays, the process has '
+    num_arrays = len([k for k in f.files if k.startswith('arr_')])
+    if num_arrays != len(flat_template):
+      raise ValueError(f'{num_arrays} arrays, the process has '
                        f'{len(flat_template)}')
     leaves = []
     for i, expected in enumerate(flat_template):
@@ -202,6 +215,75 @@ def load_checkpoint(path: str, template) -> Optional[tuple]:
   return None
 
 
+def load_model_weights(path: str, template):
+  """The `ModelWeights` stored in checkpoint `path`, shaped like `template`."""
+  try:
+    with np.load(path) as f:
+      weights = {}
+      for kind in ('trainable', 'non_trainable'):
+        expected = getattr(template, kind)
+        arrays = [f[f'model_{kind}_{i}'] for i in range(len(expected))]
+        for i, (a, e) in enumerate(zip(arrays, expected)):
+          if np.shape(a) != np.shape(e):
+            raise ValueError(f'{kind} weight {i} has shape {np.shape(a)}, '
+                             f'the model expects {np.shape(e)}')
+        weights[kind] = arrays
+  except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+    raise config_lib.ConfigError(
+        'init_checkpoint', f'`init_checkpoint`={path!r} holds no model of '
+        f'this run\'s shape ({type(e).__name__}: {e}).') from e
+  return type(template)(weights['trainable'], weights['non_trainable'])
+
+
+def attack_rounds(rows: list) -> list:
+  return [int(r['round']) for r in rows if int(float(r['attacked']))]
+
+
+def durability(rows: list, threshold: float) -> dict:
+  """How long the backdoor survives the last attack.
+
+  `rounds_above_threshold`: the number of evaluated rounds after the last
+  attack round t_a until the first evaluation with backdoor accuracy <
+  `threshold`, i.e. t_first_below − t_a; None when it never falls below
+  (`lasted_to_end`). No attack: all None.
+  """
+  attacked = attack_rounds(rows)
+  result = dict(threshold=threshold, last_attack_round=None,
+                rounds_above_threshold=None, lasted_to_end=None,
+                backdoor_after_last_attack=None)
+  if not attacked:
+    return result
+  last = attacked[-1]
+  result['last_attack_round'] = last
+  after = [r for r in rows if int(r['round']) >= last and
+           r.get('backdoor_accuracy') not in ('', None)]
+  if after:
+    result['backdoor_after_last_attack'] = float(after[0]['backdoor_accuracy'])
+  below = [int(r['round']) for r in after
+           if int(r['round']) > last and
+           float(r['backdoor_accuracy']) < threshold]
+  result['lasted_to_end'] = not below
+  result['rounds_above_threshold'] = below[0] - last if below else None
+  return result
+
+
+def write_summary(path: str, rows: list, threshold: float) -> dict:
+  evaluated = [r for r in rows if r.get('main_task_accuracy') not in ('', None)]
+  summary = dict(rounds=len(rows), durability=durability(rows, threshold))
+  if evaluated:
+    last = evaluated[-1]
+    summary.update(
+        main_task_accuracy=float(last['main_task_accuracy']),
+        backdoor_accuracy=float(last['backdoor_accuracy']),
+        backdoor_accuracy_cumulative_mean=float(
+            last['backdoor_accuracy_cumulative_mean']))
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as f:
+    json.dump(summary, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)
+  return summary
+
+
 def plot_metrics(rows: list, path: str, title: str) -> None:
   """Paper-style figure: main task dotted, backdoor solid, attacks marked."""
   import matplotlib  # pylint: disable=g-import-not-at-top
@@ -217,8 +299,10 @@ def plot_metrics(rows: list, path: str, title: str) -> None:
   ax.plot(rounds,
           [float(r['backdoor_accuracy_cumulative_mean']) for r in evaluated],
           '-', color='tab:green', label='backdoor (cumulative mean)')
-  attacked = [int(r['round']) for r in rows if int(float(r['attacked']))]
+  attacked = attack_rounds(rows)
   if attacked:
+    ax.axvspan(attacked[0] - 0.5, attacked[-1] + 0.5, color='grey',
+               alpha=0.12, label='attack window')
     ax.plot(attacked, [0.0] * len(attacked), '|', color='black',
             markersize=10, label='attack round')
   ax.set_xlabel('round')

@@ -11,10 +11,15 @@ import collections.abc
 import dataclasses
 from typing import Callable, Optional
 
+import tensorflow_federated as tff
+
 from targeted_attack import aggregate_fn
 from targeted_attack import attacks
 from targeted_attack import data as data_lib
 from targeted_attack import local_training
+from targeted_attack import privacy
+from targeted_attack import modern_attacks
+from targeted_attack import triggers
 from targeted_attack.config import ConfigError
 from targeted_attack.config import ExperimentConfig
 
@@ -39,6 +44,9 @@ class DefenseEntry(Entry):
   # A client-side part (DP-SGD training), built from the config, or None.
   client_dp_sgd: Optional[Callable[[ExperimentConfig],
                                    local_training.DPSGD]] = None
+  # The client-level noise multiplier z of a server DP mechanism, for the
+  # privacy accounting (`privacy.py`), or None.
+  noise_multiplier: Optional[Callable[[ExperimentConfig], float]] = None
 
 
 class Registry(collections.abc.Mapping):
@@ -170,6 +178,28 @@ def _pgd_replacement(c):
       learning_rate=c.attacker_learning_rate, replacement_scale=beta)
 
 
+@ATTACKS.register('neurotoxin', 'Zhang et al.: PGD within pgd_eps (default '
+                  'norm_bound), gradients masked off the top '
+                  'neurotoxin_mask_ratio of |Δ_benign|.')
+def _neurotoxin(c):
+  return modern_attacks.Neurotoxin(
+      mask_ratio=c.neurotoxin_mask_ratio, eps=c.pgd_eps or c.norm_bound,
+      project_frequency=c.project_frequency,
+      learning_rate=c.attacker_learning_rate)
+
+
+@ATTACKS.register('alie', 'Baruch et al. (omniscient): μ − alie_z·σ of the '
+                  'round\'s updates (omniscient_knowledge).')
+def _alie(c):
+  return modern_attacks.ALIE(z=c.alie_z, knowledge=c.omniscient_knowledge)
+
+
+@ATTACKS.register('ipm', 'Xie et al. (omniscient): −ipm_epsilon·μ of the '
+                  'round\'s updates (omniscient_knowledge).')
+def _ipm(c):
+  return modern_attacks.IPM(c.ipm_epsilon, knowledge=c.omniscient_knowledge)
+
+
 def build_attack(config: ExperimentConfig) -> attacks.ClientUpdateStrategy:
   return ATTACKS.chosen(config).build(config)
 
@@ -206,7 +236,8 @@ DEFENSES.register('aggregate_clip', 'The mean, clipped to norm_bound (the '
                           c.norm_bound))
 DEFENSES.register('weak_dp', 'Clip to l2_norm_clip, sum, noise σ = '
                   'mul_factor·l2_norm_clip, divide by the clients per round '
-                  '(Sun et al.).')(
+                  '(Sun et al.).',
+                  noise_multiplier=lambda c: c.mul_factor)(
                       lambda c: aggregate_fn.build_dp_aggregate(
                           c.l2_norm_clip, c.mul_factor,
                           c.num_clients_per_round, seed=c.random_seed))
@@ -233,6 +264,67 @@ DEFENSES.register(
                                                  c.dp_sgd_noise_multiplier))(
                                                      lambda c: aggregate_fn.
                                                      build_stateless_mean())
+
+
+def _bulyan_check(c):
+  _require(c.num_clients_per_round >= 4 * c.num_byzantine + 3,
+           'num_byzantine',
+           f'`num_byzantine`={c.num_byzantine}: Bulyan needs '
+           f'num_clients_per_round >= 4 * num_byzantine + 3 = '
+           f'{4 * c.num_byzantine + 3}.')
+
+
+def _rlr_check(c):
+  _require(c.rlr_threshold <= c.num_clients_per_round, 'rlr_threshold',
+           f'`rlr_threshold`={c.rlr_threshold} must be <= '
+           f'num_clients_per_round={c.num_clients_per_round} (else every '
+           'coordinate\'s rate is negated).')
+
+
+DEFENSES.register('bulyan', 'Bulyan (El Mhamdi et al.): θ = n − 2f Krum '
+                  'picks, then per coordinate the mean of the θ − 2f values '
+                  'closest to the median; f = num_byzantine.',
+                  check=_bulyan_check)(
+                      lambda c: aggregate_fn.build_bulyan(c.num_byzantine))
+DEFENSES.register('rlr', 'Robust learning rate (Ozdayi et al.): the mean, '
+                  'negated where |Σ sgn(Δ_i)| < rlr_threshold.',
+                  check=_rlr_check)(
+                      lambda c: aggregate_fn.build_robust_learning_rate(
+                          c.rlr_threshold))
+DEFENSES.register('flame', 'FLAME (Nguyen et al.): HDBSCAN majority cluster '
+                  'on cosine distances, clip to the median norm S, mean, '
+                  'noise λ·S (λ = flame_noise_lambda).')(
+                      lambda c: aggregate_fn.build_flame(
+                          c.flame_noise_lambda, seed=c.random_seed))
+DEFENSES.register('tff_robust', 'TFF\'s tff.learning.robust_aggregator: '
+                  'zeroing of large updates, adaptive clipping, weighted '
+                  'mean.')(
+                      lambda c: tff.learning.robust_aggregator(
+                          zeroing=True, clipping=True, weighted=True))
+DEFENSES.register('tff_dp_adaptive', 'TFF\'s DifferentiallyPrivateFactory.'
+                  'gaussian_adaptive(tff_dp_noise_multiplier, clients per '
+                  'round): adaptive clip, unweighted.',
+                  noise_multiplier=lambda c: c.tff_dp_noise_multiplier)(
+                      lambda c: tff.aggregators.DifferentiallyPrivateFactory.
+                      gaussian_adaptive(c.tff_dp_noise_multiplier,
+                                        c.num_clients_per_round))
+DEFENSES.register('tff_dp_fixed', 'TFF\'s DifferentiallyPrivateFactory.'
+                  'gaussian_fixed(tff_dp_noise_multiplier, clients per round, '
+                  'l2_norm_clip): unweighted.',
+                  noise_multiplier=lambda c: c.tff_dp_noise_multiplier)(
+                      lambda c: tff.aggregators.DifferentiallyPrivateFactory.
+                      gaussian_fixed(c.tff_dp_noise_multiplier,
+                                     c.num_clients_per_round,
+                                     c.l2_norm_clip))
+
+
+def build_privacy_accountant(config: ExperimentConfig, population: int):
+  """The client-level accountant of a server DP defense, or None."""
+  entry = DEFENSES.chosen(config)
+  if entry.noise_multiplier is None:
+    return None
+  return privacy.accountant_for(entry.noise_multiplier(config),
+                                config.num_clients_per_round, population)
 
 
 def build_defense(config: ExperimentConfig):
@@ -305,6 +397,14 @@ def _edge_case(c, data):
 def _trigger(c, data):
   return data_lib.trigger_task(data, c.task_num, c.trigger_amplitude,
                                c.trigger_placement, c.random_seed)
+
+
+@BACKDOORS.register('dba', 'DBA (Xie et al.): the four-corner trigger split '
+                    'into dba_parts local triggers, one per attacker; '
+                    'evaluated with the full trigger.')
+def _dba(c, data):
+  return triggers.dba_task(data, c.task_num, c.trigger_amplitude, c.dba_parts,
+                           c.random_seed)
 
 
 def build_backdoor(config: ExperimentConfig, data) -> data_lib.BackdoorTask:

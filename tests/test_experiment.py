@@ -193,3 +193,78 @@ def test_emnist_unavailable_suggests_cache_file_or_synthetic(tmp_path,
                      match='emnist_all.sqlite.*synthetic') as error:
     experiment.run(tiny(tmp_path, dataset='emnist'), progress=False)
   assert error.value.field == 'emnist_cache_dir'
+
+
+def test_durability_counts_rounds_from_last_attack_until_below_threshold():
+  def rows(backdoor, attacked):
+    return [dict(round=i + 1, attacked=a, backdoor_accuracy=b)
+            for i, (b, a) in enumerate(zip(backdoor, attacked))]
+  # Last attack in round 3; first evaluation below 0.5 after it: round 6.
+  series = rows([0.1, 0.9, 1.0, 0.8, 0.6, 0.4, 0.7],
+                [0, 1, 1, 0, 0, 0, 0])
+  d = outputs.durability(series, 0.5)
+  assert d['last_attack_round'] == 3 and d['rounds_above_threshold'] == 3
+  assert d['lasted_to_end'] is False
+  assert d['backdoor_after_last_attack'] == 1.0
+  lasting = outputs.durability(rows([0.9, 0.95, 0.9], [1, 0, 0]), 0.5)
+  assert lasting['lasted_to_end'] and lasting['rounds_above_threshold'] is None
+  none = outputs.durability(rows([0.1, 0.1], [0, 0]), 0.5)
+  assert none['last_attack_round'] is None
+  # Unevaluated rounds ('') are skipped.
+  gaps = rows([0.9, '', 0.3], [1, 0, 0])
+  assert outputs.durability(gaps, 0.5)['rounds_above_threshold'] == 2
+
+
+def test_init_checkpoint_starts_from_the_saved_model_exactly(tmp_path):
+  from targeted_attack import evaluation  # pylint: disable=g-import-not-at-top
+  from targeted_attack import registry  # pylint: disable=g-import-not-at-top
+  clean = tiny(tmp_path, experiment_name='clean', attack='none', num_rounds=2)
+  rows = experiment.run(clean, progress=False)
+  with open(os.path.join(clean.output_dir, 'summary.json')) as f:
+    assert json.load(f)['main_task_accuracy'] == float(
+        rows[-1]['main_task_accuracy'])
+  checkpoint = os.path.join(clean.output_dir, 'checkpoint.npz')
+  attacked = tiny(tmp_path, experiment_name='from_clean',
+                  init_checkpoint=checkpoint)
+  process = experiment.build_process(attacked)
+  weights = process.get_model_weights(
+      experiment.initial_state(process, attacked))
+  with np.load(checkpoint) as saved:
+    for i, w in enumerate(weights.trainable):
+      np.testing.assert_array_equal(w, saved[f'model_trainable_{i}'])
+  data = registry.load_data(attacked)
+  evaluator = evaluation.Evaluator(attacked.model, data.test_pixels,
+                                   data.test_labels,
+                                   registry.build_backdoor(attacked, data))
+  assert evaluator(weights)[0] == float(rows[-1]['main_task_accuracy'])
+  with pytest.raises(config_lib.ConfigError) as error:
+    bad = tiny(tmp_path, init_checkpoint=str(tmp_path / 'missing.npz'))
+    experiment.initial_state(experiment.build_process(bad), bad)
+  assert error.value.field == 'init_checkpoint'
+
+
+def test_detection_metrics_compare_the_kept_clients_with_the_truth():
+  kept = [1, 0, 1, 0, 1]
+  malicious = [False, True, True, False, False]
+  d = experiment.detection_metrics(kept, malicious)
+  assert d['detection_tpr'] == 0.5       # 1 of 2 attackers excluded
+  assert d['detection_fpr'] == 1 / 3     # 1 of 3 benign excluded
+  assert d['attackers_kept_share'] == 1 / 3
+  assert experiment.detection_metrics([1, 1], [False, False])[
+      'detection_tpr'] == ''
+
+
+def test_krum_run_reports_detection_per_round(tmp_path):
+  rows = experiment.run(tiny(tmp_path, defense='krum', num_clients_per_round=4,
+                             num_rounds=2, attack_freq=1), progress=False)
+  for r in rows:
+    assert r['detection_tpr'] in (0.0, 1.0)  # one attacker: kept or not
+    assert 0.0 <= r['detection_fpr'] <= 1.0
+
+
+def test_dp_runs_report_the_privacy_spent_each_round(tmp_path):
+  rows = experiment.run(tiny(tmp_path, defense='weak_dp', num_rounds=3,
+                             mul_factor=1.0), progress=False)
+  epsilons = [float(r['privacy_epsilon']) for r in rows]
+  assert epsilons[0] > 0 and epsilons == sorted(epsilons)
+  assert float(rows[0]['privacy_delta']) == pytest.approx(1 / 12)

@@ -17,6 +17,8 @@ _NEEDS = {
     'krum': dict(num_clients_per_round=4, num_byzantine=1),
     'multi_krum': dict(num_clients_per_round=4, num_byzantine=1,
                        multi_krum_selected=2),
+    'bulyan': dict(num_clients_per_round=7, num_byzantine=1),
+    'rlr': dict(rlr_threshold=2),
     'fixed_pool': dict(attacker_pool_size=3),
     'constrain_and_scale': dict(poison_per_batch=2, cs_max_epochs=1),
     'data_poisoning': dict(poison_per_batch=2),

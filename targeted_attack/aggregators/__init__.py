@@ -4,8 +4,10 @@
   defense is written: per-client transform, server transform of the
   aggregate, robust rule over the stacked updates.
 - `clipping`: means, non-finite zeroing, norm clipping, noise, weak DP.
-- `robust`: distance- and order-based rules (Krum, Multi-Krum, coordinate
-  median, trimmed mean, geometric median).
+- `robust`: distance- and order-based rules (Krum, Multi-Krum, Bulyan,
+  coordinate median, trimmed mean, geometric median).
+- `filtering`: filtering and reweighting defenses (robust learning rate,
+  FLAME).
 
 `targeted_attack.aggregate_fn` is the public face that re-exports them.
 """

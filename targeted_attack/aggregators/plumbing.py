@@ -188,11 +188,17 @@ def build_server_transform(transform: Callable, inner=None,
   return factory(build, is_weighted(inner))
 
 
-def build_stacked_aggregator(robust_fn: Callable, name: str):
+def build_stacked_aggregator(robust_fn: Callable, name: str,
+                             stateful: bool = False):
   """Unweighted factory: the server sees all n updates as a matrix X ∈ ℝ^{n×d}.
 
-  `robust_fn(X) -> (x ∈ ℝ^d, measurements)` is TF code. Each update is
-  flattened to one float32 vector; rows follow TFF's aggregation order. The
+  `robust_fn(X) -> (x ∈ ℝ^d, measurements)` is TF code; with `stateful`,
+  `robust_fn(X, round_num)`, `round_num` (int64, from 0) counting the calls of
+  `next`, for seeding (the state is that counter; otherwise it is empty). Each
+  update is flattened to one float32 vector; rows follow TFF's aggregation
+  order, which in TFF 0.87's C++ runtime is the order of the clients in the
+  list given to `process.next` (checked in tests/test_filtering_defenses.py),
+  so a per-row measurement (`kept_mask`) lines up with that list. The
   measurements are reported under `name`. Such a rule sees every client's
   update in the clear, which secure aggregation would forbid.
   """
@@ -224,9 +230,8 @@ def build_stacked_aggregator(robust_fn: Callable, name: str):
     def report(matrix):
       return matrix
 
-    @tff.tensorflow.computation(matrix_type)
-    def server_fn(matrix):
-      vector, measurements = robust_fn(matrix)
+    def unflatten(outputs):
+      vector, measurements = outputs
       parts = tf.split(vector, sizes)
       tensors = [
           tf.cast(tf.reshape(p, s.shape), s.dtype)
@@ -236,15 +241,38 @@ def build_stacked_aggregator(robust_fn: Callable, name: str):
       return tf.nest.pack_sequence_as(structure, tensors), (
           collections.OrderedDict([(name, measurements)]))
 
-    @tff.federated_computation
-    def init_fn():
-      return tff.federated_value((), tff.SERVER)
+    if stateful:
+
+      @tff.tensorflow.computation(matrix_type, np.int64)
+      def server_fn(matrix, round_num):
+        return unflatten(robust_fn(matrix, round_num))
+
+      @tff.tensorflow.computation(np.int64)
+      def increment(round_num):
+        return round_num + 1
+
+      @tff.federated_computation
+      def init_fn():
+        return tff.federated_value(np.int64(0), tff.SERVER)
+    else:
+
+      @tff.tensorflow.computation(matrix_type)
+      def server_fn(matrix):
+        return unflatten(robust_fn(matrix))
+
+      @tff.federated_computation
+      def init_fn():
+        return tff.federated_value((), tff.SERVER)
 
     def body(state, value, weight):
       del weight
       rows = tff.federated_map(flatten, value)
       matrix = tff.federated_aggregate(rows, zero(), accumulate, merge, report)
-      result, measurements = tff.federated_map(server_fn, matrix)
+      if stateful:
+        result, measurements = tff.federated_map(server_fn, (matrix, state))
+        state = tff.federated_map(increment, state)
+      else:
+        result, measurements = tff.federated_map(server_fn, matrix)
       return tff.templates.MeasuredProcessOutput(state, result, measurements)
 
     return aggregation_process(init_fn, init_fn.type_signature.result,

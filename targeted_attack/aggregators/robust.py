@@ -2,8 +2,13 @@
 
 Each is unweighted (every client counts once) and sees every client's update
 in the clear at the server, which secure aggregation would forbid. Rows of X
-follow TFF's aggregation order. Measurements, under the rule's name:
-- `krum`, `multi_krum`: `selected_clients` (row indices), `selected_scores`;
+follow TFF's aggregation order, which is the order of the clients given to
+`process.next` (see `plumbing.build_stacked_aggregator`). Measurements, under
+the rule's name:
+- `krum`, `multi_krum`: `selected_clients` (row indices), `selected_scores`,
+  `kept_mask` (float32 [n], 1 for the selected rows);
+- `bulyan`: `selected_clients` (row indices, in the order Krum picked them),
+  `kept_mask` (float32 [n], 1 for the θ selected rows);
 - `median`: `num_clients`;
 - `trimmed_mean`: `num_trimmed_each_end`;
 - `geometric_median`: `objective` Σ_i ‖v − x_i‖₂.
@@ -19,11 +24,16 @@ from targeted_attack.aggregators import plumbing
 
 
 def pairwise_squared_distances(matrix):
-  """D_ij = ‖x_i − x_j‖², through the Gram matrix in float64."""
+  """D_ij = ‖x_i − x_j‖², through the Gram matrix in float64.
+
+  Made exactly symmetric, so that the tie of a mutual nearest pair (Bulyan's
+  last picks) is a tie, broken by row index, and not by rounding.
+  """
   x = tf.cast(matrix, tf.float64)
   sq = tf.reduce_sum(x * x, axis=1)
   gram = tf.matmul(x, x, transpose_b=True)
-  return tf.maximum(sq[:, None] + sq[None, :] - 2.0 * gram, 0.0)
+  distances = tf.maximum(sq[:, None] + sq[None, :] - 2.0 * gram, 0.0)
+  return (distances + tf.transpose(distances)) / 2.0
 
 
 def krum_scores(matrix, num_byzantine: int):
@@ -36,10 +46,22 @@ def krum_scores(matrix, num_byzantine: int):
                'in this round: Krum needs n - num_byzantine - 2 >= 1.'))
   with tf.control_dependencies([check]):
     distances = pairwise_squared_distances(matrix)
+  return nearest_distance_sums(distances, num_neighbours)
+
+
+def nearest_distance_sums(distances, num_neighbours):
+  """Σ_{j ∈ N_i} D_ij over the `num_neighbours` smallest D_ij, j ≠ i (float64)."""
+  n = tf.shape(distances)[0]
   distances = tf.linalg.set_diag(
       distances, tf.fill([n], tf.constant(np.inf, tf.float64)))
   nearest = -tf.math.top_k(-distances, k=num_neighbours).values
   return tf.reduce_sum(nearest, axis=1)
+
+
+def rows_mask(indices, n):
+  """float32 [n]: 1 at the given row indices, 0 elsewhere."""
+  return tf.scatter_nd(indices[:, tf.newaxis],
+                       tf.ones_like(indices, tf.float32), [n])
 
 
 def build_multi_krum(num_byzantine: int, num_selected: int,
@@ -65,7 +87,8 @@ def build_multi_krum(num_byzantine: int, num_selected: int,
     selected = tf.gather(matrix, lowest.indices)
     return tf.reduce_mean(selected, axis=0), collections.OrderedDict(
         selected_clients=lowest.indices,
-        selected_scores=tf.cast(-lowest.values, tf.float32))
+        selected_scores=tf.cast(-lowest.values, tf.float32),
+        kept_mask=rows_mask(lowest.indices, n))
 
   return plumbing.build_stacked_aggregator(multi_krum, name)
 
@@ -77,6 +100,70 @@ def build_krum(num_byzantine: int):
   x_i (j ≠ i), f = `num_byzantine`; needs n ≥ f + 3.
   """
   return build_multi_krum(num_byzantine, num_selected=1, name='krum')
+
+
+def build_bulyan(num_byzantine: int):
+  """Bulyan (El Mhamdi et al. 2018, "The Hidden Vulnerability of Distributed
+  Learning in Byzantium", ICML), with Krum as the selection rule.
+
+  f = `num_byzantine`, θ = n − 2f, β = θ − 2f; needs n ≥ 4f + 3 (checked at
+  run time).
+  1. Selection: S = ∅, R = all n updates; θ times, the Krum winner of R,
+     argmin_{i ∈ R} Σ_{j ∈ N_i} ‖x_i − x_j‖² over its k = max(|R| − f − 2, 1)
+     nearest neighbours j ∈ R, j ≠ i (scores recomputed on R each time; the
+     clamp matters only for f ≤ 1, at the last picks, where |R| − f − 2
+     falls below 1), moves from R to S.
+  2. Coordinate-wise: for each coordinate c, with m_c the median of
+     {x_{i,c} : i ∈ S} (`numpy.median`), the result is the mean of the β values
+     x_{i,c}, i ∈ S, closest to m_c.
+  Krum ties go to the lowest row index.
+  """
+  num_byzantine = checks.integer('num_byzantine', num_byzantine, 0)
+  f = num_byzantine
+
+  def bulyan(matrix):
+    n = tf.shape(matrix)[0]
+    check = tf.debugging.assert_greater_equal(
+        n, 4 * f + 3,
+        message=(f'`num_byzantine`={f} is too large for the clients in this '
+                 f'round: Bulyan needs n >= 4 * num_byzantine + 3 = '
+                 f'{4 * f + 3}.'))
+    with tf.control_dependencies([check]):
+      distances = pairwise_squared_distances(matrix)
+    num_selected = n - 2 * f
+    inf = tf.constant(np.inf, tf.float64)
+
+    def pick(i, remaining, selected):
+      # Distances to removed rows are +inf, so never among the k nearest.
+      masked = tf.where(remaining[tf.newaxis, :], distances, inf)
+      k = tf.maximum(n - i - f - 2, 1)
+      scores = nearest_distance_sums(masked, k)
+      # The argmin among the remaining rows only: a lone remaining row scores
+      # +inf, and TF's argmin of values that are all >= the largest float is
+      # index 0, whatever they are.
+      candidates = tf.cast(tf.where(remaining)[:, 0], tf.int32)
+      winner = tf.gather(candidates,
+                         tf.argmin(tf.gather(scores, candidates)))
+      return (i + 1,
+              tf.tensor_scatter_nd_update(remaining, [[winner]], [False]),
+              selected.write(i, winner))
+
+    _, _, selected = tf.while_loop(
+        lambda i, remaining, selected: i < num_selected, pick,
+        (tf.constant(0), tf.ones([n], tf.bool),
+         tf.TensorArray(tf.int32, size=num_selected)))
+    selected = selected.stack()
+    chosen = tf.transpose(tf.gather(matrix, selected))  # d × θ
+    ordered = tf.sort(chosen, axis=1)
+    median = (ordered[:, (num_selected - 1) // 2] +
+              ordered[:, num_selected // 2]) / 2.0
+    closest = tf.math.top_k(-tf.abs(chosen - median[:, tf.newaxis]),
+                            k=num_selected - 2 * f).indices
+    result = tf.reduce_mean(tf.gather(chosen, closest, batch_dims=1), axis=1)
+    return result, collections.OrderedDict(
+        selected_clients=selected, kept_mask=rows_mask(selected, n))
+
+  return plumbing.build_stacked_aggregator(bulyan, 'bulyan')
 
 
 def build_coordinate_median():
