@@ -242,10 +242,10 @@ def attack_rounds(rows: list) -> list:
 def durability(rows: list, threshold: float) -> dict:
   """How long the backdoor survives the last attack.
 
-  `rounds_above_threshold`: the number of evaluated rounds after the last
-  attack round t_a until the first evaluation with backdoor accuracy <
-  `threshold`, i.e. t_first_below − t_a; None when it never falls below
-  (`lasted_to_end`). No attack: all None.
+  `rounds_above_threshold`: t_first_below − t_a, with t_a the last attack
+  round and t_first_below the first evaluated round t ≥ t_a whose backdoor
+  accuracy is < `threshold` (0 when the attack did not take); None when it
+  never falls below (`lasted_to_end`). No attack: all None.
   """
   attacked = attack_rounds(rows)
   result = dict(threshold=threshold, last_attack_round=None,
@@ -260,8 +260,7 @@ def durability(rows: list, threshold: float) -> dict:
   if after:
     result['backdoor_after_last_attack'] = float(after[0]['backdoor_accuracy'])
   below = [int(r['round']) for r in after
-           if int(r['round']) > last and
-           float(r['backdoor_accuracy']) < threshold]
+           if float(r['backdoor_accuracy']) < threshold]
   result['lasted_to_end'] = not below
   result['rounds_above_threshold'] = below[0] - last if below else None
   return result

@@ -210,6 +210,9 @@ def test_durability_counts_rounds_from_last_attack_until_below_threshold():
   assert lasting['lasted_to_end'] and lasting['rounds_above_threshold'] is None
   none = outputs.durability(rows([0.1, 0.1], [0, 0]), 0.5)
   assert none['last_attack_round'] is None
+  # An attack that did not take: 0 rounds.
+  assert outputs.durability(rows([0.2, 0.1], [1, 0]), 0.5)[
+      'rounds_above_threshold'] == 0
   # Unevaluated rounds ('') are skipped.
   gaps = rows([0.9, '', 0.3], [1, 0, 0])
   assert outputs.durability(gaps, 0.5)['rounds_above_threshold'] == 2
