@@ -228,8 +228,22 @@ def command(run: Run) -> list:
       flag(k, v) for k, v in sorted(run.settings.items())]
 
 
+def _die_with_parent() -> None:
+  """In the child: SIGTERM when the Ray worker that started it dies (Linux)."""
+  import ctypes  # pylint: disable=g-import-not-at-top
+  import signal  # pylint: disable=g-import-not-at-top
+  try:
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+  except (OSError, AttributeError):
+    pass
+
+
 def execute(run: Run) -> tuple:
-  """Runs one cell-seed in its own process; (name, return code, seconds)."""
+  """Runs one cell-seed in its own process; (name, return code, seconds).
+
+  The process ends with its Ray worker (a cancelled task, a stopped sweep):
+  it gets SIGTERM, exits cleanly, and resumes from its checkpoint next time.
+  """
   os.makedirs(run.output_dir, exist_ok=True)
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
   started = time.time()
@@ -237,7 +251,8 @@ def execute(run: Run) -> tuple:
     log.write(f'$ {" ".join(command(run))}\n')
     log.flush()
     code = subprocess.run(command(run), stdout=log, stderr=subprocess.STDOUT,
-                          env=env, check=False).returncode
+                          env=env, check=False,
+                          preexec_fn=_die_with_parent).returncode
   return run.name, code, time.time() - started
 
 
