@@ -8,6 +8,7 @@ control dependencies keep the variable updates in program order.
 
 import dataclasses
 
+import dp_accounting
 import tensorflow as tf
 import tensorflow_federated as tff
 import tensorflow_privacy as tfp
@@ -71,16 +72,11 @@ class _SeededGaussianSumQuery(tfp.GaussianSumQuery):
     self._seed = seed
 
   def get_noised_result(self, sample_state, global_state):
-    flat = tf.nest.flatten(sample_state)
-    noised = [
-        v + tf.random.stateless_normal(
-            tf.shape(v), tf.random.experimental.stateless_fold_in(
-                self._seed, i), stddev=global_state.stddev, dtype=v.dtype)
-        for i, v in enumerate(flat)
-    ]
-    _, _, event = super().get_noised_result(
-        tf.nest.map_structure(tf.zeros_like, sample_state), global_state)
-    return tf.nest.pack_sequence_as(sample_state, noised), global_state, event
+    noised = update_math.add_stateless_gaussian_noise(
+        sample_state, global_state.stddev, self._seed)
+    event = dp_accounting.GaussianDpEvent(
+        global_state.stddev / global_state.l2_norm_clip)
+    return noised, global_state, event
 
 
 class LocalTrainer:

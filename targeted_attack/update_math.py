@@ -53,3 +53,15 @@ def flatten_to_vector(structure) -> tf.Tensor:
   """All tensors of `structure`, reshaped to 1-D float32 and concatenated."""
   return tf.concat([tf.reshape(tf.cast(t, tf.float32), [-1])
                     for t in tf.nest.flatten(structure)], axis=0)
+
+
+def add_stateless_gaussian_noise(structure, stddev, seed):
+  """x + z, z ~ N(0, stddev²) per coordinate; tensor i drawn with the
+  stateless seed fold_in(seed, i) (`seed`: int64[2]), so it repeats exactly."""
+  flat = tf.nest.flatten(structure)
+  noised = [
+      t + tf.random.stateless_normal(
+          tf.shape(t), seed=tf.random.experimental.stateless_fold_in(seed, i),
+          stddev=stddev, dtype=t.dtype) for i, t in enumerate(flat)
+  ]
+  return tf.nest.pack_sequence_as(structure, noised)

@@ -143,15 +143,8 @@ def build_gaussian_noise(stddev: float, inner=None, seed: Optional[int] = None):
 
   def add_noise(value, round_num):
     base_seed = tf.stack([tf.constant(seed, tf.int64), round_num])
-    flat = tf.nest.flatten(value)
-    noised = [
-        t + tf.random.stateless_normal(
-            tf.shape(t),
-            seed=tf.random.experimental.stateless_fold_in(base_seed, i),
-            stddev=stddev,
-            dtype=t.dtype) for i, t in enumerate(flat)
-    ]
-    return tf.nest.pack_sequence_as(value, noised), collections.OrderedDict(
+    noised = update_math.add_stateless_gaussian_noise(value, stddev, base_seed)
+    return noised, collections.OrderedDict(
         noise_stddev=tf.constant(stddev, _F32))
 
   return plumbing.build_server_transform(add_noise, inner,
