@@ -59,6 +59,7 @@ _netns_id = None  # its /proc link text, e.g. 'net:[4026532177]'
 _grpc_pin = None  # a grpcio channel that keeps gRPC's threads inside
 _netns_error = None  # why the namespace cannot be made, once known
 _warned = False
+_fork_state = threading.local()  # the forking thread's own namespace
 
 
 class NetworkIsolationError(OSError):
@@ -236,6 +237,44 @@ def _make_private_network() -> None:
   _netns_fd = os.open(f'/proc/self/task/{threading.get_native_id()}/ns/net',
                       os.O_RDONLY | os.O_CLOEXEC)
   _netns_id, _grpc_pin = netns, pin
+  os.register_at_fork(before=_fork_inside, after_in_parent=_fork_back,
+                      after_in_child=_fork_back)
+
+
+def _setns(fd) -> None:
+  if ctypes.CDLL(None, use_errno=True).setns(fd, _CLONE_NEWNET):
+    err = ctypes.get_errno()
+    raise NetworkIsolationError(
+        err, f'setns(CLONE_NEWNET): {os.strerror(err)}')
+
+
+def _fork_inside() -> None:
+  """Before a fork: moves the forking thread into the private namespace.
+
+  gRPC's fork handlers restart its I/O threads from the forking thread; they
+  must start inside, or TFF's channel dials the host's loopback and waits
+  forever. The thread (and, in the child, the process) moves back after.
+  """
+  _fork_state.saved = None
+  if _netns_fd is None or _thread_netns() == _netns_id:
+    return
+  own = os.open(f'/proc/self/task/{threading.get_native_id()}/ns/net',
+                os.O_RDONLY | os.O_CLOEXEC)
+  try:
+    _setns(_netns_fd)
+  except NetworkIsolationError:
+    os.close(own)
+    return
+  _fork_state.saved = own
+
+
+def _fork_back() -> None:
+  """After a fork, in parent and child: the thread's own namespace again."""
+  own = getattr(_fork_state, 'saved', None)
+  if own is not None:
+    _fork_state.saved = None
+    _setns(own)
+    os.close(own)
 
 
 def _enter_private_network() -> None:
@@ -253,10 +292,8 @@ def _enter_private_network() -> None:
     except NetworkIsolationError as e:
       _netns_error = e.args
       raise
-  elif ctypes.CDLL(None, use_errno=True).setns(_netns_fd, _CLONE_NEWNET):
-    err = ctypes.get_errno()
-    raise NetworkIsolationError(
-        err, f'setns(CLONE_NEWNET): {os.strerror(err)}')
+  else:
+    _setns(_netns_fd)
 
 
 def run_in_private_network(fn):

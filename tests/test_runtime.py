@@ -56,6 +56,29 @@ sys.stdin.read()
 '''
 
 
+# Isolates, forks the way `subprocess` does with a preexec_fn (gRPC's fork
+# handlers then restart its I/O threads from the forking thread), checks the
+# child kept the host network, then needs a fresh worker reachable again.
+_FORK = r'''
+import os, subprocess
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+import numpy as np
+import tensorflow_federated as tff
+from targeted_attack import runtime
+isolated = runtime.set_local_execution_context(isolate_network=True)
+double = tff.tensorflow.computation(lambda x: x * 2.0, np.float32)
+assert double(np.float32(2.0)) == 4.0
+child_netns = subprocess.run(["readlink", "/proc/self/ns/net"],
+                             preexec_fn=lambda: None, capture_output=True,
+                             text=True, check=True).stdout.strip()
+assert child_netns == os.readlink("/proc/self/ns/net"), child_netns
+runtime.reap_workers()
+runtime.set_local_execution_context(isolate_network=True)
+assert double(np.float32(3.0)) == 6.0
+print("ISOLATED", int(isolated), flush=True)
+'''
+
+
 def _host_ipv4():
   """A non-loopback IPv4 address of this machine, or None."""
   for addrs in psutil.net_if_addrs().values():
@@ -151,6 +174,14 @@ def test_piped_run_terminates_and_leaves_no_worker():
   for pid in pids:
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == (
         psutil.STATUS_ZOMBIE), f'worker {pid} outlived its parent'
+
+
+def test_isolated_context_survives_a_fork_and_the_child_keeps_the_network():
+  # Without moving the forking thread inside, this waited forever.
+  child = subprocess.run([sys.executable, '-c', _FORK], capture_output=True,
+                         text=True, cwd=_ROOT, timeout=120)
+  assert child.returncode == 0, child.stderr[-3000:]
+  assert 'ISOLATED' in child.stdout
 
 
 def test_reap_workers_stops_a_live_worker_and_nothing_else():
