@@ -17,7 +17,9 @@ builder's module lists them.
 Families: `aggregators.clipping` (means, non-finite zeroing, clipping, noise,
 weak DP), `aggregators.robust` (Krum, Multi-Krum, Bulyan, median, trimmed
 mean, geometric median), `aggregators.filtering` (robust learning rate,
-FLAME); `aggregators.plumbing` for writing a new one.
+FLAME, FLTrust), `aggregators.foolsgold` (FoolsGold, keyed by client
+identity: `plumbing.takes_client_ids`); `aggregators.plumbing` for writing a
+new one.
 """
 
 # pylint: disable=unused-import
@@ -30,6 +32,8 @@ from targeted_attack.aggregators.clipping import build_gaussian_noise
 from targeted_attack.aggregators.clipping import build_stateless_mean
 from targeted_attack.aggregators.clipping import build_zero_non_finite
 from targeted_attack.aggregators.filtering import build_flame
+from targeted_attack.aggregators.foolsgold import build_foolsgold
+from targeted_attack.aggregators.filtering import build_fltrust
 from targeted_attack.aggregators.filtering import build_robust_learning_rate
 from targeted_attack.aggregators.plumbing import build_client_transform
 from targeted_attack.aggregators.plumbing import build_server_transform

@@ -12,10 +12,16 @@ w_t − w_k = −Δ_k (the server optimizer then *subtracts* it). The defenses h
 are symmetric under sign, so this changes none of them.
 
 Client data: each client's input is `OrderedDict(benign=<dataset>,
-malicious=<dataset>, context=<one-element dataset: seed, boost_share>)`; a
-client is malicious exactly when its malicious dataset is non-empty
-(`ClientWorkProcess` only takes sequences, so flags and seeds travel as data).
-`build_client_data` builds this from the lists of the original research code.
+malicious=<dataset>, context=<one-element dataset: seed, boost_share,
+client_id>)`; a client is malicious exactly when its malicious dataset is
+non-empty (`ClientWorkProcess` only takes sequences, so flags and seeds travel
+as data). `build_client_data` builds this from the lists of the original
+research code.
+
+Client identity: with an aggregator that keys state by client
+(`aggregate_fn.build_foolsgold`, marked `plumbing.takes_client_ids`), each
+client's `update_weight` is its context's `client_id + 1` instead of its
+number of examples; the aggregator reads the id from the weight (0: none).
 """
 
 import collections
@@ -30,6 +36,7 @@ from targeted_attack import attacks
 from targeted_attack import local_training
 from targeted_attack import modern_attacks
 from targeted_attack import update_math
+from targeted_attack.aggregators import plumbing
 
 # Re-exported: the public API of the original research code lives here.
 ClientExplicitBoosting = attacks.ClientExplicitBoosting
@@ -43,11 +50,14 @@ OptimizerArg = Union[tff.learning.optimizers.Optimizer,
                      Callable[[], tf.keras.optimizers.Optimizer]]
 
 
-def client_context(seed, boost_share: float) -> tf.data.Dataset:
-  """A client's one-element context dataset: its int64[2] seed and boost share."""
+def client_context(seed, boost_share: float,
+                   client_id: int = -1) -> tf.data.Dataset:
+  """A client's one-element context dataset: its int64[2] seed, boost share
+  and int64 client id (its index in the population; -1: none)."""
   return tf.data.Dataset.from_tensors(collections.OrderedDict(
       seed=np.asarray(seed, np.int64).reshape([2]),
-      boost_share=np.float32(boost_share)))
+      boost_share=np.float32(boost_share),
+      client_id=np.int64(client_id)))
 
 
 def build_client_data(
@@ -55,7 +65,8 @@ def build_client_data(
     malicious_datasets: Sequence[Optional[tf.data.Dataset]],
     client_is_malicious: Optional[Sequence[bool]] = None,
     seeds: Optional[Sequence[Sequence[int]]] = None,
-    split_boost: bool = True) -> list:
+    split_boost: bool = True,
+    client_ids: Optional[Sequence[int]] = None) -> list:
   """Per-client `OrderedDict(benign=, malicious=, context=)` for `process.next`.
 
   A client is malicious when its entry of `malicious_datasets` is a dataset
@@ -65,7 +76,10 @@ def build_client_data(
   apart. `seeds`: one int64 pair per client (local shuffles, DP-SGD noise);
   default (0, k). With `split_boost`, the k malicious clients of the round
   divide the boost evenly (each `boost_share` = 1/k, Sun et al. Sec. 3);
-  otherwise each sends the full boost.
+  otherwise each sends the full boost. `client_ids`: each client's identity
+  (its index in the population; -1: none), read by aggregators keyed by
+  client (FoolsGold's histories); default k, as the original code's fixed
+  lists of clients.
   """
   n = len(benign_datasets)
   if len(malicious_datasets) != n:
@@ -83,6 +97,11 @@ def build_client_data(
   if len(seeds) != n:
     raise ValueError(f'`seeds` has {len(seeds)} entries but '
                      f'`benign_datasets` has {n}.')
+  if client_ids is None:
+    client_ids = range(n)
+  if len(client_ids) != n:
+    raise ValueError(f'`client_ids` has {len(client_ids)} entries but '
+                     f'`benign_datasets` has {n}.')
   num_malicious = sum(bool(m) for m in client_is_malicious)
   share = 1.0 / num_malicious if split_boost and num_malicious else 1.0
   client_data = []
@@ -98,7 +117,7 @@ def build_client_data(
         collections.OrderedDict(
             benign=benign,
             malicious=malicious if is_malicious else malicious.take(0),
-            context=client_context(seeds[k], share)))
+            context=client_context(seeds[k], share, client_ids[k])))
   return client_data
 
 
@@ -197,8 +216,12 @@ def build_attacked_client_work(
     client_optimizer: tff.learning.optimizers.Optimizer,
     client_update_tf: attacks.ClientUpdateStrategy,
     client_dp_sgd: Optional[local_training.DPSGD] = None,
+    weight_is_client_id: bool = False,
 ) -> tff.learning.templates.ClientWorkProcess:
   """A stateless `ClientWorkProcess` running `client_update_tf` on each client.
+
+  Each client's `update_weight` is its number of benign examples trained on,
+  or, with `weight_is_client_id`, its context's `client_id + 1` (float32).
 
   With `client_dp_sgd`, the protocol's local training is DP-SGD. With a
   `modern_attacks.OmniscientAttack` (ALIE, IPM), the malicious clients'
@@ -215,7 +238,8 @@ def build_attacked_client_work(
   element_type = tff.types.tensorflow_to_type(model.input_spec)
   context_type = tff.types.StructWithPythonType(
       [('seed', tff.TensorType(np.int64, [2])),
-       ('boost_share', tff.TensorType(np.float32))], collections.OrderedDict)
+       ('boost_share', tff.TensorType(np.float32)),
+       ('client_id', tff.TensorType(np.int64))], collections.OrderedDict)
   data_type = tff.types.StructWithPythonType(
       [('benign', tff.SequenceType(element_type)),
        ('malicious', tff.SequenceType(element_type)),
@@ -231,18 +255,22 @@ def build_attacked_client_work(
     @tf.function
     def run(initial_weights, benign, malicious, context):
       trainer.assign_weights(initial_weights)
-      seed, boost_share = context.reduce(
-          (tf.zeros([2], tf.int64), tf.constant(1.0)),
-          lambda _, c: (c['seed'], c['boost_share']))
+      seed, boost_share, client_id = context.reduce(
+          (tf.zeros([2], tf.int64), tf.constant(1.0),
+           tf.constant(-1, tf.int64)),
+          lambda _, c: (c['seed'], c['boost_share'], c['client_id']))
       trainer.set_seed(seed)
       is_malicious = tf.logical_not(local_training.dataset_is_empty(malicious))
       result = client_update_tf(trainer, initial_weights.trainable, benign,
                                 malicious, is_malicious, boost_share)
       update = tf.nest.map_structure(tf.negative, result.delta)
       norm = update_math.global_norm(result.delta)
+      if weight_is_client_id:
+        weight = tf.cast(client_id + 1, tf.float32)
+      else:
+        weight = tf.cast(result.num_benign_examples, tf.float32)
       return (tff.learning.templates.ClientResult(
-          update=update,
-          update_weight=tf.cast(result.num_benign_examples, tf.float32)),
+          update=update, update_weight=weight),
               trainer.model.report_local_unfinalized_metrics(),
               norm, tf.cast(is_malicious, tf.float32),
               boost_share * tf.cast(is_malicious, tf.float32))
@@ -312,6 +340,8 @@ def build_federated_averaging_process_attacked(
     model_update_aggregation_factory: any `tff.aggregators` factory, weighted
       or unweighted. None: weighted mean of the updates, with non-finite
       updates zeroed and excluded (`aggregate_fn.build_default_aggregation`).
+      A factory marked `plumbing.takes_client_ids` (FoolsGold) gets each
+      client's `client_id + 1` as its weight.
     client_update_tf: the client strategy (`ClientExplicitBoosting`,
       `ClientProjectBoost`, or another `ClientUpdateStrategy`).
     client_dp_sgd: optional `local_training.DPSGD`: the clients' protocol
@@ -339,8 +369,10 @@ def build_federated_averaging_process_attacked(
   model_weights_type = initial_model_weights_fn.type_signature.result
   distributor = tff.learning.templates.build_broadcast_process(
       model_weights_type)
-  client_work = build_attacked_client_work(model_fn, client_optimizer,
-                                           client_update_tf, client_dp_sgd)
+  client_work = build_attacked_client_work(
+      model_fn, client_optimizer, client_update_tf, client_dp_sgd,
+      weight_is_client_id=plumbing.takes_client_ids(
+          model_update_aggregation_factory))
   aggregator = _create_weighted_aggregator(model_update_aggregation_factory,
                                            model_weights_type.trainable)
   finalizer = tff.learning.templates.build_apply_optimizer_finalizer(

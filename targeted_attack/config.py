@@ -171,14 +171,23 @@ class ExperimentConfig:
   # Data.
   dataset: str = setting(
       'synthetic', 'synthetic: generated writer-style digits (offline); '
-      'emnist: TFF federated EMNIST.', OneOf(_registry('DATASETS')))
+      'dirichlet: the same writers\' examples pooled and re-split non-IID '
+      'by Dir(dirichlet_alpha); emnist: TFF federated EMNIST.',
+      OneOf(_registry('DATASETS')))
   emnist_cache_dir: Optional[str] = setting(
       None, 'Directory holding TFF\'s emnist_all.sqlite (see the README).')
   only_digits: bool = setting(True, 'EMNIST: digits only (10 classes).')
   synthetic_num_clients: int = setting(
-      500, 'Synthetic: number of writers (clients).', _POS_INT)
+      500, 'Synthetic: number of writers (clients); dirichlet: the number of '
+      'writers pooled, and of clients they are re-split over.', _POS_INT)
   synthetic_examples_per_client: int = setting(
-      60, 'Synthetic: mean train examples per writer.', _POS_INT)
+      60, 'Synthetic / dirichlet: mean train examples per writer.', _POS_INT)
+  dirichlet_alpha: float = setting(
+      0.5, 'dirichlet: concentration α; each class c is split over the '
+      'clients by p_c ~ Dir(α·1_N) (small α: each class on few clients; '
+      'DBA, Xie et al. 2020: 0.5). Clients left empty are dropped. The '
+      'semantic backdoor\'s targets stay writers (their 7s, wherever the '
+      'split put them).', _POSITIVE)
   # Training (Sun et al. 2019, Sec. 5: 30 clients, 5 epochs, batch 20, η_c 0.1).
   model: str = setting('cnn', 'cnn: the paper\'s CNN; small_cnn; linear.',
                        OneOf(_keys('models', 'MODEL_NAMES')))
@@ -225,8 +234,8 @@ class ExperimentConfig:
       5, 'norm_bounded: PGD rounds per attack.', _POS_INT)
   # Literature attacks (Bagdasaryan et al. 2018; Wang et al. 2020).
   poison_per_batch: int = setting(
-      5, 'data_poisoning / constrain_and_scale: backdoor items replacing '
-      'benign ones in each batch (c).', _POS_INT)
+      5, 'data_poisoning / constrain_and_scale / a3fl: backdoor items '
+      'replacing benign ones in each batch (c).', _POS_INT)
   attacker_learning_rate: float = setting(
       0.1, 'constrain_and_scale / pgd: the attacker\'s SGD rate.', _POSITIVE)
   cs_alpha: float = setting(
@@ -289,6 +298,34 @@ class ExperimentConfig:
       4, 'dba backdoor: the four-corner trigger is split into this many local '
       'triggers; malicious client k stamps part k mod K (Xie et al. 2020).',
       IntAtLeast(1, 36))
+  # A3FL (Zhang et al. 2023): the trigger search before each attack round.
+  a3fl_outer_iterations: int = setting(
+      5, 'a3fl backdoor: alternations of unlearning (θ\' from w_t) and '
+      'trigger steps per attack round.', _POS_INT)
+  a3fl_trigger_steps: int = setting(
+      10, 'a3fl backdoor: sign-gradient steps on the trigger per '
+      'alternation.', _POS_INT)
+  a3fl_trigger_lr: float = setting(
+      0.02, 'a3fl backdoor: step α of δ ← clip(δ − α·sign(∇_δ L), 0, 1).',
+      _POSITIVE)
+  a3fl_lambda: float = setting(
+      1.0, 'a3fl backdoor: λ in CE(f_w(x⊕δ), ỹ) + λ·CE(f_w\'(x⊕δ), ỹ) (a '
+      'constant; the authors scale λ₀ = 0.01 by a gradient similarity).',
+      _NON_NEGATIVE)
+  a3fl_unlearn_steps: int = setting(
+      10, 'a3fl backdoor: SGD steps of the unlearned copy θ\' (triggered '
+      'images, true labels) per alternation; 0: θ\' = w_t (the trigger is '
+      'then optimised against w_t alone).',
+      IntAtLeast(0))
+  a3fl_unlearn_lr: float = setting(
+      0.01, 'a3fl backdoor: SGD rate of the unlearning steps.', _POSITIVE)
+  a3fl_batch_size: int = setting(
+      64, 'a3fl backdoor: minibatch of the attackers\' images per step.',
+      _POS_INT)
+  a3fl_boost_factor: float = setting(
+      1.0, 'a3fl attack: β in Δ = β·(w − w_t) after poisoned training (1: '
+      'the paper\'s attacker, no boost; divided among a round\'s attackers '
+      'with split_boost).', _POSITIVE)
   # Defense.
   defense: str = setting('none', 'The server\'s (or clients\') defense.',
                          OneOf(_registry('DEFENSES')))
@@ -318,6 +355,18 @@ class ExperimentConfig:
   flame_noise_lambda: float = setting(
       0.001, 'flame: noise stddev λ·S, S the median update norm (Nguyen et '
       'al.: 0.001 for image classification).', _NON_NEGATIVE)
+  foolsgold_features: str = setting(
+      'output_layer', 'foolsgold: the weights each client\'s history H_i sums '
+      '(output_layer: the output layer\'s kernel, as the authors\' deep '
+      'models; all: every weight; the history table is population × this '
+      'size).', OneOf(_keys('aggregators.foolsgold', 'FEATURES')))
+  foolsgold_confidence: float = setting(
+      1.0, 'foolsgold: κ in α_i = κ(ln(α_i / (1 − α_i)) + 0.5) (Fung et al.: '
+      '1).', _POSITIVE)
+  fltrust_root_size: int = setting(
+      100, 'fltrust: examples in the server\'s clean root dataset, held out '
+      'of the clients\' training data (one seeded example per client of a '
+      'seeded client order, cycling); Cao et al.: 100.', _POS_INT)
   tff_dp_noise_multiplier: float = setting(
       0.1, 'tff_dp_adaptive / tff_dp_fixed: noise multiplier of TFF\'s '
       'DifferentiallyPrivateFactory.', _NON_NEGATIVE)
@@ -364,10 +413,14 @@ def validate(config: ExperimentConfig) -> None:
 
 def first_difference(a: ExperimentConfig, b: dict,
                      ignore=RESUMABLE_CHANGES) -> Optional[str]:
-  """The first setting (in field order) whose value differs, or None."""
+  """The first setting (in field order) whose value differs, or None.
+
+  A setting missing from `b` (saved before the setting existed) counts as its
+  default, so runs of an older version resume if it is left at the default.
+  """
   for field in fields():
     if field.name in ignore:
       continue
-    if field.name not in b or b[field.name] != getattr(a, field.name):
+    if b.get(field.name, field.default) != getattr(a, field.name):
       return field.name
   return None

@@ -24,17 +24,30 @@ BACKDOOR_TARGET_LABEL = 1
 
 
 class FederatedDigits:
-  """Clients' train arrays (loaded lazily, cached) and a pooled test split."""
+  """Clients' train arrays (loaded lazily, cached) and a pooled test split.
+
+  `root`: the server's clean root dataset (pixels, labels), held out of the
+  clients' arrays (`hold_out_root`), or None; when set, every round gets a
+  trusted root client appended last (`round_client_data`).
+
+  `writers`: for a dataset re-partitioned from writers' data
+  (`repartition_dirichlet`), the writer-partitioned dataset it pools (the
+  semantic backdoor's target writers are chosen there), else None.
+  """
 
   def __init__(self, client_ids: Sequence[str],
                load_client: Callable[[str], tuple], test_pixels: np.ndarray,
-               test_labels: np.ndarray, name: str):
+               test_labels: np.ndarray, name: str,
+               root: Optional[tuple] = None,
+               writers: Optional['FederatedDigits'] = None):
     self.client_ids = list(client_ids)
     self._load_client = load_client
     self._cache = {}
     self.test_pixels = test_pixels
     self.test_labels = test_labels
     self.name = name
+    self.root = root
+    self.writers = writers
 
   @property
   def num_clients(self) -> int:
@@ -63,6 +76,63 @@ def load_synthetic(num_clients: int, examples_per_client: int, seed: int,
       ids, by_id.__getitem__,
       np.concatenate([w.test_pixels for w in writers]),
       np.concatenate([w.test_labels for w in writers]), 'synthetic')
+
+
+# The Dirichlet partition's random stream: SeedSequence spawn key b'dir'.
+DIRICHLET_STREAM = 0x646972
+
+
+def dirichlet_partition(labels: np.ndarray, num_clients: int, alpha: float,
+                        rng: np.random.Generator) -> list:
+  """Non-IID label partition: `num_clients` index arrays, each example once.
+
+  For each class c, with its n_c examples in a random order:
+      p_c ~ Dir(α · 1_N),  N = `num_clients`,
+  and client k receives the examples between positions round(n_c · S_{k−1})
+  and round(n_c · S_k), S_k = p_c,1 + … + p_c,k: a count within 1 of
+  n_c · p_c,k, the counts summing to n_c exactly. Small α puts most of each
+  class on few clients; α → ∞ gives every client a share 1/N of every class.
+  The per-class scheme of Yurochkin et al. (ICML 2019) and Wang et al.
+  (FedMA, ICLR 2020), used by Bagdasaryan et al.'s and DBA's (Xie et al.,
+  ICLR 2020: α = 0.5) experiments and usually cited with Hsu et al. (2019),
+  whose own draw is per client, q ~ Dir(α·p) over classes. Clients may get
+  no example (likely for small α and many clients). Indices are sorted.
+  """
+  if not alpha > 0:
+    raise ValueError(f'`dirichlet_alpha` must be > 0, got {alpha}.')
+  labels = np.asarray(labels)
+  parts = [[] for _ in range(num_clients)]
+  for c in np.unique(labels):
+    members = rng.permutation(np.flatnonzero(labels == c))
+    shares = rng.dirichlet(np.full(num_clients, float(alpha)))
+    bounds = np.round(np.cumsum(shares)[:-1] * len(members)).astype(np.int64)
+    for k, piece in enumerate(np.split(members, bounds)):
+      parts[k].append(piece)
+  return [np.sort(np.concatenate(p)).astype(np.int64) for p in parts]
+
+
+def repartition_dirichlet(writers: FederatedDigits, num_clients: int,
+                          alpha: float, seed: int) -> FederatedDigits:
+  """`writers`' training examples pooled, then split by `dirichlet_partition`.
+
+  The pool is every writer's train arrays, writer after writer; the test
+  split is `writers`' own. Seeded by (seed, `DIRICHLET_STREAM`): the same
+  partition for every run of a seed. Clients left without an example are not
+  part of the population (`num_clients` is then smaller); a client's id names
+  its index k in the partition, 'dirichlet_client_{k}'. The result keeps
+  `writers` (the semantic backdoor chooses its target writers there).
+  """
+  pieces = [writers.client_arrays(i) for i in range(writers.num_clients)]
+  pixels = np.concatenate([p for p, _ in pieces])
+  labels = np.concatenate([y for _, y in pieces])
+  rng = np.random.default_rng(
+      np.random.SeedSequence(seed, spawn_key=(DIRICHLET_STREAM,)))
+  parts = dirichlet_partition(labels, num_clients, alpha, rng)
+  by_id = {f'dirichlet_client_{k:05d}': part
+           for k, part in enumerate(parts) if len(part)}
+  return FederatedDigits(
+      list(by_id), lambda cid: (pixels[by_id[cid]], labels[by_id[cid]]),
+      writers.test_pixels, writers.test_labels, 'dirichlet', writers=writers)
 
 
 class DatasetUnavailableError(RuntimeError):
@@ -108,6 +178,12 @@ class BackdoorTask:
 
   `train_parts`: K arrays, one per attacker group (DBA's local triggers):
   malicious client k trains on part k mod K; empty: all use `train_pixels`.
+  `eval_part_stamps`: K functions, stamp k putting local trigger k on images;
+  the evaluator then also measures backdoor accuracy part k on
+  `eval_part_stamps[k](eval_source_pixels)` (the evaluation images before
+  any trigger; DBA's per-part attack success, Xie et al. 2020, Sec. 4).
+  `target_clients`: the target clients' indices (the semantic backdoor on a
+  re-partitioned dataset: the target writers' indices in `data.writers`).
   """
   name: str
   train_pixels: np.ndarray
@@ -115,6 +191,8 @@ class BackdoorTask:
   target_label: int = BACKDOOR_TARGET_LABEL
   target_clients: tuple = ()
   train_parts: tuple = ()
+  eval_source_pixels: Optional[np.ndarray] = None
+  eval_part_stamps: tuple = ()
 
   @property
   def pixels(self) -> np.ndarray:
@@ -129,8 +207,14 @@ def select_backdoor_task(data: FederatedDigits, task_num: int, seed: int,
   target clients (seeded choice), to be classified as `target_label`; trained
   and evaluated on the same images (Sun et al. 2019, Sec. 5).
 
+  The targets are writers: on a dataset re-partitioned from writers' data
+  (`data.writers`, e.g. `repartition_dirichlet`) they are chosen among the
+  writers, and their images lie, correctly labelled, on whichever clients
+  the partition gave them to.
   Raises ValueError naming `task_num` when fewer clients hold that label.
   """
+  if data.writers is not None:
+    data = data.writers
   order = np.random.RandomState(seed).permutation(data.num_clients)
   chosen, images = [], []
   for index in order:
@@ -266,6 +350,68 @@ def client_seed(run_seed: int, round_num: int, client: int) -> np.ndarray:
       2, np.uint32).astype(np.int64)
 
 
+# The root dataset's random stream (and the root client's seed key): b'root'.
+ROOT_STREAM = 0x726F6F74
+
+
+def hold_out_root(data: FederatedDigits, size: int,
+                  seed: int) -> FederatedDigits:
+  """`data` with `size` training examples moved to the server's root dataset.
+
+  FLTrust's root dataset (Cao et al., NDSS 2021: a small clean
+  training set the server collects, sampled from the learning task's
+  distribution; 100 examples in their experiments). Taken one example per
+  client: clients in a seeded random order, each giving one seeded random
+  example of its own per pass, passes repeated until `size` are taken; a
+  client always keeps at least one example. Seeded by (seed, `ROOT_STREAM`),
+  so the same for every run of a seed. The examples are removed from their
+  clients (held out: the server's data and the clients' are disjoint), and are
+  clean: the backdoor task, built afterwards, never adds to them. Only the
+  clients drawn are loaded. Raises ValueError when the clients cannot give
+  `size` examples.
+  """
+  rng = np.random.default_rng([seed, ROOT_STREAM])
+  order = rng.permutation(data.num_clients)
+  orders, held, pixels, labels = {}, {}, [], []
+  while len(labels) < size:
+    gave = False
+    for k in order:
+      k = int(k)
+      if k not in orders:
+        orders[k] = rng.permutation(len(data.client_arrays(k)[1]))
+        held[k] = []
+      if len(orders[k]) - len(held[k]) <= 1:
+        continue
+      index = int(orders[k][len(held[k])])
+      held[k].append(index)
+      client_pixels, client_labels = data.client_arrays(k)
+      pixels.append(client_pixels[index])
+      labels.append(client_labels[index])
+      gave = True
+      if len(labels) == size:
+        break
+    if not gave:
+      raise ValueError(
+          f'the clients can give only {len(labels)} examples to a root '
+          f'dataset of {size} (each keeps at least one).')
+  dropped = {data.client_ids[k]: np.asarray(v, np.int64)
+             for k, v in held.items() if v}
+  index_of = {cid: i for i, cid in enumerate(data.client_ids)}
+
+  def load(cid):
+    client_pixels, client_labels = data.client_arrays(index_of[cid])
+    if cid not in dropped:
+      return client_pixels, client_labels
+    keep = np.ones(len(client_labels), bool)
+    keep[dropped[cid]] = False
+    return client_pixels[keep], client_labels[keep]
+
+  return FederatedDigits(
+      data.client_ids, load, data.test_pixels, data.test_labels, data.name,
+      root=(np.stack(pixels).astype(np.float32),
+            np.asarray(labels, np.int32)), writers=data.writers)
+
+
 def round_client_data(data: FederatedDigits, task: BackdoorTask,
                       sampled: np.ndarray, is_malicious: np.ndarray,
                       num_epochs: int, batch_size: int, run_seed: int,
@@ -275,7 +421,20 @@ def round_client_data(data: FederatedDigits, task: BackdoorTask,
   For each sampled client: its benign dataset D_trn (shuffled with a seed
   derived from (run_seed, round, client)), D_mal when it is malicious (part
   k mod K, for client k, of a task with K `train_parts`), and its context
-  (seed, boost share); see `attacked_fedavg.build_client_data`.
+  (seed, boost share, client id k: its index in the population, which
+  aggregators keyed by client read); see `attacked_fedavg.build_client_data`.
+
+  When `data.root` is set (the chosen defense asked for a root dataset,
+  `registry.load_data`), one more client is appended LAST: the server's
+  trusted root client, whose benign dataset is the root dataset (same epochs,
+  batch size and local training as the clients; its own seed, key
+  `ROOT_STREAM`), never malicious and never given D_mal. It is not one of
+  `sampled`: `is_malicious` keeps one entry per sampled client, and so do the
+  rule's per-client measurements (`kept_mask`) and the row's counts. The
+  process cannot tell it apart, though: its training enters `client_work`'s
+  measurements (train loss and accuracy, benign update norms) as a benign
+  client's would, and an omniscient attack (ALIE, IPM) sees its update among
+  the round's.
   """
   from targeted_attack import attacked_fedavg  # pylint: disable=g-import-not-at-top
   seeds = [client_seed(run_seed, round_num, int(k)) for k in sampled]
@@ -289,8 +448,16 @@ def round_client_data(data: FederatedDigits, task: BackdoorTask,
         malicious_dataset(task, num_epochs, batch_size, shuffle_seed,
                           part=int(k))
         if is_malicious[i] else None)
+  if data.root is not None:
+    seeds.append(client_seed(run_seed, round_num, ROOT_STREAM))
+    benign.append(client_dataset(*data.root, num_epochs, batch_size,
+                                 int(seeds[-1][0])))
+    malicious.append(None)
+  # Clients past the sampled ones (the root client) have no identity: -1.
+  client_ids = [int(k) for k in sampled] + [-1] * (len(benign) - len(sampled))
   return attacked_fedavg.build_client_data(benign, malicious, seeds=seeds,
-                                           split_boost=split_boost)
+                                           split_boost=split_boost,
+                                           client_ids=client_ids)
 
 
 def sample_clients(num_clients: int, clients_per_round: int, seed: int,
@@ -386,6 +553,10 @@ class RandomSamplingAttackers(AttackerModel):
     return np.arange(len(sampled)) < k
 
 
+# The fixed pool's random stream: SeedSequence spawn key b'pool'.
+POOL_STREAM = 0x706F6F6C
+
+
 class FixedPoolAttackers(AttackerModel):
   """`attacker_pool_size` fixed malicious clients in the population, sampled
   like every other client (Wang et al. 2020, "fixed pool")."""
@@ -395,7 +566,10 @@ class FixedPoolAttackers(AttackerModel):
       raise ValueError(
           f'`attacker_pool_size` must be in [1, {population}] (the '
           f'population), got {attacker_pool_size}.')
-    rng = np.random.default_rng([seed, 2])
+    # Its own stream: [seed, 2] was round 2's client sample (that round's
+    # sample then began with the pool).
+    rng = np.random.default_rng(
+        np.random.SeedSequence(seed, spawn_key=(POOL_STREAM,)))
     self.pool = frozenset(
         int(k) for k in rng.choice(population, attacker_pool_size,
                                    replace=False))

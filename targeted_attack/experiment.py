@@ -31,9 +31,12 @@ def _optimizer(learning_rate, momentum):
       learning_rate=learning_rate, momentum=momentum if momentum > 0 else None)
 
 
-def build_process(c: ExperimentConfig):
-  """The attacked FedAvg process of `c` (attack, defense, optimizers)."""
-  aggregator, client_dp_sgd = registry.build_defense(c)
+def build_process(c: ExperimentConfig, population=None):
+  """The attacked FedAvg process of `c` (attack, defense, optimizers).
+
+  `population`: the number of clients (see `registry.build_defense`).
+  """
+  aggregator, client_dp_sgd = registry.build_defense(c, population)
   return attacked_fedavg.build_federated_averaging_process_attacked(
       models.build_model_fn(c.model, seed=c.random_seed),
       client_optimizer_fn=_optimizer(c.client_learning_rate, c.client_momentum),
@@ -116,21 +119,35 @@ def run(config: ExperimentConfig, progress: bool = True) -> list:
 
   data = registry.load_data(c)
   task = registry.build_backdoor(c, data)
+  adapt_backdoor = registry.build_backdoor_adapter(c, data)
   attackers = registry.build_attackers(c, data.num_clients)
   accountant = registry.build_privacy_accountant(c, data.num_clients)
-  process = build_process(c)
+  dp_sgd = registry.build_dp_sgd_tracker(
+      c, lambda k: len(data.client_arrays(k)[1]))
+  process = build_process(c, data.num_clients)
   outputs.write_config(config_path, c)
+
+  def checkpointed(state):
+    """What a checkpoint holds: the state, and an adaptive trigger's."""
+    return state, ({} if adapt_backdoor is None else
+                   dict(backdoor=adapt_backdoor.get_state()))
 
   state = initial_state(process, c)
   checkpoint_path = os.path.join(out, 'checkpoint.npz')
   start_round, kept = 1, None
   if c.resume:
-    restored = outputs.load_checkpoint(checkpoint_path, state)
+    restored = outputs.load_checkpoint(checkpoint_path, checkpointed(state))
     if restored is not None:
-      state, kept, note = restored
+      (state, extra), kept, note = restored
       start_round = kept + 1
+      if adapt_backdoor is not None:
+        task = adapt_backdoor.restore(task, extra['backdoor'])
       if note:
         print(f'warning: {note}', file=sys.stderr)
+  if dp_sgd is not None:  # the participations of the rounds already run
+    for r in range(1, start_round):
+      dp_sgd.record(data_lib.sample_clients(
+          data.num_clients, c.num_clients_per_round, c.random_seed, r))
   log = outputs.MetricsLog(os.path.join(out, 'metrics.csv'),
                            keep_through_round=kept if c.resume else None)
   evaluator = evaluation.Evaluator(c.model, data.test_pixels,
@@ -149,6 +166,11 @@ def run(config: ExperimentConfig, progress: bool = True) -> list:
                                       c.num_clients_per_round, c.random_seed,
                                       round_num)
     is_malicious = attackers.malicious_mask(sampled, round_num, c.random_seed)
+    if adapt_backdoor is not None and is_malicious.any():
+      # An adaptive trigger (A3FL): re-optimised against w_t by the attackers,
+      # used for their D_mal and, from now on, for the evaluation.
+      task = adapt_backdoor(task, process.get_model_weights(state), round_num)
+      evaluator.set_backdoor_images(task)
     client_data = data_lib.round_client_data(
         data, task, sampled, is_malicious, c.num_epochs, c.batch_size,
         c.random_seed, round_num, split_boost=c.split_boost)
@@ -159,20 +181,25 @@ def run(config: ExperimentConfig, progress: bool = True) -> list:
     if accountant is not None:
       row.update(privacy_epsilon=accountant.epsilon(round_num),
                  privacy_delta=accountant.delta)
+    if dp_sgd is not None:  # example-level ε of client DP-SGD
+      dp_sgd.record(sampled)
+      row.update(dp_sgd.metrics())
 
+    # DBA's per-part columns in every row (blank between evaluations).
+    row.update(dict.fromkeys(evaluator.part_metric_names, ''))
     if round_num % c.evaluate_per_rounds == 0 or round_num == c.num_rounds:
       t1 = time.perf_counter()
-      main_acc, backdoor_acc = evaluator(process.get_model_weights(state))
-      backdoor_history.append(backdoor_acc)
+      scores = evaluator.metrics(process.get_model_weights(state))
+      backdoor_history.append(scores['backdoor_accuracy'])
       row.update(
-          main_task_accuracy=main_acc, backdoor_accuracy=backdoor_acc,
+          scores,
           backdoor_accuracy_cumulative_mean=float(np.mean(backdoor_history)),
           eval_seconds=round(time.perf_counter() - t1, 4))
     log.append(row)
     board.write(row)
     if round_num % c.checkpoint_every == 0 or round_num == c.num_rounds:
-      outputs.save_checkpoint(checkpoint_path, state, round_num,
-                              process.get_model_weights(state))
+      outputs.save_checkpoint(checkpoint_path, checkpointed(state),
+                              round_num, process.get_model_weights(state))
     if bar is not None:
       bar.update(1)
       if row['main_task_accuracy'] != '':

@@ -8,13 +8,11 @@ control dependencies keep the variable updates in program order.
 
 import dataclasses
 
-import dp_accounting
 import tensorflow as tf
 import tensorflow_federated as tff
-import tensorflow_privacy as tfp
 
 from targeted_attack import checks
-from targeted_attack import update_math
+from targeted_attack.aggregators import clipping
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,10 +22,10 @@ class DPSGD:
   Per batch of B examples: g = (Σ_i clip(∇ℓ_i, C) + z) / B, with
   clip(v, C) = v · min(1, C / ‖v‖₂) per example (global norm over all
   tensors) and z ~ N(0, (σ · C)²) per coordinate, σ = `noise_multiplier`
-  (tensorflow_privacy's `GaussianSumQuery`, its noise drawn from the stateless
-  seed given per step, so a run repeats exactly; the clipping is vectorized
-  over the batch). ℓ_i is the per-example sparse categorical cross-entropy of
-  the model's logits.
+  (tensorflow_privacy's `GaussianSumQuery`, as `clipping.SeededGaussianSumQuery`
+  with its noise drawn from the stateless seed given per step, so a run
+  repeats exactly; the clipping is vectorized over the batch). ℓ_i is the
+  per-example sparse categorical cross-entropy of the model's logits.
   """
   l2_norm_clip: float
   noise_multiplier: float
@@ -54,29 +52,14 @@ class DPSGD:
         tf.tensordot(factors, j, axes=1) for j in jacobians
     ]
     # Gaussian noise of stddev σ·C on the sum (tensorflow_privacy's query).
-    query = _SeededGaussianSumQuery(self.l2_norm_clip,
-                                    self.noise_multiplier * self.l2_norm_clip,
-                                    seed)
+    query = clipping.SeededGaussianSumQuery(self.l2_norm_clip,
+                                            self.noise_multiplier *
+                                            self.l2_norm_clip, seed)
     noised, _, _ = query.get_noised_result(summed,
                                            query.initial_global_state())
     noised = tf.nest.pack_sequence_as(trainable, noised)
     batch_size = tf.cast(tf.shape(per_example_loss)[0], tf.float32)
     return tf.nest.map_structure(lambda g: g / batch_size, noised)
-
-
-class _SeededGaussianSumQuery(tfp.GaussianSumQuery):
-  """`GaussianSumQuery` whose noise comes from a stateless seed."""
-
-  def __init__(self, l2_norm_clip, stddev, seed):
-    super().__init__(l2_norm_clip, stddev)
-    self._seed = seed
-
-  def get_noised_result(self, sample_state, global_state):
-    noised = update_math.add_stateless_gaussian_noise(
-        sample_state, global_state.stddev, self._seed)
-    event = dp_accounting.GaussianDpEvent(
-        global_state.stddev / global_state.l2_norm_clip)
-    return noised, global_state, event
 
 
 class LocalTrainer:

@@ -13,6 +13,7 @@ from typing import Callable, Optional
 
 import tensorflow_federated as tff
 
+from targeted_attack import a3fl
 from targeted_attack import aggregate_fn
 from targeted_attack import attacks
 from targeted_attack import data as data_lib
@@ -47,6 +48,29 @@ class DefenseEntry(Entry):
   # The client-level noise multiplier z of a server DP mechanism, for the
   # privacy accounting (`privacy.py`), or None.
   noise_multiplier: Optional[Callable[[ExperimentConfig], float]] = None
+  # For a rule that needs the server's own update g0 (FLTrust): the name of
+  # the setting holding the size of the server's clean root dataset, which
+  # `load_data` holds out of the clients' data; each round then gets a
+  # trusted root client appended last (`data.round_client_data`), and the
+  # rule reads g0 from the last row. None: no root client.
+  root_dataset_size: Optional[str] = None
+  # A rule keeping state per client (FoolsGold's histories): its builder is
+  # `build(config, population)`, the table sized by the number of clients;
+  # the clients' identities reach it through its factory's weight
+  # (`plumbing.takes_client_ids`).
+  keyed_by_client: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class BackdoorEntry(Entry):
+  # An adaptive trigger (A3FL): `adapt(config, data)` builds a callable
+  # `(task, model_weights, round_num) -> task` that the round loop calls
+  # with the global model w_t before every round with attackers; the task it
+  # returns stamps the attackers' D_mal and the backdoor evaluation set. Its
+  # `get_state()` (an array) goes into the checkpoint, and
+  # `restore(task, array) -> task` brings it back on resume.
+  # None: the task is fixed for the run.
+  adapt: Optional[Callable] = None
 
 
 class Registry(collections.abc.Mapping):
@@ -81,7 +105,7 @@ class Registry(collections.abc.Mapping):
 
 ATTACKS = Registry('attack', AttackEntry)
 DEFENSES = Registry('defense', DefenseEntry)
-BACKDOORS = Registry('backdoor')
+BACKDOORS = Registry('backdoor', BackdoorEntry)
 ATTACKER_MODELS = Registry('attacker_model')
 DATASETS = Registry('dataset')
 ALL = (DATASETS, ATTACKS, ATTACKER_MODELS, BACKDOORS, DEFENSES)
@@ -200,6 +224,20 @@ def _ipm(c):
   return modern_attacks.IPM(c.ipm_epsilon, knowledge=c.omniscient_knowledge)
 
 
+def _a3fl_attack_check(c):
+  _require(c.backdoor == 'a3fl', 'backdoor',
+           f'`attack`=a3fl trains on the adaptive trigger: it needs '
+           f'backdoor=a3fl, got {c.backdoor!r}.')
+
+
+@ATTACKS.register('a3fl', 'A3FL (Zhang et al. 2023): poisoned training '
+                  '(poison_per_batch items per batch) on the trigger the '
+                  'a3fl backdoor optimises each attack round, scaled by '
+                  'a3fl_boost_factor.', check=_a3fl_attack_check)
+def _a3fl(c):
+  return a3fl.A3FLPoisoning(c.poison_per_batch, c.a3fl_boost_factor)
+
+
 def build_attack(config: ExperimentConfig) -> attacks.ClientUpdateStrategy:
   return ATTACKS.chosen(config).build(config)
 
@@ -296,6 +334,18 @@ DEFENSES.register('flame', 'FLAME (Nguyen et al.): HDBSCAN majority cluster '
                   'noise λ·S (λ = flame_noise_lambda).')(
                       lambda c: aggregate_fn.build_flame(
                           c.flame_noise_lambda, seed=c.random_seed))
+DEFENSES.register('foolsgold', 'FoolsGold (Fung et al.): per-client '
+                  'histories of updates (foolsgold_features); clients whose '
+                  'histories point alike get a learning rate α ≈ 0; '
+                  'Σ α_i Δ_i / n.', keyed_by_client=True)(
+                      lambda c, population: aggregate_fn.build_foolsgold(
+                          population, c.foolsgold_features,
+                          c.foolsgold_confidence))
+DEFENSES.register('fltrust', 'FLTrust (Cao et al.): the server trains on '
+                  'fltrust_root_size held-out clean examples (g0); client i '
+                  'weighted by ReLU(cos(g_i, g0)), rescaled to ‖g0‖.',
+                  root_dataset_size='fltrust_root_size')(
+                      lambda c: aggregate_fn.build_fltrust())
 DEFENSES.register('tff_robust', 'TFF\'s tff.learning.robust_aggregator: '
                   'zeroing of large updates, adaptive clipping, weighted '
                   'mean.')(
@@ -327,10 +377,36 @@ def build_privacy_accountant(config: ExperimentConfig, population: int):
                                 config.num_clients_per_round, population)
 
 
-def build_defense(config: ExperimentConfig):
-  """(aggregation factory with non-finite updates zeroed, client DP-SGD or None)."""
+def build_dp_sgd_tracker(config: ExperimentConfig, num_examples):
+  """The example-level tracker of a client DP-SGD defense, or None.
+
+  `num_examples(k)`: client k's number of training examples. z is the
+  defense's own `DPSGD.noise_multiplier`; B and E the run's batch size and
+  local epochs.
+  """
   entry = DEFENSES.chosen(config)
-  aggregator = aggregate_fn.build_zero_non_finite(entry.build(config))
+  if entry.client_dp_sgd is None:
+    return None
+  return privacy.DpSgdTracker(
+      privacy.DpSgdAccountant(entry.client_dp_sgd(config).noise_multiplier,
+                              config.batch_size, config.num_epochs),
+      num_examples)
+
+
+def build_defense(config: ExperimentConfig, population: Optional[int] = None):
+  """(aggregation factory with non-finite updates zeroed, client DP-SGD or None).
+
+  `population`: the number of clients, for a defense `keyed_by_client`
+  (default: that of `load_data(config)`, which is then loaded).
+  """
+  entry = DEFENSES.chosen(config)
+  if entry.keyed_by_client:
+    if population is None:
+      population = load_data(config).num_clients
+    defense = entry.build(config, population)
+  else:
+    defense = entry.build(config)
+  aggregator = aggregate_fn.build_zero_non_finite(defense)
   client_dp_sgd = (entry.client_dp_sgd(config)
                    if entry.client_dp_sgd is not None else None)
   return aggregator, client_dp_sgd
@@ -358,6 +434,15 @@ def _synthetic(c):
                                  c.random_seed, crossbar_seven_rate=rate)
 
 
+@DATASETS.register('dirichlet', 'The generated writers\' examples pooled and '
+                   're-split over synthetic_num_clients clients, each class c '
+                   'by p_c ~ Dir(dirichlet_alpha·1) (non-IID labels).',
+                   check=_synthetic_check)
+def _dirichlet(c):
+  return data_lib.repartition_dirichlet(_synthetic(c), c.synthetic_num_clients,
+                                        c.dirichlet_alpha, c.random_seed)
+
+
 @DATASETS.register('emnist', 'TFF federated EMNIST (3,383 writers).')
 def _emnist(c):
   try:
@@ -367,7 +452,15 @@ def _emnist(c):
 
 
 def load_data(config: ExperimentConfig) -> data_lib.FederatedDigits:
+  """The chosen dataset; with the root dataset of the defense, if it has one."""
   data = DATASETS.chosen(config).build(config)
+  root_size = DEFENSES.chosen(config).root_dataset_size
+  if root_size is not None:
+    try:
+      data = data_lib.hold_out_root(data, getattr(config, root_size),
+                                    config.random_seed)
+    except ValueError as e:
+      raise ConfigError(root_size, f'`{root_size}`: {e}') from e
   _require(config.num_clients_per_round <= data.num_clients,
            'num_clients_per_round',
            f'`num_clients_per_round`={config.num_clients_per_round} must be '
@@ -401,10 +494,35 @@ def _trigger(c, data):
 
 @BACKDOORS.register('dba', 'DBA (Xie et al.): the four-corner trigger split '
                     'into dba_parts local triggers, one per attacker; '
-                    'evaluated with the full trigger.')
+                    'evaluated with the full trigger, and with each local '
+                    'one alone (backdoor_accuracy_part_k).')
 def _dba(c, data):
   return triggers.dba_task(data, c.task_num, c.trigger_amplitude, c.dba_parts,
                            c.random_seed)
+
+
+def _a3fl_trigger(c, data):
+  settings = a3fl.A3FLSettings(
+      outer_iterations=c.a3fl_outer_iterations,
+      trigger_steps=c.a3fl_trigger_steps, trigger_lr=c.a3fl_trigger_lr,
+      lam=c.a3fl_lambda, unlearn_steps=c.a3fl_unlearn_steps,
+      unlearn_lr=c.a3fl_unlearn_lr, batch_size=c.a3fl_batch_size)
+  return a3fl.adaptive_trigger(data, c.task_num, c.trigger_placement,
+                               c.model, settings, c.random_seed)
+
+
+@BACKDOORS.register('a3fl', 'A3FL (Zhang et al. 2023): the trigger_placement '
+                    'pattern, re-optimised against w_t and an unlearned copy '
+                    'before each attack round; D_mal and the evaluation use '
+                    'the latest.', adapt=_a3fl_trigger)
+def _a3fl_backdoor(c, data):
+  return _a3fl_trigger(c, data).initial_task()
+
+
+def build_backdoor_adapter(config: ExperimentConfig, data):
+  """The chosen backdoor's per-round trigger update, or None (fixed)."""
+  entry = BACKDOORS.chosen(config)
+  return None if entry.adapt is None else entry.adapt(config, data)
 
 
 def build_backdoor(config: ExperimentConfig, data) -> data_lib.BackdoorTask:
@@ -430,7 +548,7 @@ ATTACKER_MODELS.register('random_sampling', 'round(ε·N) malicious clients, '
 
 
 def _fixed_pool_check(c):
-  if c.dataset == 'synthetic':
+  if c.dataset in ('synthetic', 'dirichlet'):
     _require(c.attacker_pool_size <= c.synthetic_num_clients,
              'attacker_pool_size',
              f'`attacker_pool_size`={c.attacker_pool_size} must be <= the '

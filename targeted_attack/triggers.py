@@ -22,6 +22,8 @@ trigger, so each attacker has as much poison as with `trigger`), and
 k mod K: an attacker keeps its local trigger across rounds, as in the paper.
 """
 
+import functools
+
 import numpy as np
 
 from targeted_attack import checks
@@ -79,7 +81,10 @@ def dba_task(data: data_lib.FederatedDigits, task_num: int, amplitude: float,
   The images are `trigger`'s (`data.trigger_source_images`: the non-target
   images of `task_num` seeded clients; the non-target test images). Part i:
   all training images stamped with local trigger M_i; `train_pixels` is the
-  K parts concatenated (the parts are views of it).
+  K parts concatenated (the parts are views of it). For the per-part attack
+  success (Xie et al. 2020, Sec. 4: each local trigger alone), the task
+  also holds the unstamped evaluation images and K stamps, stamp i putting
+  local trigger M_i on images.
   """
   train, eval_pixels, clients = data_lib.trigger_source_images(
       data, task_num, seed, target_label)
@@ -92,4 +97,8 @@ def dba_task(data: data_lib.FederatedDigits, task_num: int, amplitude: float,
       f'dba_{parts}', train_pixels, stamp(eval_pixels, mask, pattern,
                                           amplitude),
       target_label, clients,
-      train_parts=tuple(np.split(train_pixels, parts)))
+      train_parts=tuple(np.split(train_pixels, parts)),
+      eval_source_pixels=eval_pixels,
+      eval_part_stamps=tuple(
+          functools.partial(stamp, mask=m, pattern=pattern,
+                            amplitude=amplitude) for m in local))

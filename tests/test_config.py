@@ -86,3 +86,14 @@ def test_validation_does_no_io(tmp_path):
   config = config_lib.ExperimentConfig(root_output_dir=str(target))
   config_lib.validate(config)
   assert not target.exists()
+
+
+def test_a_setting_saved_before_it_existed_counts_as_its_default():
+  config = config_lib.ExperimentConfig()
+  saved = dataclasses.asdict(config)
+  del saved['flame_noise_lambda']  # as in a config.json of an older version
+  assert config_lib.first_difference(config, saved) is None
+  changed = dataclasses.replace(config, flame_noise_lambda=0.5)
+  assert config_lib.first_difference(changed, saved) == 'flame_noise_lambda'
+  saved['norm_bound'] = 7.0
+  assert config_lib.first_difference(config, saved) == 'norm_bound'

@@ -121,6 +121,17 @@ def test_fixed_pool_attackers_are_sampled_like_everyone_else():
     data_lib.FixedPoolAttackers(51, 50, seed=0)
 
 
+def test_fixed_pool_is_not_a_rounds_client_sample():
+  # A pool as large as a round: were it drawn from a round's stream, that
+  # round's sample would be the pool (every sampled client an attacker).
+  # P(a given round's 10 of 50 equal the pool) = 1/C(50, 10) ~ 1e-10.
+  for seed in range(5):
+    pool = data_lib.FixedPoolAttackers(10, 50, seed=seed).pool
+    for r in range(20):
+      assert set(int(k) for k in data_lib.sample_clients(50, 10, seed, r)) != (
+          pool), (seed, r)
+
+
 @pytest.mark.parametrize('amplitude', [1.0, 0.3])
 @pytest.mark.parametrize('placement, corners', [
     ('one_corner', [(24, 24)]),

@@ -271,3 +271,30 @@ def test_dp_runs_report_the_privacy_spent_each_round(tmp_path):
   epsilons = [float(r['privacy_epsilon']) for r in rows]
   assert epsilons[0] > 0 and epsilons == sorted(epsilons)
   assert float(rows[0]['privacy_delta']) == pytest.approx(1 / 12)
+
+
+def test_dp_sgd_runs_report_the_example_level_privacy_each_round(tmp_path):
+  from test_privacy import _poisson_gaussian_epsilon  # pylint: disable=g-import-not-at-top
+  from targeted_attack import registry  # pylint: disable=g-import-not-at-top
+  config = tiny(tmp_path, defense='dp_sgd', num_rounds=3,
+                dp_sgd_noise_multiplier=1.0, checkpoint_every=1)
+  rows = experiment.run(config, progress=False)
+  # Resumed with one more round: the participations of rounds 1-3 recounted.
+  rows = experiment.run(dataclasses.replace(config, resume=True, num_rounds=4),
+                        progress=False)
+  data = registry.load_data(config)
+  counts = {}
+  for round_num, row in enumerate(rows, start=1):
+    for k in data_lib.sample_clients(12, 3, 1, round_num):
+      counts[int(k)] = counts.get(int(k), 0) + 1
+    expected = {}
+    for k, p in counts.items():
+      n = len(data.client_arrays(k)[1])  # B = 10, E = 1: ⌈n/10⌉ steps
+      expected[k] = (_poisson_gaussian_epsilon(min(1, 10 / n), 1.0,
+                                               p * int(np.ceil(n / 10)), 1 / n),
+                     1 / n, p)
+    eps, delta, p = max(expected.values())
+    assert float(row['dp_sgd_example_epsilon']) == pytest.approx(eps, rel=0.01)
+    assert float(row['dp_sgd_example_delta']) == pytest.approx(delta)
+    assert int(row['dp_sgd_worst_case_participations']) == p
+    assert 'privacy_epsilon' not in row  # no client-level claim for DP-SGD

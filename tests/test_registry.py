@@ -22,6 +22,9 @@ _NEEDS = {
     'fixed_pool': dict(attacker_pool_size=3),
     'constrain_and_scale': dict(poison_per_batch=2, cs_max_epochs=1),
     'data_poisoning': dict(poison_per_batch=2),
+    # The a3fl attack trains on the a3fl backdoor's trigger; a short search.
+    'a3fl': dict(backdoor='a3fl', poison_per_batch=2, a3fl_outer_iterations=1,
+                 a3fl_trigger_steps=2, a3fl_unlearn_steps=2),
 }
 
 

@@ -1,5 +1,6 @@
-"""The sweep runner: every study end to end at `smoke` through Ray, resume,
-and a failing cell that fails alone.
+"""The sweep runner: every cell of every study a valid config at every scale;
+two studies end to end at `smoke` through Ray; resume; a failing cell that
+fails alone.
 
 Each sweep runs in a child process, as from the command line: Ray's driver
 then never shares the test process (and its gRPC threads) with TFF.
@@ -12,8 +13,14 @@ import sys
 
 import pytest
 
+from targeted_attack import config as config_lib
 from targeted_attack import reproduce
 import sweep_studies
+
+# Run end to end (each run is a process importing TF: ~10 s): the attacker
+# models of Fig. 1, and the single shot with its attack window. Every other
+# study is checked cell by cell as a config, in process.
+SMOKE_STUDIES = ('sun_fig1', 'bagdasaryan_replacement')
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,18 +42,31 @@ def _summary(root, scale, study):
     return list(csv.DictReader(f))
 
 
+@pytest.mark.parametrize('scale', list(reproduce.SCALES))
+def test_every_cell_of_every_study_is_a_valid_config(scale, tmp_path):
+  runs = reproduce.plan(list(reproduce.STUDIES.values()), scale,
+                        str(tmp_path))
+  assert len(runs) == reproduce.SCALES[scale]['seeds'] * sum(
+      len(s.cells) for s in reproduce.STUDIES.values())
+  for run in runs:
+    config = config_lib.ExperimentConfig(**run.settings)
+    config_lib.validate(config)  # raises ConfigError naming the setting
+    assert config.output_dir == run.output_dir
+
+
 @pytest.fixture(scope='module')
 def smoke_sweep(tmp_path_factory):
   root = str(tmp_path_factory.mktemp('sweep'))
-  failed = _sweep('reproduce.sweep(list(reproduce.STUDIES.values()), '
-                  f"'smoke', {root!r}, cpus_per_task=1)")
+  studies = ', '.join(f'reproduce.STUDIES[{s!r}]' for s in SMOKE_STUDIES)
+  failed = _sweep(f"reproduce.sweep([{studies}], 'smoke', {root!r}, "
+                  'cpus_per_task=1)')
   return root, failed
 
 
-def test_every_study_runs_at_smoke_scale_with_figures_and_tables(smoke_sweep):
+def test_studies_run_at_smoke_scale_with_figures_and_tables(smoke_sweep):
   root, failed = smoke_sweep
   assert failed == 0
-  for study in reproduce.STUDIES.values():
+  for study in (reproduce.STUDIES[s] for s in SMOKE_STUDIES):
     directory = os.path.join(root, 'smoke', study.name)
     assert os.path.getsize(os.path.join(directory, 'figure.png')) > 0
     table = _summary(root, 'smoke', study.name)

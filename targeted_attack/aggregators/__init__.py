@@ -8,6 +8,8 @@
   coordinate median, trimmed mean, geometric median).
 - `filtering`: filtering and reweighting defenses (robust learning rate,
   FLAME).
+- `foolsgold`: FoolsGold, whose state (per-client histories) is keyed by
+  client identity, which reaches it as the weight (`plumbing.takes_client_ids`).
 
 `targeted_attack.aggregate_fn` is the public face that re-exports them.
 """

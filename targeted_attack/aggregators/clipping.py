@@ -7,15 +7,20 @@ Measurements (each under the builder's name, the inner factory's under
   before clipping;
 - `aggregate_clip/{aggregate_norm, clipped}`;
 - `gaussian_noise/noise_stddev`;
-- `fixed_denominator/denominator`.
+- `fixed_denominator/denominator`;
+- `build_dp_aggregate`: `clip/…` as above, then
+  `inner/dp_query_metrics/{noise_stddev, denominator}` (stddev of the noise on
+  the mean, σ/N, and N) and `inner/dp` (TFF's DifferentiallyPrivateFactory).
 """
 
 import collections
 from typing import Optional
 
+import dp_accounting
 import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
+import tensorflow_privacy as tfp
 
 from targeted_attack import checks
 from targeted_attack import update_math
@@ -151,24 +156,108 @@ def build_gaussian_noise(stddev: float, inner=None, seed: Optional[int] = None):
                                          name='gaussian_noise')
 
 
+class SeededGaussianSumQuery(tfp.GaussianSumQuery):
+  """tensorflow_privacy's `GaussianSumQuery`, its noise drawn from a seed.
+
+  The library's mechanism: each record clipped to ‖·‖₂ ≤ C (its
+  `preprocess_record`), the records summed, z ~ N(0, stddev²) added to every
+  coordinate of the sum, and the `GaussianDpEvent(stddev / C)` released.
+  tensorflow_privacy 0.9 draws z from an unseeded `tf.random_normal_initializer`,
+  so a run would not repeat; this subclass changes only that: z is drawn with
+  the stateless int64[2] seed held in the global state
+  (`update_math.add_stateless_gaussian_noise`), and the next global state's
+  seed is [s, t + 1] for [s, t]. A stateful aggregator (TFF's
+  `DifferentiallyPrivateFactory` keeps the query's global state as its own)
+  thus draws round t's noise with [s, t]; DP-SGD builds one query per step
+  with that step's seed.
+  """
+
+  # pylint: disable=invalid-name
+  _GlobalState = collections.namedtuple('_GlobalState',
+                                        ['l2_norm_clip', 'stddev', 'seed'])
+
+  def __init__(self, l2_norm_clip, stddev, seed):
+    """`seed`: int64[2] (or an int s, for [s, 0])."""
+    super().__init__(l2_norm_clip, stddev)
+    self._seed = seed
+
+  def initial_global_state(self):
+    seed = tf.cast(self._seed, tf.int64)
+    if seed.shape.rank == 0:
+      seed = tf.stack([seed, tf.constant(0, tf.int64)])
+    return self._GlobalState(tf.cast(self._l2_norm_clip, tf.float32),
+                             tf.cast(self._stddev, tf.float32), seed)
+
+  def get_noised_result(self, sample_state, global_state):
+    noised = update_math.add_stateless_gaussian_noise(
+        sample_state, global_state.stddev, global_state.seed)
+    next_state = global_state._replace(
+        seed=global_state.seed + tf.constant([0, 1], tf.int64))
+    event = dp_accounting.GaussianDpEvent(
+        global_state.stddev / global_state.l2_norm_clip)
+    return noised, next_state, event
+
+
+class _MeasuredNormalizedQuery(tfp.NormalizedQuery):
+  """`NormalizedQuery` that reports the noise on the mean and the denominator."""
+
+  def derive_metrics(self, global_state):
+    return collections.OrderedDict(
+        noise_stddev=global_state.numerator_state.stddev /
+        global_state.denominator,
+        denominator=global_state.denominator)
+
+
+def _measure_clipping(norm_bound: float, inner):
+  """`clip/{num_clients, fraction, norm_mean, norm_max}` of the updates, passed
+  on unchanged to `inner` (which clips them itself)."""
+
+  def preprocess(value_type, weight_type):
+    del weight_type
+
+    @tff.tensorflow.computation(value_type)
+    def measure(value):
+      norm = update_math.global_norm(value)
+      return norm, tf.cast(norm > norm_bound, _F32)
+
+    def federated_preprocess(value, weight):
+      norms, over = tff.federated_map(measure, value)
+      return value, weight, collections.OrderedDict(
+          clip=plumbing.norm_summary(norms, over))
+
+    return federated_preprocess
+
+  return plumbing.build_client_transform(preprocess, inner)
+
+
 def build_dp_aggregate(l2_norm_clip: float, mul_factor: float,
                        num_clients: int, seed: Optional[int] = None):
   """Weak DP (Sun et al. 2019, Sec. 4): clip, sum, add noise, divide.
 
-  (Σ_k clip(Δ_k, C) + z) / N with z ~ N(0, σ²) per coordinate of the sum,
+  (Σ_k clip(Δ_k, C) + z) / N with clip(v, C) = v · min(1, C / ‖v‖₂) (global
+  norm over all tensors), z ~ N(0, σ²) per coordinate of the sum,
   σ = mul_factor · C, C = `l2_norm_clip`, N = `num_clients`. Unweighted.
   `mul_factor` is a noise multiplier, as in
   `tff.aggregators.DifferentiallyPrivateFactory.gaussian_fixed`; the paper
   states σ itself (Fig. 4b: C = 5, σ = 0.025, i.e. mul_factor = 0.005), and the
-  original research code passed σ as `mul_factor`. Implemented as clip, then
-  the sum divided by N, then noise of stddev σ / N: the same distribution.
+  original research code passed σ as `mul_factor`.
+
+  Built as TFF's own `gaussian_fixed` is: `tff.aggregators.
+  DifferentiallyPrivateFactory` over tensorflow_privacy's
+  `NormalizedQuery(GaussianSumQuery(C, σ), denominator=N)`, the sum query
+  being `SeededGaussianSumQuery`, so that round t's z is drawn with the
+  stateless seed (`seed`, t) and a run with a given `seed` repeats exactly
+  (`seed=None` picks a fresh seed per factory). The aggregator's state holds
+  the query's state (C, σ, the seed) and the round's `GaussianDpEvent(
+  mul_factor)` (`tff.aggregators.differential_privacy.
+  extract_dp_event_from_state`).
   """
   l2_norm_clip = checks.positive('l2_norm_clip', l2_norm_clip)
   mul_factor = checks.number('mul_factor', mul_factor, 0.0)
   num_clients = checks.integer('num_clients', num_clients, 1)
-  return build_clip_per_client(
-      l2_norm_clip,
-      inner=build_gaussian_noise(
-          mul_factor * l2_norm_clip / num_clients,
-          inner=build_fixed_denominator_mean(num_clients),
-          seed=seed))
+  query = _MeasuredNormalizedQuery(
+      SeededGaussianSumQuery(l2_norm_clip, mul_factor * l2_norm_clip,
+                             resolve_seed(seed)),
+      denominator=num_clients)
+  return _measure_clipping(
+      l2_norm_clip, inner=tff.aggregators.DifferentiallyPrivateFactory(query))

@@ -7,7 +7,10 @@ name:
 - `rlr`: `flipped_fraction`, the fraction of coordinates whose learning rate
   is negated;
 - `flame`: `kept_clients` (count), `kept_mask` (float32 [n], 1 for the rows of
-  the majority cluster), `clip_norm` S, `noise_stddev` λ·S.
+  the majority cluster), `clip_norm` S, `noise_stddev` λ·S;
+- `fltrust`: `num_clients` n (the root row excluded), `trust_scores`
+  (float32 [n], TS_i), `kept_mask` (float32 [n], 1 where TS_i > 0),
+  `kept_clients` (count), `root_norm` ‖g0‖.
 
 FLAME's clustering is HDBSCAN, written here in TF: TFF's C++ runtime runs the
 server computation in its `worker_binary`, which has no Python, so
@@ -164,3 +167,43 @@ def build_flame(noise_lambda: float = 0.001, seed: Optional[int] = None):
         noise_stddev=tf.cast(stddev, tf.float32))
 
   return plumbing.build_stacked_aggregator(flame, 'flame', stateful=True)
+
+
+def build_fltrust():
+  """FLTrust (Cao, Fang, Liu, Gong, NDSS 2021): trust bootstrapping.
+
+  The server's update g0 is its own local training of w_t on a small clean
+  root dataset; here it is the LAST row of X (the round's clients are rows
+  0..n−1, the trusted root client appended after them: see
+  `data.hold_out_root` and `data.round_client_data`). For the n clients:
+    TS_i = ReLU(cos(g_i, g0)) = max(0, ⟨g_i, g0⟩ / (‖g_i‖ ‖g0‖)),
+    ḡ_i = (‖g0‖ / ‖g_i‖) · g_i,
+    g = Σ_i TS_i ḡ_i / Σ_i TS_i   (g = 0 when every TS_i = 0).
+  A zero update (g_i or g0) has cosine 0, so trust 0. Computed in float64.
+  The server optimizer applies g (the paper's global learning rate α is the
+  server learning rate). Unweighted: a client's number of examples plays no
+  part; the root row only provides g0 and is never aggregated itself.
+  TFF's wire convention (w_t − w_k) negates every row, g0 too, which changes
+  neither the cosines nor the norms.
+  """
+
+  def fltrust(matrix):
+    x = tf.cast(matrix, tf.float64)
+    clients, root = x[:-1], x[-1]
+    norms = tf.norm(clients, axis=1)
+    root_norm = tf.norm(root)
+    cosines = tf.math.divide_no_nan(
+        tf.linalg.matvec(clients, root), norms * root_norm)
+    trust = tf.nn.relu(cosines)
+    weights = trust * tf.math.divide_no_nan(root_norm, norms)
+    result = tf.math.divide_no_nan(
+        tf.linalg.matvec(clients, weights, transpose_a=True),
+        tf.reduce_sum(trust))
+    kept_mask = tf.cast(trust > 0.0, tf.float32)
+    return tf.cast(result, tf.float32), collections.OrderedDict(
+        num_clients=tf.cast(tf.shape(clients)[0], tf.float32),
+        trust_scores=tf.cast(trust, tf.float32), kept_mask=kept_mask,
+        kept_clients=tf.reduce_sum(kept_mask),
+        root_norm=tf.cast(root_norm, tf.float32))
+
+  return plumbing.build_stacked_aggregator(fltrust, 'fltrust')

@@ -49,8 +49,27 @@ class _UnweightedFactory(tff.aggregators.UnweightedAggregationFactory):
     return self._build(value_type, None)
 
 
-def factory(build, weighted: bool):
-  """A factory whose `create(value_type[, weight_type])` calls `build`."""
+class _ClientIdWeightedFactory(_WeightedFactory):
+  """A weighted factory whose weight is the client's id + 1 (0: none)."""
+
+
+def takes_client_ids(factory_) -> bool:
+  """Whether `factory_` reads each client's weight as its id + 1.
+
+  Such a factory (`foolsgold.build_foolsgold`) keys state by client
+  identity; `attacked_fedavg` then sends `client_id + 1` as every client's
+  weight instead of its example count. The wrappers here keep the mark.
+  """
+  return isinstance(factory_, _ClientIdWeightedFactory)
+
+
+def factory(build, weighted: bool, client_ids: bool = False):
+  """A factory whose `create(value_type[, weight_type])` calls `build`.
+
+  `client_ids`: its weight is the client's id + 1 (`takes_client_ids`).
+  """
+  if client_ids:
+    return _ClientIdWeightedFactory(build)
   return _WeightedFactory(build) if weighted else _UnweightedFactory(build)
 
 
@@ -135,7 +154,7 @@ def build_client_transform(preprocess: Callable, inner=None):
                                inner_process.state_type, value_type,
                                weight_type, body)
 
-  return factory(build, is_weighted(inner))
+  return factory(build, is_weighted(inner), takes_client_ids(inner))
 
 
 def build_server_transform(transform: Callable, inner=None,
@@ -185,7 +204,7 @@ def build_server_transform(transform: Callable, inner=None,
     return aggregation_process(init_fn, state_type, value_type, weight_type,
                                body)
 
-  return factory(build, is_weighted(inner))
+  return factory(build, is_weighted(inner), takes_client_ids(inner))
 
 
 def build_stacked_aggregator(robust_fn: Callable, name: str,
