@@ -1,11 +1,13 @@
 r"""Attacks (rows) × defenses (columns) on the generated dataset, in one process.
 
   .venv/bin/python scripts/attack_defense_matrix.py [--rounds=20] [--out=runs/matrix]
+      [--rows=ROW,ROW] [--columns=COLUMN,COLUMN]
 
 Each cell is a run of `experiment.run` (the main job's setting: 300 writers,
 10 clients per round, 2 local epochs, the paper's CNN, one attacker in every
 round); cells already finished are reused, so a killed matrix resumes. Prints a
-Markdown table: final backdoor accuracy / main-task accuracy.
+Markdown table: final backdoor accuracy / main-task accuracy. `--rows` and
+`--columns` (labels, comma-separated) run a part of the matrix.
 """
 
 import argparse
@@ -31,6 +33,13 @@ ATTACKS = {
     'data_poisoning (trigger, 4 corners)': dict(
         attack='data_poisoning', backdoor='trigger',
         trigger_placement='four_corners'),
+    'neurotoxin (semantic)': dict(attack='neurotoxin', norm_bound=1.5),
+    'data_poisoning (DBA, 4 parts)': dict(attack='data_poisoning',
+                                          backdoor='dba'),
+    'a3fl (adaptive trigger)': dict(attack='a3fl', backdoor='a3fl'),
+    # Untargeted baselines: the main task is what they hit.
+    'alie (untargeted)': dict(attack='alie'),
+    'ipm (untargeted)': dict(attack='ipm'),
 }
 DEFENSES = {
     'none': dict(defense='none'),
@@ -42,6 +51,12 @@ DEFENSES = {
     'median': dict(defense='median'),
     'DP-SGD': dict(defense='dp_sgd', dp_sgd_l2_norm_clip=5.0,
                    dp_sgd_noise_multiplier=0.05),
+    'Bulyan': dict(defense='bulyan', num_byzantine=1),
+    # θ between the corrupt (1) and honest (9) agents, as the authors' 10-agent runs.
+    'RLR': dict(defense='rlr', rlr_threshold=4),
+    'FLAME': dict(defense='flame'),
+    'FoolsGold': dict(defense='foolsgold'),
+    'FLTrust': dict(defense='fltrust'),
 }
 # DP-SGD's per-example gradients make a round ~5× slower: only these rows.
 ONLY_ROWS = {
@@ -64,7 +79,14 @@ def main(argv):
   parser = argparse.ArgumentParser()
   parser.add_argument('--rounds', type=int, default=20)
   parser.add_argument('--out', default='runs/matrix')
+  parser.add_argument('--rows', default=','.join(ATTACKS))
+  parser.add_argument('--columns', default=','.join(DEFENSES))
   args = parser.parse_args(argv)
+  rows, columns = args.rows.split(','), args.columns.split(',')
+  for label in rows + columns:
+    if label not in ATTACKS and label not in DEFENSES:
+      parser.error(f'unknown row or column {label!r}; rows: {list(ATTACKS)}; '
+                   f'columns: {list(DEFENSES)}')
   runtime.install_signal_handlers()
   runtime.set_local_execution_context()
   base = experiment.ExperimentConfig(
@@ -75,6 +97,8 @@ def main(argv):
   cells = {}
   for attack_name, attack in ATTACKS.items():
     for defense_name, defense in DEFENSES.items():
+      if attack_name not in rows or defense_name not in columns:
+        continue
       if attack_name not in ONLY_ROWS.get(defense_name, (attack_name,)):
         continue
       config = dataclasses.replace(
@@ -90,12 +114,12 @@ def main(argv):
       row = _final(metrics)
       cells[attack_name, defense_name] = (float(row['backdoor_accuracy']),
                                           float(row['main_task_accuracy']))
-  print('| attack (backdoor) | ' + ' | '.join(DEFENSES) + ' |')
-  print('|---' * (len(DEFENSES) + 1) + '|')
-  for attack_name in ATTACKS:
+  print('| attack (backdoor) | ' + ' | '.join(columns) + ' |')
+  print('|---' * (len(columns) + 1) + '|')
+  for attack_name in rows:
     print(f'| {attack_name} | ' + ' | '.join(
         '{:.2f} / {:.2f}'.format(*cells[attack_name, d])
-        if (attack_name, d) in cells else '–' for d in DEFENSES) + ' |')
+        if (attack_name, d) in cells else '–' for d in columns) + ' |')
 
 
 if __name__ == '__main__':

@@ -149,7 +149,6 @@ def build_foolsgold(population: int, features: str = 'output_layer',
     dim = sum(sizes)
     start, width = feature_columns(specs, features)
     # One row per client: its flattened update, then its weight (id + 1).
-    row_type = tff.TensorType(F32, [dim + 1])
     matrix_type = tff.TensorType(F32, [None, dim + 1])
     history_type = tff.TensorType(F32, [population, width])
 
@@ -157,22 +156,6 @@ def build_foolsgold(population: int, features: str = 'output_layer',
     def to_row(value, weight):
       return tf.concat([update_math.flatten_to_vector(value),
                         tf.reshape(tf.cast(weight, tf.float32), [1])], axis=0)
-
-    @tff.tensorflow.computation
-    def zero():
-      return tf.zeros([0, dim + 1], tf.float32)
-
-    @tff.tensorflow.computation(matrix_type, row_type)
-    def accumulate(matrix, row):
-      return tf.concat([matrix, row[tf.newaxis]], axis=0)
-
-    @tff.tensorflow.computation(matrix_type, matrix_type)
-    def merge(a, b):
-      return tf.concat([a, b], axis=0)
-
-    @tff.tensorflow.computation(matrix_type)
-    def report(matrix):
-      return matrix
 
     @tff.tensorflow.computation
     def zero_history():
@@ -218,8 +201,8 @@ def build_foolsgold(population: int, features: str = 'output_layer',
       return tff.federated_eval(zero_history, tff.SERVER)
 
     def body(state, value, weight):
-      rows = tff.federated_map(to_row, (value, weight))
-      matrix = tff.federated_aggregate(rows, zero(), accumulate, merge, report)
+      matrix = plumbing.stack_rows(tff.federated_map(to_row, (value, weight)),
+                                   dim + 1)
       result, state, measurements = tff.federated_map(server_fn,
                                                       (matrix, state))
       return tff.templates.MeasuredProcessOutput(state, result, measurements)

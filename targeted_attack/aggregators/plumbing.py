@@ -207,6 +207,33 @@ def build_server_transform(transform: Callable, inner=None,
   return factory(build, is_weighted(inner), takes_client_ids(inner))
 
 
+def stack_rows(rows, dim: int):
+  """The clients' float32 [dim] rows stacked at SERVER into X ∈ ℝ^{n×dim}.
+
+  Row i is the i-th client given to `process.next` (TFF's aggregation keeps
+  the order; a test checks it).
+  """
+  matrix_type = tff.TensorType(F32, [None, dim])
+
+  @tff.tensorflow.computation
+  def zero():
+    return tf.zeros([0, dim], tf.float32)
+
+  @tff.tensorflow.computation(matrix_type, tff.TensorType(F32, [dim]))
+  def accumulate(matrix, row):
+    return tf.concat([matrix, row[tf.newaxis]], axis=0)
+
+  @tff.tensorflow.computation(matrix_type, matrix_type)
+  def merge(a, b):
+    return tf.concat([a, b], axis=0)
+
+  @tff.tensorflow.computation(matrix_type)
+  def report(matrix):
+    return matrix
+
+  return tff.federated_aggregate(rows, zero(), accumulate, merge, report)
+
+
 def build_stacked_aggregator(robust_fn: Callable, name: str,
                              stateful: bool = False):
   """Unweighted factory: the server sees all n updates as a matrix X ∈ ℝ^{n×d}.
@@ -232,22 +259,6 @@ def build_stacked_aggregator(robust_fn: Callable, name: str,
     @tff.tensorflow.computation(value_type)
     def flatten(value):
       return update_math.flatten_to_vector(value)
-
-    @tff.tensorflow.computation
-    def zero():
-      return tf.zeros([0, dim], tf.float32)
-
-    @tff.tensorflow.computation(matrix_type, tff.TensorType(F32, [dim]))
-    def accumulate(matrix, row):
-      return tf.concat([matrix, row[tf.newaxis]], axis=0)
-
-    @tff.tensorflow.computation(matrix_type, matrix_type)
-    def merge(a, b):
-      return tf.concat([a, b], axis=0)
-
-    @tff.tensorflow.computation(matrix_type)
-    def report(matrix):
-      return matrix
 
     def unflatten(outputs):
       vector, measurements = outputs
@@ -285,8 +296,7 @@ def build_stacked_aggregator(robust_fn: Callable, name: str,
 
     def body(state, value, weight):
       del weight
-      rows = tff.federated_map(flatten, value)
-      matrix = tff.federated_aggregate(rows, zero(), accumulate, merge, report)
+      matrix = stack_rows(tff.federated_map(flatten, value), dim)
       if stateful:
         result, measurements = tff.federated_map(server_fn, (matrix, state))
         state = tff.federated_map(increment, state)
