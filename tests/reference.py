@@ -98,3 +98,30 @@ def union_examples(benign: tf.data.Dataset, malicious: tf.data.Dataset,
   x = np.concatenate([b['x'].numpy() for b in batches])
   y = np.concatenate([b['y'].numpy() for b in batches])
   return x, y
+
+
+# --- Privacy: the Poisson-subsampled Gaussian in NumPy ----------------------
+
+
+def poisson_gaussian_log_a(q, z, alphas):
+  """log A_α, A_α = E_{x~N(0,z²)}[((1 − q) + q·exp((2x − 1)/(2z²)))^α]: the
+  Poisson-subsampled Gaussian's moment (Mironov, Talwar, Zhang 2019, Sec. 3),
+  by a Riemann sum in log space on a fine grid (any real α > 1)."""
+  from scipy.special import logsumexp  # pylint: disable=g-import-not-at-top
+  alphas = np.asarray(alphas, float)
+  x = np.linspace(-12 * z - 1, alphas.max() + 12 * z + 1, 8001)
+  log_mu0 = -x**2 / (2 * z**2) - np.log(np.sqrt(2 * np.pi) * z)
+  log_ratio = np.logaddexp(np.log1p(-q) if q < 1 else -np.inf,
+                           np.log(q) + (2 * x - 1) / (2 * z**2))
+  return logsumexp(log_mu0 + alphas[:, None] * log_ratio,
+                   axis=1) + np.log(x[1] - x[0])
+
+
+def poisson_gaussian_epsilon(q, z, steps, delta):
+  """RDP(α) = steps · log A_α / (α − 1) on α ∈ [1.02, 128], then ε =
+  min_α RDP(α) + log((α−1)/α) − (log δ + log α)/(α − 1) (Balle et al. 2020)."""
+  alphas = np.concatenate([np.linspace(1.02, 12, 221), np.arange(13, 129)])
+  rdp = steps * poisson_gaussian_log_a(q, z, alphas) / (alphas - 1)
+  eps = rdp + np.log((alphas - 1) / alphas) - (
+      np.log(delta) + np.log(alphas)) / (alphas - 1)
+  return eps.min()

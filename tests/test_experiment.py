@@ -14,6 +14,7 @@ from targeted_attack import config as config_lib
 from targeted_attack import data as data_lib
 from targeted_attack import experiment
 from targeted_attack import outputs
+import reference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -274,7 +275,6 @@ def test_dp_runs_report_the_privacy_spent_each_round(tmp_path):
 
 
 def test_dp_sgd_runs_report_the_example_level_privacy_each_round(tmp_path):
-  from test_privacy import _poisson_gaussian_epsilon  # pylint: disable=g-import-not-at-top
   from targeted_attack import registry  # pylint: disable=g-import-not-at-top
   config = tiny(tmp_path, defense='dp_sgd', num_rounds=3,
                 dp_sgd_noise_multiplier=1.0, checkpoint_every=1)
@@ -290,7 +290,7 @@ def test_dp_sgd_runs_report_the_example_level_privacy_each_round(tmp_path):
     expected = {}
     for k, p in counts.items():
       n = len(data.client_arrays(k)[1])  # B = 10, E = 1: ⌈n/10⌉ steps
-      expected[k] = (_poisson_gaussian_epsilon(min(1, 10 / n), 1.0,
+      expected[k] = (reference.poisson_gaussian_epsilon(min(1, 10 / n), 1.0,
                                                p * int(np.ceil(n / 10)), 1 / n),
                      1 / n, p)
     eps, delta, p = max(expected.values())

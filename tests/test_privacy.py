@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from targeted_attack import privacy
+import reference
 
 
 def _gaussian_epsilon(z, rounds, delta):
@@ -45,30 +46,6 @@ def test_subsampling_and_fewer_rounds_spend_less():
 # --- Example-level ε of client DP-SGD ---------------------------------------
 
 
-def _poisson_gaussian_log_a(q, z, alphas):
-  """log A_α, A_α = E_{x~N(0,z²)}[((1 − q) + q·exp((2x − 1)/(2z²)))^α]: the
-  Poisson-subsampled Gaussian's moment (Mironov, Talwar, Zhang 2019, Sec. 3),
-  by a Riemann sum in log space on a fine grid (any real α > 1)."""
-  from scipy.special import logsumexp  # pylint: disable=g-import-not-at-top
-  alphas = np.asarray(alphas, float)
-  x = np.linspace(-12 * z - 1, alphas.max() + 12 * z + 1, 8001)
-  log_mu0 = -x**2 / (2 * z**2) - np.log(np.sqrt(2 * np.pi) * z)
-  log_ratio = np.logaddexp(np.log1p(-q) if q < 1 else -np.inf,
-                           np.log(q) + (2 * x - 1) / (2 * z**2))
-  return logsumexp(log_mu0 + alphas[:, None] * log_ratio,
-                   axis=1) + np.log(x[1] - x[0])
-
-
-def _poisson_gaussian_epsilon(q, z, steps, delta):
-  """RDP(α) = steps · log A_α / (α − 1) on α ∈ [1.02, 128], then the
-  conversion of `_gaussian_epsilon`."""
-  alphas = np.concatenate([np.linspace(1.02, 12, 221), np.arange(13, 129)])
-  rdp = steps * _poisson_gaussian_log_a(q, z, alphas) / (alphas - 1)
-  eps = rdp + np.log((alphas - 1) / alphas) - (
-      np.log(delta) + np.log(alphas)) / (alphas - 1)
-  return eps.min()
-
-
 def test_the_reference_moment_is_the_binomial_sum_at_integer_orders():
   from scipy.special import comb  # pylint: disable=g-import-not-at-top
   q, z = 0.3, 1.2
@@ -76,7 +53,7 @@ def test_the_reference_moment_is_the_binomial_sum_at_integer_orders():
     k = np.arange(alpha + 1)
     binomial = np.sum(comb(alpha, k) * (1 - q)**(alpha - k) * q**k *
                       np.exp((k**2 - k) / (2 * z**2)))
-    assert _poisson_gaussian_log_a(q, z, [alpha])[0] == pytest.approx(
+    assert reference.poisson_gaussian_log_a(q, z, [alpha])[0] == pytest.approx(
         np.log(binomial), rel=1e-9)
 
 
@@ -108,7 +85,7 @@ def test_dp_sgd_full_batch_is_the_gaussian_composed_per_step(
 def test_dp_sgd_subsampled_matches_the_numpy_rdp(n, z, participations):
   accountant = privacy.DpSgdAccountant(z, batch_size=20, num_epochs=2)
   steps = participations * int(np.ceil(2 * n / 20))
-  expected = _poisson_gaussian_epsilon(20 / n, z, steps, 1 / n)
+  expected = reference.poisson_gaussian_epsilon(20 / n, z, steps, 1 / n)
   got = accountant.epsilon(n, participations)
   # The library's α grid (1.1, 1.2, …, 11, 12, …) is coarser than ours.
   assert expected <= got * (1 + 1e-3)
@@ -142,7 +119,7 @@ def test_dp_sgd_tracker_reports_the_worst_client_so_far():
     for k in sampled:
       counts[k] = counts.get(k, 0) + 1
     expected = {
-        k: _poisson_gaussian_epsilon(20 / sizes[k], 1.5,
+        k: reference.poisson_gaussian_epsilon(20 / sizes[k], 1.5,
                                      p * int(np.ceil(sizes[k] / 20)),
                                      1 / sizes[k]) for k, p in counts.items()
     }
