@@ -1,13 +1,13 @@
 r"""Attacks (rows) × defenses (columns) on the generated dataset, in one process.
 
   .venv/bin/python scripts/attack_defense_matrix.py [--rounds=20] [--out=runs/matrix]
-      [--rows=ROW,ROW] [--columns=COLUMN,COLUMN]
+      [--rows='ROW;ROW'] [--columns='COLUMN;COLUMN']
 
 Each cell is a run of `experiment.run` (the main job's setting: 300 writers,
 10 clients per round, 2 local epochs, the paper's CNN, one attacker in every
 round); cells already finished are reused, so a killed matrix resumes. Prints a
 Markdown table: final backdoor accuracy / main-task accuracy. `--rows` and
-`--columns` (labels, comma-separated) run a part of the matrix.
+`--columns` (labels, separated by ';') run a part of the matrix.
 """
 
 import argparse
@@ -57,6 +57,9 @@ DEFENSES = {
     'FLAME': dict(defense='flame'),
     'FoolsGold': dict(defense='foolsgold'),
     'FLTrust': dict(defense='fltrust'),
+    'TFF robust': dict(defense='tff_robust'),
+    'TFF DP (adaptive)': dict(defense='tff_dp_adaptive',
+                              tff_dp_noise_multiplier=0.1),
 }
 # DP-SGD's per-example gradients make a round ~5× slower: only these rows.
 ONLY_ROWS = {
@@ -75,18 +78,44 @@ def _final(path):
   return rows[-1]
 
 
+def _detection(path):
+  """Mean detection TPR and FPR over the rounds with attackers, or None
+  (a defense that filters reports them each round)."""
+  with open(path, newline='') as f:
+    rows = [r for r in csv.DictReader(f) if int(r['num_attackers']) > 0 and
+            r.get('detection_tpr') not in (None, '')]
+  if not rows:
+    return None
+  return tuple(sum(float(r[k]) for r in rows) / len(rows)
+               for k in ('detection_tpr', 'detection_fpr'))
+
+
+def _print_table(title, cells, rows, columns, fmt):
+  print(title)
+  print()
+  print('| attack (backdoor) | ' + ' | '.join(columns) + ' |')
+  print('|---' * (len(columns) + 1) + '|')
+  for attack_name in rows:
+    print(f'| {attack_name} | ' + ' | '.join(
+        fmt.format(*cells[attack_name, d])
+        if cells.get((attack_name, d)) is not None else '–'
+        for d in columns) + ' |')
+  print()
+
+
 def main(argv):
   parser = argparse.ArgumentParser()
   parser.add_argument('--rounds', type=int, default=20)
   parser.add_argument('--out', default='runs/matrix')
-  parser.add_argument('--rows', default=','.join(ATTACKS))
-  parser.add_argument('--columns', default=','.join(DEFENSES))
+  parser.add_argument('--rows', default=';'.join(ATTACKS))
+  parser.add_argument('--columns', default=';'.join(DEFENSES))
   args = parser.parse_args(argv)
-  rows, columns = args.rows.split(','), args.columns.split(',')
-  for label in rows + columns:
-    if label not in ATTACKS and label not in DEFENSES:
-      parser.error(f'unknown row or column {label!r}; rows: {list(ATTACKS)}; '
-                   f'columns: {list(DEFENSES)}')
+  rows, columns = args.rows.split(';'), args.columns.split(';')
+  for labels, known, kind in ((rows, ATTACKS, 'row'),
+                              (columns, DEFENSES, 'column')):
+    for label in labels:
+      if label not in known:
+        parser.error(f'unknown {kind} {label!r}; allowed: {list(known)}')
   runtime.install_signal_handlers()
   runtime.set_local_execution_context()
   base = experiment.ExperimentConfig(
@@ -94,7 +123,7 @@ def main(argv):
       num_clients_per_round=10, num_rounds=args.rounds, num_epochs=2,
       attack_freq=1, task_num=10, evaluate_per_rounds=5,
       checkpoint_every=args.rounds)
-  cells = {}
+  cells, detection = {}, {}
   for attack_name, attack in ATTACKS.items():
     for defense_name, defense in DEFENSES.items():
       if attack_name not in rows or defense_name not in columns:
@@ -114,12 +143,15 @@ def main(argv):
       row = _final(metrics)
       cells[attack_name, defense_name] = (float(row['backdoor_accuracy']),
                                           float(row['main_task_accuracy']))
-  print('| attack (backdoor) | ' + ' | '.join(columns) + ' |')
-  print('|---' * (len(columns) + 1) + '|')
-  for attack_name in rows:
-    print(f'| {attack_name} | ' + ' | '.join(
-        '{:.2f} / {:.2f}'.format(*cells[attack_name, d])
-        if (attack_name, d) in cells else '–' for d in columns) + ' |')
+      detection[attack_name, defense_name] = _detection(metrics)
+  _print_table('Final backdoor accuracy / main-task accuracy:', cells, rows,
+               columns, '{:.2f} / {:.2f}')
+  filtering = [d for d in columns
+               if any(detection.get((a, d)) for a in rows)]
+  if filtering:
+    _print_table('Detection, mean over the attacked rounds: TPR (attackers '
+                 'excluded) / FPR (benign clients excluded):', detection,
+                 rows, filtering, '{:.2f} / {:.2f}')
 
 
 if __name__ == '__main__':

@@ -370,7 +370,8 @@ def hold_out_root(data: FederatedDigits, size: int,
   clients drawn are loaded. Raises ValueError when the clients cannot give
   `size` examples.
   """
-  rng = np.random.default_rng([seed, ROOT_STREAM])
+  rng = np.random.default_rng(
+      np.random.SeedSequence(seed, spawn_key=(ROOT_STREAM,)))
   order = rng.permutation(data.num_clients)
   orders, held, pixels, labels = {}, {}, [], []
   while len(labels) < size:
