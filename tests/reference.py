@@ -100,6 +100,18 @@ def union_examples(benign: tf.data.Dataset, malicious: tf.data.Dataset,
   return x, y
 
 
+
+def attacked_process(aggregator, boost_factor: float = 10.0):
+  """The attacked process on `model_fn`: client SGD 0.1, server SGD 1.0,
+  the unconstrained attack with β = `boost_factor`, `aggregator` plugged in."""
+  from targeted_attack import attacked_fedavg  # pylint: disable=g-import-not-at-top
+  return attacked_fedavg.build_federated_averaging_process_attacked(
+      model_fn,
+      client_optimizer_fn=tff.learning.optimizers.build_sgdm(0.1),
+      server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0),
+      model_update_aggregation_factory=aggregator,
+      client_update_tf=attacked_fedavg.ClientExplicitBoosting(boost_factor))
+
 # --- Privacy: the Poisson-subsampled Gaussian in NumPy ----------------------
 
 

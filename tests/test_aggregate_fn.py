@@ -215,12 +215,7 @@ def test_composed_defense_end_to_end_in_attacked_process():
   factory = aggregate_fn.build_zero_non_finite(
       aggregate_fn.build_clip_per_client(
           clip, inner=aggregate_fn.build_gaussian_noise(sigma, seed=1)))
-  process = attacked_fedavg.build_federated_averaging_process_attacked(
-      ref.model_fn,
-      client_optimizer_fn=tff.learning.optimizers.build_sgdm(0.1),
-      server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0),
-      model_update_aggregation_factory=factory,
-      client_update_tf=attacked_fedavg.ClientExplicitBoosting(10.0))
+  process = ref.attacked_process(factory)
   data = attacked_fedavg.build_client_data(
       [ref.make_dataset(1, 4), ref.make_dataset(2, 6)],
       [ref.make_dataset(9, 6), None], [True, False])

@@ -319,12 +319,7 @@ def test_tff_factories_run_a_round_of_the_attacked_process(defense, expected):
       l2_norm_clip=0.05)
   config_lib.validate(config)
   aggregator, _ = registry.build_defense(config)
-  process = attacked_fedavg.build_federated_averaging_process_attacked(
-      ref.model_fn,
-      client_optimizer_fn=tff.learning.optimizers.build_sgdm(0.1),
-      server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0),
-      model_update_aggregation_factory=aggregator,
-      client_update_tf=attacked_fedavg.ClientExplicitBoosting(10.0))
+  process = ref.attacked_process(aggregator)
   clients = [(1, 4), (2, 6), (3, 8)]
   data = attacked_fedavg.build_client_data(
       [ref.make_dataset(*c) for c in clients], [None] * 3, [False] * 3)

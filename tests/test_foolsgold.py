@@ -11,7 +11,6 @@ import dataclasses
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_federated as tff
 
 from targeted_attack import aggregate_fn
 from targeted_attack import attacked_fedavg
@@ -273,12 +272,7 @@ def test_process_sends_client_ids_and_follows_them_across_rounds():
   population = 9
   aggregator, _ = registry.build_defense(
       _config(foolsgold_features='output_layer'), population)
-  process = attacked_fedavg.build_federated_averaging_process_attacked(
-      ref.model_fn,
-      client_optimizer_fn=tff.learning.optimizers.build_sgdm(0.1),
-      server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0),
-      model_update_aggregation_factory=aggregator,
-      client_update_tf=attacked_fedavg.ClientExplicitBoosting(10.0))
+  process = ref.attacked_process(aggregator)
   state = process.initialize()
   weights = [w.astype(np.float64) for w in ref.initial_weights()]
   numpy_fg = _NumpyFoolsGold(slice(0, 6))  # the [3, 2] kernel
