@@ -7,7 +7,8 @@ Each cell is a run of `experiment.run` (the main job's setting: 300 writers,
 10 clients per round, 2 local epochs, the paper's CNN, one attacker in every
 round); cells already finished are reused, so a killed matrix resumes. Prints a
 Markdown table: final backdoor accuracy / main-task accuracy. `--rows` and
-`--columns` (labels, separated by ';') run a part of the matrix.
+`--columns` (labels, separated by ';') run a part of the matrix; `--print_only`
+tabulates what has finished.
 """
 
 import argparse
@@ -109,6 +110,8 @@ def main(argv):
   parser.add_argument('--out', default='runs/matrix')
   parser.add_argument('--rows', default=';'.join(ATTACKS))
   parser.add_argument('--columns', default=';'.join(DEFENSES))
+  parser.add_argument('--print_only', action='store_true',
+                      help='Tabulate the finished cells; run nothing.')
   args = parser.parse_args(argv)
   rows, columns = args.rows.split(';'), args.columns.split(';')
   for labels, known, kind in ((rows, ATTACKS, 'row'),
@@ -137,6 +140,8 @@ def main(argv):
       done = os.path.exists(metrics) and int(
           _final(metrics)['round']) == args.rounds
       if not done:
+        if args.print_only:
+          continue
         print(f'running {attack_name} × {defense_name}', file=sys.stderr,
               flush=True)
         experiment.run(config, progress=False)
