@@ -9,6 +9,7 @@ defense is one `register` call here plus its class or builder.
 
 import collections.abc
 import dataclasses
+import functools
 from typing import Callable, Optional
 
 import tensorflow_federated as tff
@@ -501,7 +502,10 @@ def _dba(c, data):
                            c.random_seed)
 
 
+@functools.lru_cache(maxsize=1)
 def _a3fl_trigger(c, data):
+  """One trigger search per run: the backdoor's initial task and the loop's
+  `adapt` hook share it (the same config and dataset object)."""
   settings = a3fl.A3FLSettings(
       outer_iterations=c.a3fl_outer_iterations,
       trigger_steps=c.a3fl_trigger_steps, trigger_lr=c.a3fl_trigger_lr,
