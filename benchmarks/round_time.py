@@ -3,6 +3,7 @@ r"""Round-time benchmark: this project's attacked process vs TFF FedAvg vs plain
   .venv/bin/python -m benchmarks.round_time                      # the paper's size
   .venv/bin/python -m benchmarks.round_time --memory_check       # RSS after 20 vs 200 rounds
   .venv/bin/python -m benchmarks.round_time --population_check   # 1,000 vs 100,000 clients
+  .venv/bin/python -m benchmarks.round_time --dp_sgd_check       # client DP-SGD vs plain
 
 Times, in one process, after a warm-up round, the median seconds per round of
   (a) the attacked process, one attacker (explicit boosting), clip + noise defense;
@@ -10,7 +11,13 @@ Times, in one process, after a warm-up round, the median seconds per round of
   (c) the same SGD steps in plain TensorFlow (one compiled training function);
   (d) one evaluation (main-task test set plus backdoor set);
 and prints one JSON line with the medians, the ratios a/b, a/c, d/a, peak RSS,
-the device, and the number of client SGD steps per round.
+the device, and the number of client SGD steps per round. It also prints the
+FLOP rate of rounds (a) and (b), training FLOPs taken as 3 × the forward FLOPs
+that TensorFlow's profiler counts per example, times the examples trained in
+the round, against the rate of a large `tf.matmul` on the same device.
+
+With --dp_sgd_check: a round of client DP-SGD (`local_training.DPSGD`, fast
+per-example clipping) against a plain round of the same process and clients.
 """
 
 import json
@@ -32,6 +39,7 @@ from targeted_attack import aggregate_fn  # pylint: disable=g-import-not-at-top
 from targeted_attack import attacked_fedavg  # pylint: disable=g-import-not-at-top
 from targeted_attack import data as data_lib  # pylint: disable=g-import-not-at-top
 from targeted_attack import evaluation  # pylint: disable=g-import-not-at-top
+from targeted_attack import local_training  # pylint: disable=g-import-not-at-top
 from targeted_attack import models  # pylint: disable=g-import-not-at-top
 from targeted_attack import runtime  # pylint: disable=g-import-not-at-top
 
@@ -47,6 +55,11 @@ flags.DEFINE_bool('memory_check', False,
                   'Run 200 rounds of (a); compare peak RSS at 20 and 200.')
 flags.DEFINE_bool('population_check', False,
                   'Time (a) at populations 1,000 and 100,000.')
+flags.DEFINE_bool('dp_sgd_check', False,
+                  'Time a client DP-SGD round against a plain round.')
+flags.DEFINE_bool('dp_sgd_jacobian', False,
+                  'With --dp_sgd_check, also time DP-SGD by the per-example '
+                  'Jacobian (the reference path; slow).')
 FLAGS = flags.FLAGS
 
 
@@ -101,6 +114,48 @@ class Clients:
     return [c['benign'] for c in self.round_data(round_num, 0)]
 
 
+def matmul_gflops(sizes=(1024, 2048), repeats=5) -> float:
+  """The best median rate of an n×n float32 `tf.matmul` over `sizes`."""
+  best = 0.0
+  for n in sizes:
+    a = tf.random.normal([n, n])
+    b = tf.random.normal([n, n])
+    product = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))  # pylint: disable=cell-var-from-loop
+    product().numpy()
+    times = []
+    for _ in range(repeats):
+      t0 = time.perf_counter()
+      product().numpy()
+      times.append(time.perf_counter() - t0)
+    best = max(best, 2 * n**3 / statistics.median(times) / 1e9)
+  return best
+
+
+def training_flops_per_example(model_name: str) -> float:
+  """3 × the forward FLOPs of one example (TensorFlow's profiler count)."""
+  model = models.create_keras_model(model_name)
+  forward = tf.function(lambda x: model(x, training=False)).get_concrete_function(
+      tf.TensorSpec([1, 28, 28, 1], tf.float32))
+  options = tf.compat.v1.profiler.ProfileOptionBuilder(
+      tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+  ).with_empty_output().build()
+  profile = tf.compat.v1.profiler.profile(
+      graph=forward.graph, run_meta=tf.compat.v1.RunMetadata(), cmd='op',
+      options=options)
+  return 3.0 * profile.total_float_ops
+
+
+def examples_trained(client_data: list) -> int:
+  """Examples of one round's training passes: D_trn for every client, and
+  D_trn ∪ D_mal once more for each malicious one (explicit boosting)."""
+  total = 0
+  for client in client_data:
+    benign = int(local_training.count_examples(client['benign']))
+    malicious = int(local_training.count_examples(client['malicious']))
+    total += benign + (benign + malicious if malicious else 0)
+  return total
+
+
 def _attacked_process(model_fn):
   defense = aggregate_fn.build_zero_non_finite(
       aggregate_fn.build_clip_per_client(
@@ -114,12 +169,12 @@ def _attacked_process(model_fn):
           float(FLAGS.clients_per_round)))
 
 
-def _time_attacked(process, clients, rounds, start_round=0):
+def _time_attacked(process, clients, rounds, start_round=0, num_attackers=1):
   state = process.initialize()
   times = []
   for r in range(start_round, start_round + rounds + 1):
     t0 = time.perf_counter()
-    state = process.next(state, clients.round_data(r, num_attackers=1)).state
+    state = process.next(state, clients.round_data(r, num_attackers)).state
     times.append(time.perf_counter() - t0)
   return times[1:], state
 
@@ -207,6 +262,29 @@ def main(argv):
     report.update(memory_check=rss,
                   peak_rss_ratio_200_vs_20=rss[200]['peak_mib'] /
                   rss[20]['peak_mib'])
+  elif FLAGS.dp_sgd_check:
+    clients = Clients(3383)
+    variants = [('plain', None),
+                ('dp_sgd', local_training.DPSGD(1.0, 1.0))]
+    if FLAGS.dp_sgd_jacobian:
+      variants.append(('dp_sgd_jacobian',
+                       local_training.DPSGD(1.0, 1.0, fast_clipping=False)))
+    seconds = {}
+    for name, dp_sgd in variants:
+      process = attacked_fedavg.build_federated_averaging_process_attacked(
+          model_fn,
+          client_optimizer_fn=tff.learning.optimizers.build_sgdm(0.1),
+          server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0),
+          client_dp_sgd=dp_sgd)
+      times, _ = _time_attacked(process, clients, FLAGS.rounds,
+                                num_attackers=0)
+      seconds[name] = statistics.median(times)
+    report.update(round_seconds=seconds, dp_sgd_l2_norm_clip=1.0,
+                  dp_sgd_noise_multiplier=1.0,
+                  ratio_dp_sgd_over_plain=seconds['dp_sgd'] / seconds['plain'])
+    if FLAGS.dp_sgd_jacobian:
+      report['ratio_dp_sgd_jacobian_over_plain'] = (
+          seconds['dp_sgd_jacobian'] / seconds['plain'])
   elif FLAGS.population_check:
     result = {}
     for population in (1000, 100000):
@@ -225,6 +303,18 @@ def main(argv):
     d_times, eval_examples = _time_eval(process, state, clients, FLAGS.rounds)
     a, b, c, d = (statistics.median(t)
                   for t in (a_times, b_times, c_times, d_times))
+    per_example = training_flops_per_example(FLAGS.model)
+    flops_a = per_example * examples_trained(clients.round_data(1, 1))
+    flops_b = per_example * examples_trained(clients.round_data(1, 0))
+    matmul = matmul_gflops()
+    report.update(
+        training_flops_per_example=per_example,
+        round_tflop_a=flops_a / 1e12, round_tflop_b=flops_b / 1e12,
+        flop_rate_a_gflops=flops_a / a / 1e9,
+        flop_rate_b_gflops=flops_b / b / 1e9,
+        matmul_gflops=matmul,
+        flop_rate_a_over_matmul=flops_a / a / 1e9 / matmul,
+        flop_rate_b_over_matmul=flops_b / b / 1e9 / matmul)
     report.update(
         plain_tf_steps_per_round=steps, eval_examples=eval_examples,
         attacked_round_s=a, tff_fedavg_round_s=b, plain_tf_round_s=c,

@@ -12,6 +12,7 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 from targeted_attack import checks
+from targeted_attack import fast_clipping
 from targeted_attack.aggregators import clipping
 
 
@@ -24,11 +25,15 @@ class DPSGD:
   tensors) and z ~ N(0, (σ · C)²) per coordinate, σ = `noise_multiplier`
   (tensorflow_privacy's `GaussianSumQuery`, as `clipping.SeededGaussianSumQuery`
   with its noise drawn from the stateless seed given per step, so a run
-  repeats exactly; the clipping is vectorized over the batch). ℓ_i is the
-  per-example sparse categorical cross-entropy of the model's logits.
+  repeats exactly). ℓ_i is the per-example sparse categorical cross-entropy
+  of the model's logits. The clipped sum comes from tensorflow_privacy's fast
+  gradient clipping (`fast_clipping`) for Keras models of Dense, Embedding and
+  Conv2D layers, else from the per-example Jacobian. The training metrics of
+  a DP pass are those of its own forward pass (training mode).
   """
   l2_norm_clip: float
   noise_multiplier: float
+  fast_clipping: bool = True  # False: always the Jacobian (reference path)
 
   def __post_init__(self):
     checks.positive('l2_norm_clip', self.l2_norm_clip)
@@ -36,11 +41,47 @@ class DPSGD:
 
   def gradients(self, model, batch, trainable, seed):
     """The privatized mean gradient of one batch; `seed`: int64[2]."""
+    return self.gradients_and_outputs(model, batch, trainable, seed)[0]
+
+  def gradients_and_outputs(self, model, batch, trainable, seed) -> tuple:
+    """(the privatized mean gradient, the model's training-mode outputs).
+
+    Σ_i clip(∇ℓ_i, C) comes from tensorflow_privacy's fast clipping
+    (`fast_clipping`: one forward pass, per-example norms from the layers'
+    registry functions) when every trainable layer of the Keras model is
+    registered (Dense, Embedding, Conv2D); otherwise from the per-example
+    Jacobian, vectorized over the batch.
+    """
+    labels = tf.reshape(batch['y'], [-1])
+    per_example_loss = lambda y, logits: (
+        tf.keras.losses.sparse_categorical_crossentropy(
+            y, logits, from_logits=True))
+    flat = tf.nest.flatten(trainable)
+    keras_model = fast_clipping.keras_model_of(model)
+    if self.fast_clipping and fast_clipping.supports(keras_model):
+      summed, logits = fast_clipping.clipped_gradient_sum(
+          keras_model, batch['x'], labels, self.l2_norm_clip,
+          per_example_loss, flat)
+    else:
+      summed, logits = self._clipped_sum_by_jacobian(model, batch['x'],
+                                                     labels, flat,
+                                                     per_example_loss)
+    # Gaussian noise of stddev σ·C on the sum (tensorflow_privacy's query).
+    query = clipping.SeededGaussianSumQuery(self.l2_norm_clip,
+                                            self.noise_multiplier *
+                                            self.l2_norm_clip, seed)
+    noised, _, _ = query.get_noised_result(list(summed),
+                                           query.initial_global_state())
+    batch_size = tf.cast(tf.shape(labels)[0], tf.float32)
+    mean = [g / batch_size for g in noised]
+    return tf.nest.pack_sequence_as(trainable, mean), logits
+
+  def _clipped_sum_by_jacobian(self, model, x, labels, flat,
+                               per_example_loss) -> tuple:
     with tf.GradientTape() as tape:
-      logits = model.predict_on_batch(batch['x'], training=True)
-      per_example_loss = tf.keras.losses.sparse_categorical_crossentropy(
-          tf.reshape(batch['y'], [-1]), logits, from_logits=True)
-    jacobians = tf.nest.flatten(tape.jacobian(per_example_loss, trainable))
+      logits = model.predict_on_batch(x, training=True)
+      losses = per_example_loss(labels, logits)
+    jacobians = tape.jacobian(losses, flat)
     # Per-example clipping, vectorized over the batch axis: g_i · min(1, C/‖g_i‖).
     squared = tf.add_n([
         tf.reduce_sum(tf.square(tf.reshape(j, [tf.shape(j)[0], -1])), axis=1)
@@ -48,18 +89,7 @@ class DPSGD:
     ])
     factors = tf.minimum(1.0, self.l2_norm_clip /
                          tf.maximum(tf.sqrt(squared), 1e-12))
-    summed = [
-        tf.tensordot(factors, j, axes=1) for j in jacobians
-    ]
-    # Gaussian noise of stddev σ·C on the sum (tensorflow_privacy's query).
-    query = clipping.SeededGaussianSumQuery(self.l2_norm_clip,
-                                            self.noise_multiplier *
-                                            self.l2_norm_clip, seed)
-    noised, _, _ = query.get_noised_result(summed,
-                                           query.initial_global_state())
-    noised = tf.nest.pack_sequence_as(trainable, noised)
-    batch_size = tf.cast(tf.shape(per_example_loss)[0], tf.float32)
-    return tf.nest.map_structure(lambda g: g / batch_size, noised)
+    return [tf.tensordot(factors, j, axes=1) for j in jacobians], logits
 
 
 class LocalTrainer:
@@ -119,10 +149,10 @@ class LocalTrainer:
     def step(state, batch):
       num_examples, optimizer_state, t = state
       if use_dp:
-        gradients = self.dp_sgd.gradients(
+        gradients, logits = self.dp_sgd.gradients_and_outputs(
             self.model, batch, trainable,
             tf.random.experimental.stateless_fold_in(pass_seed, t))
-        output = self.model.forward_pass(batch, training=False)  # metrics
+        output = self._metrics_of(batch, logits)
       else:
         with tf.GradientTape() as tape:
           output = self.model.forward_pass(batch, training=True)
@@ -142,6 +172,17 @@ class LocalTrainer:
                      tf.constant(0, tf.int64))
     num_examples, _, _ = dataset.reduce(initial_state, step)
     return num_examples
+
+  def _metrics_of(self, batch, logits):
+    """Updates the model's metrics with `logits`, the outputs of the DP pass
+    (a TFF Keras model's metrics); other models run `forward_pass` again."""
+    metrics = getattr(self.model, 'get_metrics', None)
+    if metrics is None:
+      return self.model.forward_pass(batch, training=False)
+    for metric in metrics():
+      metric.update_state(y_true=batch['y'], y_pred=logits)
+    return tff.learning.models.BatchOutput(
+        loss=None, predictions=logits, num_examples=tf.shape(logits)[0])
 
   def train_pass_without_metrics(self, dataset: tf.data.Dataset) -> tf.Tensor:
     """`train_pass` that leaves the model's metric accumulators unchanged.
