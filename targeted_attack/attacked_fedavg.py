@@ -60,6 +60,35 @@ def client_context(seed, boost_share: float,
       client_id=np.int64(client_id)))
 
 
+def empty_like(dataset: tf.data.Dataset) -> tf.data.Dataset:
+  """An empty dataset with `dataset`'s element spec, holding none of its data.
+
+  `dataset.take(0)` would do, but it serializes all of `dataset`'s pipeline,
+  its arrays included, with every round's client data. With batches whose
+  only unknown dimension is the first, this is one row of zeros, unbatched,
+  rebatched and cut to nothing.
+  """
+  specs = tf.nest.flatten(dataset.element_spec)
+  if not all(isinstance(s, tf.TensorSpec) and s.shape.rank and
+             s.shape[0] is None and s.shape[1:].is_fully_defined()
+             for s in specs):
+    return dataset.take(0)
+  key = repr(dataset.element_spec)
+  eager = tf.executing_eagerly()
+  empty = _EMPTY_DATASETS.get(key) if eager else None
+  if empty is None:
+    row = tf.nest.map_structure(
+        lambda s: tf.zeros([1] + s.shape[1:].as_list(), s.dtype),
+        dataset.element_spec)
+    empty = tf.data.Dataset.from_tensors(row).unbatch().batch(1).take(0)
+    if eager:
+      _EMPTY_DATASETS[key] = empty
+  return empty
+
+
+_EMPTY_DATASETS = {}  # eager datasets are immutable: one per element spec
+
+
 def build_client_data(
     benign_datasets: Sequence[tf.data.Dataset],
     malicious_datasets: Sequence[Optional[tf.data.Dataset]],
@@ -72,8 +101,8 @@ def build_client_data(
   A client is malicious when its entry of `malicious_datasets` is a dataset
   (None: benign); `client_is_malicious`, the original code's third list, may
   mark a client with a dataset as benign. A benign client's malicious dataset
-  is replaced by an empty one (`take(0)`), which is how the process tells them
-  apart. `seeds`: one int64 pair per client (local shuffles, DP-SGD noise);
+  is replaced by an empty one (`empty_like`), which is how the process tells
+  them apart. `seeds`: one int64 pair per client (local shuffles, DP-SGD noise);
   default (0, k). With `split_boost`, the k malicious clients of the round
   divide the boost evenly (each `boost_share` = 1/k, Sun et al. Sec. 3);
   otherwise each sends the full boost. `client_ids`: each client's identity
@@ -116,7 +145,7 @@ def build_client_data(
     client_data.append(
         collections.OrderedDict(
             benign=benign,
-            malicious=malicious if is_malicious else malicious.take(0),
+            malicious=malicious if is_malicious else empty_like(malicious),
             context=client_context(seeds[k], share, client_ids[k])))
   return client_data
 

@@ -1,5 +1,7 @@
 """Attacked FedAvg checked against NumPy SGD on a one-layer model."""
 
+import collections
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -208,3 +210,17 @@ def test_union_holds_exactly_the_examples_of_both_datasets():
   sizes = [int(b['y'].shape[0]) for b in local_training.union(
       benign, malicious, tf.constant(0, tf.int64))]
   assert sizes == [3, 3, 3, 1]  # the larger first batch (3)
+
+
+def test_a_benign_clients_empty_malicious_dataset_carries_none_of_its_data():
+  pixels = np.random.RandomState(0).rand(200, 28, 28, 1).astype(np.float32)
+  benign = tf.data.Dataset.from_tensor_slices(collections.OrderedDict(
+      x=pixels, y=np.zeros([200, 1], np.int32))).batch(20)
+  data = attacked_fedavg.build_client_data([benign], [None])
+  empty = data[0]['malicious']
+  assert empty.element_spec == benign.element_spec
+  assert list(empty) == []
+  size = lambda d: len(tf.raw_ops.DatasetToGraphV2(
+      input_dataset=d._variant_tensor).numpy())  # pylint: disable=protected-access
+  assert size(benign) > pixels.nbytes  # the pixels travel with the dataset
+  assert size(empty) < 0.01 * pixels.nbytes
