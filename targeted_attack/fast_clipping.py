@@ -9,13 +9,15 @@ norms of its weights' gradients. Then
 
   Σ_i clip(∇ℓ_i, C) = ∇_w Σ_i c_i ℓ_i,   c_i = C / max(C, ‖∇ℓ_i‖)
 
-(`clip_grads.compute_clip_weights`), one more backward pass.
+(`clip_grads.compute_clip_weights`). Since Z_i belongs to example i alone,
+∂(Σ_i c_i ℓ_i)/∂Z_i = c_i ∂ℓ_i/∂Z_i, so each layer's clipped weight gradient
+follows from its own Z, with no second backward pass through the network.
 
 tensorflow_privacy 0.9 registers Dense and Embedding layers; this module adds
 `tf.keras.layers.Conv2D` (`conv2d_layer_computation`) through the same
 `LayerRegistry` contract. Unlike `clip_grads.compute_clipped_gradients_and_outputs`,
-which runs the model forward twice, both backward passes here share one
-forward pass, so the weights c_i belong to the gradients they scale even when
+which runs the model forward twice, everything here shares one forward
+pass, so the weights c_i belong to the gradients they scale even when
 the model draws random dropout masks.
 """
 
@@ -57,6 +59,7 @@ def conv2d_layer_computation(layer_instance: tf.keras.layers.Conv2D,
     layer_instance.activation = activation
   tape.watch(base_vars)
   outputs = activation(base_vars) if activation else base_vars
+
   def sqr_norm_fn(base_vars_grads):
     patches = _image_patches(inputs, layer_instance)
     batch = tf.shape(patches)[0]
