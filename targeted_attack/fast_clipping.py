@@ -129,9 +129,10 @@ def keras_model_of(model) -> Optional[tf.keras.Model]:
 
 
 def supports(keras_model: Optional[tf.keras.Model]) -> bool:
-  """Whether every trainable layer of a functional (or Sequential) Keras
-  model has a registry function here."""
-  if keras_model is None or not hasattr(keras_model, '_nodes_by_depth'):
+  """Whether `keras_model` is a built functional (or Sequential) Keras model
+  whose every trainable layer has a registry function here."""
+  if (keras_model is None or not hasattr(keras_model, '_nodes_by_depth') or
+      not getattr(keras_model, 'inputs', None)):  # not a built graph network
     return False
   registry = layer_registry()
   for layer in keras_model.layers:

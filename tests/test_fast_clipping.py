@@ -120,6 +120,8 @@ def test_models_with_unregistered_layers_take_the_jacobian_path():
   grouped = tf.keras.Sequential([
       tf.keras.layers.Conv2D(4, 3, groups=2, input_shape=(7, 7, 2))])
   assert not fast_clipping.supports(grouped)
+  assert not fast_clipping.supports(
+      tf.keras.Sequential([tf.keras.layers.Dense(2)]))  # not built
   assert fast_clipping.keras_model_of(object()) is None
 
 
