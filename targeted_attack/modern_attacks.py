@@ -22,7 +22,6 @@ knowledge"). `knowledge`='attackers' gives the partial-knowledge variant
 
 import abc
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
@@ -30,16 +29,6 @@ from targeted_attack import attacks
 from targeted_attack import checks
 from targeted_attack import local_training
 from targeted_attack import update_math
-
-
-def _unflatten_like(vector, structure):
-  """The inverse of `update_math.flatten_to_vector` for `structure`'s shapes."""
-  flat = tf.nest.flatten(structure)
-  sizes = [int(np.prod(t.shape)) for t in flat]
-  pieces = tf.split(vector, sizes)
-  return tf.nest.pack_sequence_as(
-      structure, [tf.cast(tf.reshape(p, t.shape), t.dtype)
-                  for p, t in zip(pieces, flat)])
 
 
 def top_k_mask(estimate, mask_ratio: float):
@@ -56,7 +45,7 @@ def top_k_mask(estimate, mask_ratio: float):
     _, indices = tf.math.top_k(tf.abs(flat), k)
     mask = tf.tensor_scatter_nd_update(mask, indices[:, tf.newaxis],
                                        tf.zeros([k], tf.float32))
-  return _unflatten_like(mask, estimate)
+  return update_math.unflatten_like(mask, estimate)
 
 
 class Neurotoxin(attacks.ClientUpdateStrategy):

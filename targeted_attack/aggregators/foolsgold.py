@@ -145,8 +145,7 @@ def build_foolsgold(population: int, features: str = 'output_layer',
 
   def build(value_type, weight_type):
     specs = tf.nest.flatten(tff.types.type_to_tf_tensor_specs(value_type))
-    sizes = [int(np.prod(s.shape)) for s in specs]
-    dim = sum(sizes)
+    dim = sum(int(np.prod(s.shape)) for s in specs)
     start, width = feature_columns(specs, features)
     # One row per client: its flattened update, then its weight (id + 1).
     matrix_type = tff.TensorType(F32, [None, dim + 1])
@@ -184,11 +183,9 @@ def build_foolsgold(population: int, features: str = 'output_layer',
       vector = tf.math.divide_no_nan(
           tf.linalg.matvec(tf.cast(x, tf.float64), alpha, transpose_a=True),
           count)
-      parts = tf.split(tf.cast(vector, tf.float32), sizes)
-      result = tf.nest.pack_sequence_as(
-          tff.types.type_to_tf_tensor_specs(value_type),
-          [tf.cast(tf.reshape(p, s.shape), s.dtype)
-           for p, s in zip(parts, specs)])
+      result = update_math.unflatten_like(
+          tf.cast(vector, tf.float32),
+          tff.types.type_to_tf_tensor_specs(value_type))
       kept_mask = tf.cast(alpha > 0.5, tf.float32)
       measurements = collections.OrderedDict(foolsgold=collections.OrderedDict(
           learning_rates=tf.cast(alpha, tf.float32), kept_mask=kept_mask,

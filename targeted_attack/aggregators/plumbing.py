@@ -252,8 +252,7 @@ def build_stacked_aggregator(robust_fn: Callable, name: str,
   def build(value_type, weight_type):
     del weight_type
     specs = tf.nest.flatten(tff.types.type_to_tf_tensor_specs(value_type))
-    sizes = [int(np.prod(s.shape)) for s in specs]
-    dim = sum(sizes)
+    dim = sum(int(np.prod(s.shape)) for s in specs)
     matrix_type = tff.TensorType(F32, [None, dim])
 
     @tff.tensorflow.computation(value_type)
@@ -262,13 +261,8 @@ def build_stacked_aggregator(robust_fn: Callable, name: str,
 
     def unflatten(outputs):
       vector, measurements = outputs
-      parts = tf.split(vector, sizes)
-      tensors = [
-          tf.cast(tf.reshape(p, s.shape), s.dtype)
-          for p, s in zip(parts, specs)
-      ]
       structure = tff.types.type_to_tf_tensor_specs(value_type)
-      return tf.nest.pack_sequence_as(structure, tensors), (
+      return update_math.unflatten_like(vector, structure), (
           collections.OrderedDict([(name, measurements)]))
 
     if stateful:
