@@ -37,33 +37,6 @@ from typing import Callable, Iterable, Optional
 import dp_accounting
 
 
-@dataclasses.dataclass(frozen=True)
-class ClientLevelAccountant:
-  noise_multiplier: float
-  sampling_rate: float
-  delta: float
-
-  def epsilon(self, rounds: int) -> float:
-    """ε after `rounds` rounds (inf when z = 0, 0 before the first round)."""
-    if rounds <= 0:
-      return 0.0
-    if self.noise_multiplier <= 0:
-      return float('inf')
-    accountant = dp_accounting.rdp.RdpAccountant()
-    accountant.compose(dp_accounting.SelfComposedDpEvent(
-        dp_accounting.PoissonSampledDpEvent(
-            self.sampling_rate,
-            dp_accounting.GaussianDpEvent(self.noise_multiplier)), rounds))
-    return float(accountant.get_epsilon(self.delta))
-
-
-def accountant_for(noise_multiplier: float, clients_per_round: int,
-                   population: int) -> ClientLevelAccountant:
-  return ClientLevelAccountant(noise_multiplier,
-                               min(1.0, clients_per_round / population),
-                               1.0 / population)
-
-
 @functools.lru_cache(maxsize=None)
 def _poisson_gaussian_rdp(noise_multiplier: float, sampling_rate: float):
   """(orders, RDP of one PoissonSampled(q, Gaussian(z)) step): computed once
@@ -84,6 +57,25 @@ def _poisson_gaussian_epsilon(noise_multiplier: float, sampling_rate: float,
   orders, rdp = _poisson_gaussian_rdp(noise_multiplier, sampling_rate)
   return float(dp_accounting.rdp.compute_epsilon(orders, steps * rdp,
                                                  delta)[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientLevelAccountant:
+  noise_multiplier: float
+  sampling_rate: float
+  delta: float
+
+  def epsilon(self, rounds: int) -> float:
+    """ε after `rounds` rounds (inf when z = 0, 0 before the first round)."""
+    return _poisson_gaussian_epsilon(float(self.noise_multiplier),
+                                     self.sampling_rate, rounds, self.delta)
+
+
+def accountant_for(noise_multiplier: float, clients_per_round: int,
+                   population: int) -> ClientLevelAccountant:
+  return ClientLevelAccountant(noise_multiplier,
+                               min(1.0, clients_per_round / population),
+                               1.0 / population)
 
 
 @dataclasses.dataclass(frozen=True)
