@@ -104,11 +104,18 @@ class Registry(collections.abc.Mapping):
     return self._entries[getattr(config, self.setting)]
 
 
+@dataclasses.dataclass(frozen=True)
+class DatasetEntry(Entry):
+  # The setting that bounds the number of clients, when the config knows it
+  # before loading (generated data); None: known only once loaded (EMNIST).
+  num_clients_setting: Optional[str] = None
+
+
 ATTACKS = Registry('attack', AttackEntry)
 DEFENSES = Registry('defense', DefenseEntry)
 BACKDOORS = Registry('backdoor', BackdoorEntry)
 ATTACKER_MODELS = Registry('attacker_model')
-DATASETS = Registry('dataset')
+DATASETS = Registry('dataset', DatasetEntry)
 ALL = (DATASETS, ATTACKS, ATTACKER_MODELS, BACKDOORS, DEFENSES)
 
 
@@ -417,15 +424,22 @@ def build_defense(config: ExperimentConfig, population: Optional[int] = None):
 # Datasets: `build(config) -> data.FederatedDigits`.
 
 
+def _at_most_the_clients(c, name: str):
+  """`name` <= the configured number of clients, where the config says it."""
+  setting = DATASETS.chosen(c).num_clients_setting
+  if setting is not None:
+    value, clients = getattr(c, name), getattr(c, setting)
+    _require(value <= clients, name,
+             f'`{name}`={value} must be <= the number of clients ({clients}).')
+
+
 def _synthetic_check(c):
-  _require(c.num_clients_per_round <= c.synthetic_num_clients,
-           'num_clients_per_round',
-           f'`num_clients_per_round`={c.num_clients_per_round} must be <= '
-           f'the number of clients ({c.synthetic_num_clients}).')
+  _at_most_the_clients(c, 'num_clients_per_round')
 
 
 @DATASETS.register('synthetic', 'Generated writer-style digits (offline).',
-                   check=_synthetic_check)
+                   check=_synthetic_check,
+                   num_clients_setting='synthetic_num_clients')
 def _synthetic(c):
   rate = 0.03
   if c.backdoor == 'edge_case':
@@ -438,7 +452,8 @@ def _synthetic(c):
 @DATASETS.register('dirichlet', 'The generated writers\' examples pooled and '
                    're-split over synthetic_num_clients clients, each class c '
                    'by p_c ~ Dir(dirichlet_alpha·1) (non-IID labels).',
-                   check=_synthetic_check)
+                   check=_synthetic_check,
+                   num_clients_setting='synthetic_num_clients')
 def _dirichlet(c):
   return data_lib.repartition_dirichlet(_synthetic(c), c.synthetic_num_clients,
                                         c.dirichlet_alpha, c.random_seed)
@@ -552,11 +567,7 @@ ATTACKER_MODELS.register('random_sampling', 'round(ε·N) malicious clients, '
 
 
 def _fixed_pool_check(c):
-  if c.dataset in ('synthetic', 'dirichlet'):
-    _require(c.attacker_pool_size <= c.synthetic_num_clients,
-             'attacker_pool_size',
-             f'`attacker_pool_size`={c.attacker_pool_size} must be <= the '
-             f'number of clients ({c.synthetic_num_clients}).')
+  _at_most_the_clients(c, 'attacker_pool_size')
 
 
 ATTACKER_MODELS.register('fixed_pool', 'attacker_pool_size fixed malicious '
