@@ -46,7 +46,8 @@ Choices, where this differs from the authors' code:
   equals the 'trigger' backdoor at amplitude 1.
 - D_att, the attacker's images, are the non-target images of the task's
   `task_num` clients (those the 'trigger' backdoor stamps), with their labels.
-- On `resume`, δ restarts from the checkerboard: it is not checkpointed.
+- δ is checkpointed with the run (`get_state`, `restore`): a resumed run goes
+  on from the last trigger.
 """
 
 import dataclasses
