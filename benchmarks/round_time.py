@@ -16,7 +16,7 @@ FLOP rate of rounds (a) and (b), training FLOPs taken as 3 × the forward FLOPs
 that TensorFlow's profiler counts per example, times the examples trained in
 the round, against the rate of a large `tf.matmul` on the same device.
 
-With --dp_sgd_check: a round of client DP-SGD (`local_training.DPSGD`, fast
+With --dp_sgd_check: a round of client DP-SGD (`dp_sgd.DPSGD`, fast
 per-example clipping) against a plain round of the same process and clients.
 """
 
@@ -37,11 +37,15 @@ import tensorflow_federated as tff  # pylint: disable=g-import-not-at-top
 
 from targeted_attack import aggregate_fn  # pylint: disable=g-import-not-at-top
 from targeted_attack import attacked_fedavg  # pylint: disable=g-import-not-at-top
-from targeted_attack import data as data_lib  # pylint: disable=g-import-not-at-top
-from targeted_attack import evaluation  # pylint: disable=g-import-not-at-top
-from targeted_attack import local_training  # pylint: disable=g-import-not-at-top
-from targeted_attack import models  # pylint: disable=g-import-not-at-top
+from targeted_attack.experiment import evaluation  # pylint: disable=g-import-not-at-top
+from targeted_attack.process import models  # pylint: disable=g-import-not-at-top
 from targeted_attack import runtime  # pylint: disable=g-import-not-at-top
+from targeted_attack.attacks import base as attack_base
+from targeted_attack.defenses import dp_sgd
+from targeted_attack.data import federated
+from targeted_attack.process import round_data
+from targeted_attack.data import sampling
+from targeted_attack.backdoors import semantic
 
 flags.DEFINE_integer('clients_per_round', 30, 'Clients per round.')
 flags.DEFINE_integer('examples_per_client', 100, 'Examples per client.')
@@ -72,14 +76,14 @@ def _current_rss_mib() -> float:
   return psutil.Process().memory_info().rss / 2**20
 
 
-class _TiledPopulation(data_lib.FederatedDigits):
+class _TiledPopulation(federated.FederatedDigits):
   """`population` clients; client k holds writer k mod pool, tiled to n examples.
 
   Arrays are built on demand and not cached, so memory stays flat with the
   number of distinct clients seen.
   """
 
-  def __init__(self, pool: data_lib.FederatedDigits, population: int):
+  def __init__(self, pool: federated.FederatedDigits, population: int):
     super().__init__(range(population), None, pool.test_pixels,
                      pool.test_labels, 'benchmark')
     self._pool = pool
@@ -95,18 +99,18 @@ class Clients:
   """A population of `population` clients over a pool of generated writers."""
 
   def __init__(self, population: int):
-    pool = data_lib.load_synthetic(FLAGS.pool_writers,
+    pool = federated.load_synthetic(FLAGS.pool_writers,
                                    FLAGS.examples_per_client, seed=0)
     self.data = _TiledPopulation(pool, population)
     self.population = population
-    self.task = data_lib.select_backdoor_task(pool, 5, seed=0)
+    self.task = semantic.select_backdoor_task(pool, 5, seed=0)
 
   def round_data(self, round_num: int, num_attackers: int) -> list:
     """The round's client data, assembled as the experiment assembles it."""
-    sampled = data_lib.sample_clients(self.population,
+    sampled = sampling.sample_clients(self.population,
                                       FLAGS.clients_per_round, 0, round_num)
     is_malicious = np.arange(len(sampled)) < num_attackers
-    return data_lib.round_client_data(self.data, self.task, sampled,
+    return round_data.round_client_data(self.data, self.task, sampled,
                                       is_malicious, FLAGS.num_epochs,
                                       FLAGS.batch_size, 0, round_num)
 
@@ -150,8 +154,8 @@ def examples_trained(client_data: list) -> int:
   D_trn ∪ D_mal once more for each malicious one (explicit boosting)."""
   total = 0
   for client in client_data:
-    benign = int(local_training.count_examples(client['benign']))
-    malicious = int(local_training.count_examples(client['malicious']))
+    benign = int(attack_base.count_examples(client['benign']))
+    malicious = int(attack_base.count_examples(client['malicious']))
     total += benign + (benign + malicious if malicious else 0)
   return total
 
@@ -265,10 +269,10 @@ def main(argv):
   elif FLAGS.dp_sgd_check:
     clients = Clients(3383)
     variants = [('plain', None),
-                ('dp_sgd', local_training.DPSGD(1.0, 1.0))]
+                ('dp_sgd', dp_sgd.DPSGD(1.0, 1.0))]
     if FLAGS.dp_sgd_jacobian:
       variants.append(('dp_sgd_jacobian',
-                       local_training.DPSGD(1.0, 1.0, fast_clipping=False)))
+                       dp_sgd.DPSGD(1.0, 1.0, fast_clipping=False)))
     seconds = {}
     for name, dp_sgd in variants:
       process = attacked_fedavg.build_federated_averaging_process_attacked(

@@ -1,6 +1,6 @@
 """Defenses as `tff.aggregators` factories, composable through `inner`.
 
-The public face of `targeted_attack.aggregators` (original research code's
+The public face of `targeted_attack.defenses` (original research code's
 name). Every builder returns a `tff.aggregators` factory usable as
 `model_update_aggregation_factory` of
 `attacked_fedavg.build_federated_averaging_process_attacked` or as the
@@ -14,36 +14,34 @@ Each reports its measurements under its own name (`clip/fraction`,
 `krum/selected_clients`, …) and the inner factory's under `inner`; each
 builder's module lists them.
 
-Families: `aggregators.clipping` (means, non-finite zeroing, clipping, noise,
-weak DP), `aggregators.robust` (Krum, Multi-Krum, Bulyan, median, trimmed
-mean, geometric median), `aggregators.filtering` (robust learning rate,
-FLAME, FLTrust), `aggregators.foolsgold` (FoolsGold, keyed by client
-identity: `plumbing.takes_client_ids`); `aggregators.plumbing` for writing a
-new one.
+Families: `defenses.clipping` (means, non-finite zeroing, clipping, noise,
+weak DP), `defenses.robust` (Krum, Multi-Krum, Bulyan, median, trimmed
+mean, geometric median), `defenses.filtering` (robust learning rate, FLAME,
+FLTrust), `defenses.foolsgold` (FoolsGold, keyed by client identity: build
+the process with `client_weighting=ClientWeighting.CLIENT_ID`);
+`defenses.plumbing` for writing a new one.
 """
 
 # pylint: disable=unused-import
-from targeted_attack.aggregators.clipping import build_aggregate_and_clip
-from targeted_attack.aggregators.clipping import build_clip_per_client
-from targeted_attack.aggregators.clipping import build_default_aggregation
-from targeted_attack.aggregators.clipping import build_dp_aggregate
-from targeted_attack.aggregators.clipping import build_fixed_denominator_mean
-from targeted_attack.aggregators.clipping import build_gaussian_noise
-from targeted_attack.aggregators.clipping import build_stateless_mean
-from targeted_attack.aggregators.clipping import build_zero_non_finite
-from targeted_attack.aggregators.filtering import build_flame
-from targeted_attack.aggregators.foolsgold import build_foolsgold
-from targeted_attack.aggregators.filtering import build_fltrust
-from targeted_attack.aggregators.filtering import build_robust_learning_rate
-from targeted_attack.aggregators.plumbing import build_client_transform
-from targeted_attack.aggregators.plumbing import build_server_transform
-from targeted_attack.aggregators.plumbing import build_stacked_aggregator
-from targeted_attack.aggregators.robust import build_bulyan
-from targeted_attack.aggregators.robust import build_coordinate_median
-from targeted_attack.aggregators.robust import build_geometric_median
-from targeted_attack.aggregators.robust import build_krum
-from targeted_attack.aggregators.robust import build_multi_krum
-from targeted_attack.aggregators.robust import build_trimmed_mean
-from targeted_attack.aggregators.robust import krum_scores
+from targeted_attack.defenses.clipping import build_aggregate_and_clip
+from targeted_attack.defenses.clipping import build_clip_per_client
+from targeted_attack.defenses.clipping import build_default_aggregation
+from targeted_attack.defenses.clipping import build_dp_aggregate
+from targeted_attack.defenses.clipping import build_gaussian_noise
+from targeted_attack.defenses.clipping import build_stateless_mean
+from targeted_attack.defenses.clipping import build_zero_non_finite
+from targeted_attack.defenses.filtering import build_flame
+from targeted_attack.defenses.foolsgold import build_foolsgold
+from targeted_attack.defenses.filtering import build_fltrust
+from targeted_attack.defenses.filtering import build_robust_learning_rate
+from targeted_attack.defenses.plumbing import build_client_transform
+from targeted_attack.defenses.plumbing import build_server_transform
+from targeted_attack.defenses.plumbing import build_stacked_aggregator
+from targeted_attack.defenses.robust import build_bulyan
+from targeted_attack.defenses.robust import build_coordinate_median
+from targeted_attack.defenses.robust import build_geometric_median
+from targeted_attack.defenses.robust import build_krum
+from targeted_attack.defenses.robust import build_multi_krum
+from targeted_attack.defenses.robust import build_trimmed_mean
+from targeted_attack.defenses.robust import krum_scores
 from targeted_attack.update_math import clip_by_global_norm
-from targeted_attack.update_math import global_norm as global_l2_norm

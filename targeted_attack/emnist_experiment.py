@@ -3,10 +3,11 @@ r"""Backdoor attacks and defenses on federated EMNIST (or generated digits).
   python -m targeted_attack.emnist_experiment --dataset=synthetic \
       --attack=unconstrained --defense=clip --num_rounds=50
 
-The flags are generated from `config.ExperimentConfig` (name, default, help,
-allowed values); the binary parses them into a config and calls
-`experiment.run`. A bad setting ends the program with a one-line error naming
-the flag, before any training starts.
+The flags are generated from `experiment.config.ExperimentConfig` (name,
+default, help, allowed values: the registry's names); the binary parses them
+into a config and calls `experiment.run.run`. A bad setting ends the program
+with a one-line error naming the flag, before any training starts. Installed,
+it is also the console script `targeted-attack`.
 """
 
 import os
@@ -20,9 +21,10 @@ from absl import flags
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 # pylint: disable=g-import-not-at-top
-from targeted_attack import config as config_lib
-from targeted_attack import outputs
 from targeted_attack import runtime
+from targeted_attack.experiment import config as config_lib
+from targeted_attack.experiment import outputs
+from targeted_attack.experiment import registry
 # pylint: enable=g-import-not-at-top
 
 _DEFINE = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer,
@@ -40,7 +42,8 @@ def define_flags(flag_values=flags.FLAGS) -> None:
     check = field.metadata.get('check')
     help_text = field.metadata['help']
     if check is not None:
-      help_text += f' Allowed: {check.describe()}.'
+      options = registry.CHOICES.get(field.name, ())
+      help_text += f' Allowed: {check.describe(options)}.'
     _DEFINE[_base_type(field.type)](field.name, field.default, help_text,
                                     flag_values=flag_values)
 
@@ -68,14 +71,14 @@ def main(argv):
   runtime.install_signal_handlers()
   config = config_from_flags()
   try:
-    config_lib.validate(config)
+    registry.validate(config)
   except config_lib.ConfigError as e:
     print(f'error: {as_flag_error(e)}', file=sys.stderr)
     return 2
   runtime.set_local_execution_context()
-  from targeted_attack import experiment  # pylint: disable=g-import-not-at-top
+  from targeted_attack.experiment import run  # pylint: disable=g-import-not-at-top
   try:
-    rows = experiment.run(config)
+    rows = run.run(config)
   except (config_lib.ConfigError, outputs.CorruptOutputError) as e:
     print(f'error: {as_flag_error(e)}', file=sys.stderr)
     return 2
@@ -88,5 +91,10 @@ def main(argv):
   return 0
 
 
-if __name__ == '__main__':
+def run_main():
+  """The console script `targeted-attack`."""
   app.run(main)
+
+
+if __name__ == '__main__':
+  run_main()

@@ -350,6 +350,44 @@ def _isolation_default() -> bool:
   return value not in ('0', 'false', 'no', 'off')
 
 
+# ---------------------------------------------------------------------------
+# A fix for a start-up race in TFF's local C++ context (TFF 0.87, gRPC 1.60).
+#
+# TFF starts its `worker_binary`, opens a gRPC channel to it and waits,
+# polling `RemoteExecutorGrpcStub.is_ready`, which reads a status set by a
+# connectivity subscription. gRPC asks to connect only once: if that first
+# attempt comes before the worker listens (a loaded machine, several runs
+# starting at once), the channel falls back to IDLE, never retries, and TFF
+# waits forever. `patch_stub_readiness` makes `is_ready` ask the channel to
+# connect again (`grpc.channel_ready_future`) whenever it is not ready.
+
+_PATCHED = []
+
+
+def patch_stub_readiness(timeout_s: float = 0.5) -> None:
+  """Idempotently patches `RemoteExecutorGrpcStub.is_ready`."""
+  if _PATCHED:
+    return
+  # pylint: disable=g-import-not-at-top
+  import grpc
+  from tensorflow_federated.python.core.impl.executors import remote_executor_grpc_stub
+  # pylint: enable=g-import-not-at-top
+  stub_class = remote_executor_grpc_stub.RemoteExecutorGrpcStub
+  original = stub_class.is_ready
+
+  def is_ready(self) -> bool:
+    if original.fget(self):
+      return True
+    try:
+      grpc.channel_ready_future(self._channel).result(timeout=timeout_s)  # pylint: disable=protected-access
+    except grpc.FutureTimeoutError:
+      return False
+    return True
+
+  stub_class.is_ready = property(is_ready)
+  _PATCHED.append(original)
+
+
 def set_local_execution_context(default_num_clients: int = 0,
                                 isolate_network: Optional[bool] = None) -> bool:
   """Sets TFF's synchronous local C++ context, with the worker reaped at exit.
@@ -365,8 +403,7 @@ def set_local_execution_context(default_num_clients: int = 0,
   import tensorflow_federated as tff  # pylint: disable=g-import-not-at-top
 
   register_reaper()
-  from targeted_attack import tff_channel  # pylint: disable=g-import-not-at-top
-  tff_channel.patch_stub_readiness()
+  patch_stub_readiness()
   if isolate_network is None:
     isolate_network = _isolation_default()
 

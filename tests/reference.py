@@ -2,36 +2,23 @@
 
 A one-layer softmax model, logits = x W + b, trained by plain SGD on the mean
 cross-entropy of each batch: ∂L/∂W = xᵀ(softmax − onehot)/B, ∂L/∂b = mean(softmax − onehot).
+The privacy references: the Poisson-subsampled Gaussian's RDP in NumPy.
+No module of the library is imported here.
 """
 
-import collections
-
 import numpy as np
-import tensorflow as tf
-import tensorflow_federated as tff
+
 
 NUM_FEATURES = 3
+
+
 NUM_CLASSES = 2
+
+
 INITIAL_KERNEL = np.array([[0.1, -0.2], [0.3, 0.05], [-0.1, 0.2]], np.float32)
+
+
 INITIAL_BIAS = np.array([0.05, -0.05], np.float32)
-INPUT_SPEC = collections.OrderedDict(
-    x=tf.TensorSpec([None, NUM_FEATURES], tf.float32),
-    y=tf.TensorSpec([None, 1], tf.int32))
-
-
-def model_fn():
-  """One dense layer, deterministic initial weights, no dropout."""
-  keras_model = tf.keras.Sequential([
-      tf.keras.layers.Dense(
-          NUM_CLASSES, input_shape=(NUM_FEATURES,),
-          kernel_initializer=tf.keras.initializers.Constant(INITIAL_KERNEL),
-          bias_initializer=tf.keras.initializers.Constant(INITIAL_BIAS))
-  ])
-  return tff.learning.models.from_keras_model(
-      keras_model,
-      loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-      input_spec=INPUT_SPEC,
-      metrics=[tf.keras.metrics.SparseCategoricalAccuracy()])
 
 
 def make_examples(seed: int, n: int):
@@ -39,12 +26,6 @@ def make_examples(seed: int, n: int):
   x = rng.randn(n, NUM_FEATURES).astype(np.float32)
   y = rng.randint(0, NUM_CLASSES, size=(n, 1)).astype(np.int32)
   return x, y
-
-
-def make_dataset(seed: int, n: int, batch_size: int = 2) -> tf.data.Dataset:
-  x, y = make_examples(seed, n)
-  return tf.data.Dataset.from_tensor_slices(
-      collections.OrderedDict(x=x, y=y)).batch(batch_size)
 
 
 def sgd_pass(weights, x, y, learning_rate, batch_size=2):
@@ -83,36 +64,6 @@ def ce_gradients(weights, x, y):
   probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
   probs[np.arange(len(y)), y[:, 0]] -= 1.0
   return [xb.T @ probs / len(y), probs.mean(axis=0)]
-
-
-def union_examples(benign: tf.data.Dataset, malicious: tf.data.Dataset,
-                   seed: int = 0):
-  """(x, y) of D_trn ∪ D_mal in the order `local_training.union` yields them.
-
-  Only the order comes from the library (its seeded shuffle); the tests check
-  separately that the union holds exactly the examples of both.
-  """
-  from targeted_attack import local_training  # pylint: disable=g-import-not-at-top
-  batches = list(local_training.union(benign, malicious,
-                                      tf.constant(seed, tf.int64)))
-  x = np.concatenate([b['x'].numpy() for b in batches])
-  y = np.concatenate([b['y'].numpy() for b in batches])
-  return x, y
-
-
-
-def attacked_process(aggregator, boost_factor: float = 10.0):
-  """The attacked process on `model_fn`: client SGD 0.1, server SGD 1.0,
-  the unconstrained attack with β = `boost_factor`, `aggregator` plugged in."""
-  from targeted_attack import attacked_fedavg  # pylint: disable=g-import-not-at-top
-  return attacked_fedavg.build_federated_averaging_process_attacked(
-      model_fn,
-      client_optimizer_fn=tff.learning.optimizers.build_sgdm(0.1),
-      server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0),
-      model_update_aggregation_factory=aggregator,
-      client_update_tf=attacked_fedavg.ClientExplicitBoosting(boost_factor))
-
-# --- Privacy: the Poisson-subsampled Gaussian in NumPy ----------------------
 
 
 def poisson_gaussian_log_a(q, z, alphas):

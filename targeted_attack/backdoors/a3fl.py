@@ -1,0 +1,276 @@
+"""A3FL: adversarially adaptive backdoor triggers (Zhang et al., NeurIPS 2023).
+
+A3FL (Zhang, Jia, Chen, Lin, Wu, "A3FL: Adversarially Adaptive Backdoor
+Attacks to Federated Learning", Sec. 4) optimises the trigger δ against the
+current global model θ_t *and* against an adversarially adapted copy θ'_t
+that simulates how the benign training of the coming rounds would remove the
+backdoor:
+
+    θ'_t = argmin_θ E_{(x, y) ∈ D_att} CE(f_θ(x ⊕ δ), y)          (unlearning,
+           a few SGD steps from θ_t on triggered inputs with TRUE labels)
+    δ*   = argmin_δ E_{x ∈ D_att} [ CE(f_{θ_t}(x ⊕ δ), ỹ)
+                                    + λ · CE(f_{θ'_t}(x ⊕ δ), ỹ) ]
+
+with ỹ the target label and x ⊕ δ = (1 − m) ⊙ x + m ⊙ δ the stamp of the
+pattern δ on the mask m. The two are alternated: each outer iteration copies
+θ_t into θ', trains θ' for `unlearn_steps` SGD steps (rate `unlearn_lr`) to
+unlearn the current δ, then takes `trigger_steps` sign-gradient (PGD) steps
+
+    δ ← clip(δ − α · sign(∇_δ L(δ)), lo, hi),   [lo, hi] = [0, 1] pixels,
+
+α = `trigger_lr`, L the objective above on a minibatch. ∇_δ L vanishes off
+the mask, so δ changes only on m. The attacker then trains ordinarily on
+poisoned data with the optimised trigger (`attacks.bagdasaryan.DataPoisoning`
+with a boost, `--attack=a3fl`).
+
+Where the trigger is optimised. A3FL's attacker receives θ_t every round it
+is selected and keeps its trigger across rounds (the authors' code stores it
+in the attacker and resumes from it). TFF's client work runs in the C++
+runtime, sees only θ_t and its datasets and keeps no state, and a trigger
+optimised there could not reach the evaluator. So the optimisation is done by
+the simulation, as the attacker with θ_t would, between rounds:
+`AdaptiveTrigger(task, weights_of_θ_t, round)` runs before every round that
+has attackers (`A3FLBackdoor.adapt`, which the round loop calls),
+re-stamps the attackers' D_mal *and* the backdoor evaluation set with the
+new δ, and keeps δ for the next attack round. Backdoor accuracy is
+therefore always measured with the trigger the attackers last trained on.
+
+Choices, where this differs from the authors' code:
+- λ is a constant; the paper scales λ₀ by the cosine similarity of the
+  gradients of θ_t and θ'_t (the code: λ₀ = 0.01 times that similarity over
+  conv layers), and averages over K adversarial copies (here one).
+- θ' is trained with plain SGD (the code: momentum 0.9, weight decay 5e-4)
+  and both models are run with `training=False` (no dropout), so the trigger
+  is a deterministic function of θ_t, δ, the data and the seed.
+- The mask is the `trigger_placement` patch(es) of the BadNets trigger and δ
+  starts as its checkerboard, so before the first attack round the backdoor
+  equals the 'trigger' backdoor at amplitude 1.
+- D_att, the attacker's images, are the non-target images of the task's
+  `task_num` clients (those the 'trigger' backdoor stamps), with their labels.
+- δ is checkpointed with the run (`get_state`, `restore`): a resumed run goes
+  on from the last trigger.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from targeted_attack import checks
+from targeted_attack.backdoors import base
+from targeted_attack.backdoors import triggers
+from targeted_attack.process import models
+
+PIXEL_RANGE = (0.0, 1.0)
+
+
+def _cross_entropy(model, pixels, labels):
+  logits = model(pixels[..., tf.newaxis], training=False)
+  return tf.reduce_mean(
+      tf.keras.losses.sparse_categorical_crossentropy(labels, logits,
+                                                      from_logits=True))
+
+
+def trigger_step(model, adversarial_model, pixels, delta, mask,
+                 target_label: int, lam: float, step_size: float,
+                 pixel_range=PIXEL_RANGE):
+  """One PGD step on δ: clip(δ − α · sign(∇_δ L), lo, hi).
+
+  L = CE(f_θ(x ⊕ δ), ỹ) + λ · CE(f_θ'(x ⊕ δ), ỹ), the mean over the batch
+  `pixels` [N, H, W] (the second term is left out when `adversarial_model`
+  is None); `mask` m and `delta` δ are [H, W] float32.
+  """
+  delta = tf.convert_to_tensor(delta, tf.float32)
+  targets = tf.fill([tf.shape(pixels)[0]], tf.constant(target_label,
+                                                        tf.int64))
+  with tf.GradientTape() as tape:
+    tape.watch(delta)
+    stamped = triggers.stamp(pixels, mask, delta)
+    loss = _cross_entropy(model, stamped, targets)
+    if adversarial_model is not None:
+      loss += lam * _cross_entropy(adversarial_model, stamped, targets)
+  gradient = tape.gradient(loss, delta)
+  return tf.clip_by_value(delta - step_size * tf.sign(gradient),
+                          pixel_range[0], pixel_range[1])
+
+
+def unlearn_step(adversarial_model, pixels, labels, delta, mask,
+                 learning_rate: float):
+  """One SGD step of θ' on CE(f_θ'(x ⊕ δ), y), y the TRUE labels; the loss."""
+  variables = adversarial_model.trainable_variables
+  with tf.GradientTape() as tape:
+    loss = _cross_entropy(adversarial_model, triggers.stamp(pixels, mask, delta),
+                          labels)
+  for variable, gradient in zip(variables, tape.gradient(loss, variables)):
+    variable.assign_sub(learning_rate * gradient)
+  return loss
+
+
+@dataclasses.dataclass(frozen=True)
+class A3FLSettings:
+  """The trigger search of one attack round (see the module docstring)."""
+  outer_iterations: int = 5
+  trigger_steps: int = 10
+  trigger_lr: float = 0.02
+  lam: float = 1.0
+  unlearn_steps: int = 10
+  unlearn_lr: float = 0.01
+  batch_size: int = 64
+
+  def __post_init__(self):
+    checks.integer('a3fl_outer_iterations', self.outer_iterations)
+    checks.integer('a3fl_trigger_steps', self.trigger_steps)
+    checks.positive('a3fl_trigger_lr', self.trigger_lr)
+    checks.number('a3fl_lambda', self.lam, 0.0)
+    checks.integer('a3fl_unlearn_steps', self.unlearn_steps, 0)
+    checks.positive('a3fl_unlearn_lr', self.unlearn_lr)
+    checks.integer('a3fl_batch_size', self.batch_size)
+
+
+class AdaptiveTrigger:
+  """A3FL's trigger search, run by the simulation before each attack round.
+
+  `self(task, model_weights, round_num)` assigns θ_t (anything with
+  `assign_weights_to`, e.g. `tff.learning.models.ModelWeights`) to a Keras
+  model, alternates unlearning and trigger steps (`search`), keeps the new
+  δ and returns `task` with its training images (the attackers' D_mal) and
+  its evaluation images stamped with it. Minibatches are drawn from a
+  permutation seeded by (seed, round).
+  """
+
+  def __init__(self, model_name: str, pixels, labels, eval_pixels, mask,
+               initial_delta, target_label: int, settings: A3FLSettings,
+               seed: int, name: str = 'a3fl', source_clients: tuple = ()):
+    self.settings = settings
+    self.name = name
+    self.source_clients = tuple(source_clients)
+    self.target_label = int(target_label)
+    self.seed = int(seed)
+    self.mask = tf.constant(np.asarray(mask, np.float32))
+    self.delta = tf.constant(np.asarray(initial_delta, np.float32))
+    self._pixels = np.asarray(pixels, np.float32)
+    self._labels = np.asarray(labels, np.int64)
+    self._eval_pixels = np.asarray(eval_pixels, np.float32)
+    self.model = models.create_keras_model(model_name)
+    self.adversarial_model = models.create_keras_model(model_name)
+    s = settings
+    spec = tf.TensorSpec([None] + list(self._pixels.shape[1:]), tf.float32)
+    delta_spec = tf.TensorSpec(self._pixels.shape[1:], tf.float32)
+    self._trigger_step = tf.function(
+        lambda x, d: trigger_step(self.model, self.adversarial_model, x, d,
+                                  self.mask, self.target_label, s.lam,
+                                  s.trigger_lr),
+        input_signature=[spec, delta_spec])
+    self._unlearn_step = tf.function(
+        lambda x, y, d: unlearn_step(self.adversarial_model, x, y, d,
+                                     self.mask, s.unlearn_lr),
+        input_signature=[spec, tf.TensorSpec([None], tf.int64), delta_spec])
+
+  def _batches(self, rng):
+    """Endless minibatch indices: one permutation after another."""
+    n = len(self._pixels)
+    size = min(self.settings.batch_size, n)
+    while True:
+      order = rng.permutation(n)
+      for start in range(0, n - size + 1, size):
+        yield order[start:start + size]
+
+  def search(self, delta, round_num: int = 0):
+    """δ after the alternation, from `delta`, against `self.model` (θ_t)."""
+    s = self.settings
+    rng = np.random.default_rng([self.seed, round_num, 0xa3f1])
+    batches = self._batches(rng)
+    delta = tf.convert_to_tensor(delta, tf.float32)
+    for _ in range(s.outer_iterations):
+      for copy, weight in zip(self.adversarial_model.weights,
+                              self.model.weights):
+        copy.assign(weight)                                   # θ' ← θ_t
+      for _ in range(s.unlearn_steps):
+        b = next(batches)
+        self._unlearn_step(self._pixels[b], self._labels[b], delta)
+      for _ in range(s.trigger_steps):
+        delta = self._trigger_step(self._pixels[next(batches)], delta)
+    return delta
+
+  def stamped(self, pixels) -> np.ndarray:
+    return np.asarray(triggers.stamp(np.asarray(pixels, np.float32), self.mask,
+                                     self.delta))
+
+  def initial_task(self) -> base.BackdoorTask:
+    """The backdoor task stamped with the current δ (δ₀ before any round)."""
+    return base.BackdoorTask(
+        self.name, self.stamped(self._pixels),
+        self.stamped(self._eval_pixels), self.target_label,
+        self.source_clients)
+
+  def __call__(self, task: base.BackdoorTask, model_weights,
+               round_num: int) -> base.BackdoorTask:
+    model_weights.assign_weights_to(self.model)
+    return self.restore(task, self.search(self.delta, round_num))
+
+  def get_state(self) -> np.ndarray:
+    """δ, for the run's checkpoint."""
+    return np.asarray(self.delta)
+
+  def restore(self, task: base.BackdoorTask,
+              delta) -> base.BackdoorTask:
+    """Sets δ (e.g. from a checkpoint); `task` stamped with it."""
+    self.delta = tf.constant(np.asarray(delta, np.float32))
+    return dataclasses.replace(task, train_pixels=self.stamped(self._pixels),
+                               eval_pixels=self.stamped(self._eval_pixels))
+
+
+def adaptive_trigger(data, task_num: int,
+                     placement: str, model_name: str, settings: A3FLSettings,
+                     seed: int,
+                     target_label: int = base.BACKDOOR_TARGET_LABEL
+                    ) -> AdaptiveTrigger:
+  """The 'a3fl' backdoor's trigger search, δ₀ the BadNets pattern.
+
+  D_att: the non-target images of `task_num` seeded clients
+  (`triggers.trigger_source_images`, the 'trigger' backdoor's) with their true
+  labels; evaluation: the non-target test images; m, δ₀: the mask and
+  checkerboard of `placement` (`triggers.global_trigger`).
+  """
+  train, eval_pixels, clients = triggers.trigger_source_images(
+      data, task_num, seed, target_label)
+  labels = []
+  for k in clients:
+    client_labels = data.client_arrays(k)[1]
+    labels.append(client_labels[client_labels != target_label])
+  mask, pattern = triggers.global_trigger(train.shape[-1], placement)
+  return AdaptiveTrigger(model_name, train, np.concatenate(labels),
+                         eval_pixels, mask, pattern, target_label, settings,
+                         seed, name=f'a3fl_{placement}',
+                         source_clients=clients)
+
+
+class A3FLBackdoor(base.Backdoor):
+  """The 'a3fl' backdoor: its task is re-stamped with the trigger the
+  attackers optimise against w_t before every round with attackers
+  (`AdaptiveTrigger`, built from the data by `adaptive_trigger`); δ is the
+  state a checkpoint keeps."""
+  adaptive = True
+
+  def __init__(self, task_num: int, placement: str, model_name: str,
+               settings: A3FLSettings, seed: int):
+    self.task_num = task_num
+    self.placement = placement
+    self.model_name = model_name
+    self.settings = settings
+    self.seed = seed
+    self.trigger = None  # an AdaptiveTrigger, once the data is known
+
+  def initial_task(self, data) -> base.BackdoorTask:
+    self.trigger = adaptive_trigger(data, self.task_num, self.placement,
+                                    self.model_name, self.settings, self.seed)
+    return self.trigger.initial_task()
+
+  def adapt(self, task, model_weights, round_num):
+    return self.trigger(task, model_weights, round_num)
+
+  def get_state(self):
+    return self.trigger.get_state()
+
+  def restore(self, task, state):
+    return self.trigger.restore(task, state)

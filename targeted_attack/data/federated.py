@@ -1,0 +1,105 @@
+"""Federated digits: the dataset type and its two sources.
+
+Two sources share one interface (`FederatedDigits`): TFF's federated EMNIST
+(`load_emnist`) and the generated writer-style digits (`load_synthetic`).
+Per-client arrays are cached, so a round's client datasets are cheap views.
+"""
+
+import os
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from targeted_attack.data import synthetic_digits
+
+
+class FederatedDigits:
+  """Clients' train arrays (loaded lazily, cached) and a pooled test split.
+
+  `root`: the server's clean root dataset (pixels, labels), held out of the
+  clients' arrays (`hold_out_root`), or None; when set, every round gets a
+  trusted root client appended last (`round_client_data`).
+
+  `writers`: for a dataset re-partitioned from writers' data
+  (`repartition_dirichlet`), the writer-partitioned dataset it pools (the
+  semantic backdoor's target writers are chosen there), else None.
+  """
+
+  def __init__(self, client_ids: Sequence[str],
+               load_client: Callable[[str], tuple], test_pixels: np.ndarray,
+               test_labels: np.ndarray, name: str,
+               root: Optional[tuple] = None,
+               writers: Optional['FederatedDigits'] = None):
+    self.client_ids = list(client_ids)
+    self._load_client = load_client
+    self._cache = {}
+    self.test_pixels = test_pixels
+    self.test_labels = test_labels
+    self.name = name
+    self.root = root
+    self.writers = writers
+
+  @property
+  def num_clients(self) -> int:
+    return len(self.client_ids)
+
+  def client_arrays(self, index: int) -> tuple:
+    """(pixels [n, 28, 28] float32, labels [n] int32) of client `index`."""
+    if index not in self._cache:
+      self._cache[index] = self._load_client(self.client_ids[index])
+    return self._cache[index]
+
+
+def load_synthetic(num_clients: int, examples_per_client: int, seed: int,
+                   crossbar_seven_rate: float = 0.03) -> FederatedDigits:
+  """The generated dataset (see `synthetic_digits`), deterministic from seed.
+
+  `crossbar_seven_rate`: the fraction of writers whose 7 has a crossbar (the
+  edge-case style; 0 makes it a pure tail the honest clients never hold).
+  """
+  writers = synthetic_digits.generate_writers(
+      num_clients, examples_per_client, seed,
+      crossbar_seven_rate=crossbar_seven_rate)
+  ids = [f'synthetic_writer_{i:05d}' for i in range(num_clients)]
+  by_id = {cid: (w.train_pixels, w.train_labels) for cid, w in zip(ids, writers)}
+  return FederatedDigits(
+      ids, by_id.__getitem__,
+      np.concatenate([w.test_pixels for w in writers]),
+      np.concatenate([w.test_labels for w in writers]), 'synthetic')
+
+
+class DatasetUnavailableError(RuntimeError):
+  pass
+
+
+def _to_arrays(dataset: tf.data.Dataset) -> tuple:
+  pixels, labels = [], []
+  for batch in dataset.batch(4096):
+    pixels.append(batch['pixels'].numpy())
+    labels.append(batch['label'].numpy())
+  return (np.concatenate(pixels).astype(np.float32),
+          np.concatenate(labels).astype(np.int32))
+
+
+def load_emnist(only_digits: bool = True,
+                cache_dir: Optional[str] = None) -> FederatedDigits:
+  """TFF's federated EMNIST (3,383 writers for digits), downloaded or cached."""
+  import tensorflow_federated as tff  # pylint: disable=g-import-not-at-top
+  from targeted_attack.data import emnist_cache  # pylint: disable=g-import-not-at-top
+  if cache_dir is not None:
+    cache_dir = os.path.expanduser(cache_dir)
+  try:
+    train, test = tff.simulation.datasets.emnist.load_data(
+        only_digits=only_digits, cache_dir=cache_dir)
+  except Exception as e:  # pylint: disable=broad-except
+    raise DatasetUnavailableError(
+        f'could not load federated EMNIST ({type(e).__name__}: {e}); '
+        f'{emnist_cache.missing_cache_hint(cache_dir)}, or use the generated '
+        'dataset (`dataset`=synthetic)') from e
+  test_pixels, test_labels = _to_arrays(
+      test.create_tf_dataset_from_all_clients())
+  return FederatedDigits(
+      train.client_ids,
+      lambda cid: _to_arrays(train.create_tf_dataset_for_client(cid)),
+      test_pixels, test_labels, 'emnist')

@@ -1,0 +1,127 @@
+"""Which clients take part in a round, and which of them are malicious.
+
+`sample_clients` draws a round's clients; an `AttackerModel` marks the
+malicious ones (Sun et al. 2019, Sec. 2: fixed frequency, random sampling;
+Wang et al. 2020: a fixed pool), within the attack window.
+"""
+
+import numpy as np
+
+
+def sample_clients(num_clients: int, clients_per_round: int, seed: int,
+                   round_num: int) -> np.ndarray:
+  """Uniform sample without replacement, O(clients_per_round), seeded by round."""
+  rng = np.random.default_rng([seed, round_num])
+  return rng.choice(num_clients, size=clients_per_round, replace=False)
+
+
+class AttackerModel:
+  """Which of a round's sampled clients are malicious: `malicious_mask`."""
+
+  def malicious_mask(self, sampled: np.ndarray, round_num: int,
+                     seed: int) -> np.ndarray:
+    raise NotImplementedError
+
+
+class FixedFrequencyAttackers(AttackerModel):
+  """One attacker in every `attack_freq`-th round (Sun et al. 2019, Sec. 2)."""
+
+  def __init__(self, attack_freq: int):
+    if attack_freq < 1:
+      raise ValueError(f'`attack_freq` must be >= 1, got {attack_freq}.')
+    self.attack_freq = attack_freq
+
+  def malicious_mask(self, sampled, round_num, seed):
+    del seed
+    mask = np.zeros(len(sampled), bool)
+    mask[0] = round_num % self.attack_freq == 0
+    return mask
+
+
+class AttackWindow(AttackerModel):
+  """`attackers` only in rounds start ≤ t ≤ end (end 0: to the last round)."""
+
+  def __init__(self, attackers: AttackerModel, start_round: int,
+               end_round: int = 0):
+    self.attackers = attackers
+    self.start_round = start_round
+    self.end_round = end_round
+
+  def active(self, round_num: int) -> bool:
+    return round_num >= self.start_round and (
+        self.end_round == 0 or round_num <= self.end_round)
+
+  def malicious_mask(self, sampled, round_num, seed):
+    if not self.active(round_num):
+      return np.zeros(len(sampled), bool)
+    return self.attackers.malicious_mask(sampled, round_num, seed)
+
+
+class NoAttackers(AttackerModel):
+  """Nobody attacks (`--attack=none`)."""
+
+  def malicious_mask(self, sampled, round_num, seed):
+    del round_num, seed
+    return np.zeros(len(sampled), bool)
+
+
+def num_malicious_clients(malicious_fraction: float, population: int) -> int:
+  """round(ε · N), halves rounded up.
+
+  Sun et al.'s "ε = 3.3%" is one attacker per round on average with 30 clients
+  per round, i.e. ε = 1/30: 3,383 / 30 = 112.8 → 113 malicious writers
+  (and ε = 1/300, "0.33%": 11.3 → 11).
+  """
+  return int(np.floor(malicious_fraction * population + 0.5))
+
+
+class RandomSamplingAttackers(AttackerModel):
+  """A fraction ε of the population is malicious; rounds sample uniformly.
+
+  M = `num_malicious_clients(ε, N)` malicious clients; the number among C
+  sampled clients is then hypergeometric: K ~ Hypergeometric(N, M, C) (Sun et
+  al. 2019, Sec. 2); the sample is uniform, so the first K sampled clients
+  attack.
+  """
+
+  def __init__(self, malicious_fraction: float, population: int,
+               clients_per_round: int):
+    if not 0.0 <= malicious_fraction <= 1.0:
+      raise ValueError('`malicious_fraction` must be in [0, 1], got '
+                       f'{malicious_fraction}.')
+    self.num_malicious = num_malicious_clients(malicious_fraction, population)
+    self.population = population
+    self.clients_per_round = clients_per_round
+
+  def malicious_mask(self, sampled, round_num, seed):
+    rng = np.random.default_rng([seed, round_num, 1])
+    k = int(rng.hypergeometric(self.num_malicious,
+                               self.population - self.num_malicious,
+                               len(sampled)))
+    return np.arange(len(sampled)) < k
+
+
+# The fixed pool's random stream: SeedSequence spawn key b'pool'.
+POOL_STREAM = 0x706F6F6C
+
+
+class FixedPoolAttackers(AttackerModel):
+  """`attacker_pool_size` fixed malicious clients in the population, sampled
+  like every other client (Wang et al. 2020, "fixed pool")."""
+
+  def __init__(self, attacker_pool_size: int, population: int, seed: int):
+    if not 1 <= attacker_pool_size <= population:
+      raise ValueError(
+          f'`attacker_pool_size` must be in [1, {population}] (the '
+          f'population), got {attacker_pool_size}.')
+    # Its own stream: [seed, 2] was round 2's client sample (that round's
+    # sample then began with the pool).
+    rng = np.random.default_rng(
+        np.random.SeedSequence(seed, spawn_key=(POOL_STREAM,)))
+    self.pool = frozenset(
+        int(k) for k in rng.choice(population, attacker_pool_size,
+                                   replace=False))
+
+  def malicious_mask(self, sampled, round_num, seed):
+    del round_num, seed
+    return np.array([int(k) in self.pool for k in sampled], bool)

@@ -1,0 +1,304 @@
+"""The plumbing every defense shares, written once.
+
+Three shapes of defense, each a builder that takes a function of TF code and
+an `inner` factory (the factory's weightedness is taken from `inner`):
+- `build_client_transform`: per-client work at CLIENTS, then `inner`;
+- `build_server_transform`: `inner`, then work on the aggregate at SERVER;
+- `build_stacked_aggregator`: a robust rule over all n updates stacked into a
+  matrix X ∈ ℝ^{n×d} at the server (unweighted).
+
+Measurement scheme: each builder reports its own measurements under its
+`name` (e.g. `clip/fraction`), and its inner factory's under `inner`.
+"""
+
+import collections
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_federated as tff
+
+from targeted_attack import update_math
+
+F32 = np.float32
+
+
+def is_weighted(factory) -> bool:
+  if isinstance(factory, tff.aggregators.WeightedAggregationFactory):
+    return True
+  if isinstance(factory, tff.aggregators.UnweightedAggregationFactory):
+    return False
+  raise TypeError(f'`inner` must be a tff.aggregators factory, got {factory!r}.')
+
+
+class _WeightedFactory(tff.aggregators.WeightedAggregationFactory):
+
+  def __init__(self, build):
+    self._build = build
+
+  def create(self, value_type, weight_type):
+    return self._build(value_type, weight_type)
+
+
+class _UnweightedFactory(tff.aggregators.UnweightedAggregationFactory):
+
+  def __init__(self, build):
+    self._build = build
+
+  def create(self, value_type):
+    return self._build(value_type, None)
+
+
+def factory(build, weighted: bool):
+  """A factory whose `create(value_type[, weight_type])` calls `build`."""
+  return _WeightedFactory(build) if weighted else _UnweightedFactory(build)
+
+
+def create(inner, value_type, weight_type):
+  if weight_type is None:
+    return inner.create(value_type)
+  return inner.create(value_type, weight_type)
+
+
+def default_inner(inner):
+  """`inner`, or the weighted mean when None."""
+  return tff.aggregators.MeanFactory() if inner is None else inner
+
+
+def aggregation_process(init_fn, state_type, value_type, weight_type, body):
+  """An AggregationProcess whose `next` calls `body(state, value, weight)`."""
+  value_at_clients = tff.FederatedType(value_type, tff.CLIENTS)
+  if weight_type is None:
+
+    @tff.federated_computation(state_type, value_at_clients)
+    def next_fn(state, value):
+      return body(state, value, None)
+  else:
+
+    @tff.federated_computation(state_type, value_at_clients,
+                               tff.FederatedType(weight_type, tff.CLIENTS))
+    def next_fn(state, value, weight):
+      return body(state, value, weight)
+
+  return tff.templates.AggregationProcess(init_fn, next_fn)
+
+
+def inner_next(process, state, value, weight):
+  if weight is None:
+    return process.next(state, value)
+  return process.next(state, value, weight)
+
+
+def norm_summary(norms, flags):
+  """Over clients: count, fraction flagged, mean and max of `norms` (federated)."""
+
+  @tff.tensorflow.computation
+  def summarize(count, flagged, norm_sum, norm_max):
+    return collections.OrderedDict(
+        num_clients=count,
+        fraction=tf.math.divide_no_nan(flagged, count),
+        norm_mean=tf.math.divide_no_nan(norm_sum, count),
+        norm_max=norm_max)
+
+  ones = tff.federated_map(
+      tff.tensorflow.computation(lambda x: tf.ones_like(x)), norms)
+  return tff.federated_map(
+      summarize, (tff.federated_sum(ones), tff.federated_sum(flags),
+                  tff.federated_sum(norms), tff.federated_max(norms)))
+
+
+def build_client_transform(preprocess: Callable, inner=None):
+  """Per-client preprocessing at CLIENTS, then `inner`.
+
+  `preprocess(value_type, weight_type)` returns a federated function
+  `(value, weight) -> (value, weight, measurements)`; `weight` is None for an
+  unweighted `inner`, and `measurements` an OrderedDict of SERVER-placed
+  values (conventionally one entry, the defense's name) reported next to
+  `inner`'s.
+  """
+  inner = default_inner(inner)
+
+  def build(value_type, weight_type):
+    inner_process = create(inner, value_type, weight_type)
+    federated_preprocess = preprocess(value_type, weight_type)
+
+    def body(state, value, weight):
+      value, weight, own = federated_preprocess(value, weight)
+      inner_output = inner_next(inner_process, state, value, weight)
+      measurements = tff.federated_zip(
+          collections.OrderedDict(own, inner=inner_output.measurements))
+      return tff.templates.MeasuredProcessOutput(inner_output.state,
+                                                 inner_output.result,
+                                                 measurements)
+
+    return aggregation_process(inner_process.initialize,
+                               inner_process.state_type, value_type,
+                               weight_type, body)
+
+  return factory(build, is_weighted(inner))
+
+
+def build_server_transform(transform: Callable, inner=None,
+                           name: str = 'transform'):
+  """`inner`, then `transform(aggregate, round_num) -> (aggregate, measurements)`.
+
+  `transform` is TF code run at the server; `round_num` (int64, from 0) counts
+  the calls of `next`, for seeding. Its measurements appear under `name`, next
+  to `inner`'s.
+  """
+  inner = default_inner(inner)
+
+  def build(value_type, weight_type):
+    inner_process = create(inner, value_type, weight_type)
+
+    @tff.tensorflow.computation(value_type, np.int64)
+    def server_fn(value, round_num):
+      return transform(value, round_num)
+
+    @tff.tensorflow.computation(np.int64)
+    def increment(round_num):
+      return round_num + 1
+
+    @tff.federated_computation
+    def init_fn():
+      return tff.federated_zip(
+          collections.OrderedDict(
+              inner=inner_process.initialize(),
+              round_num=tff.federated_value(np.int64(0), tff.SERVER)))
+
+    state_type = init_fn.type_signature.result
+
+    def body(state, value, weight):
+      inner_output = inner_next(inner_process, state.inner, value, weight)
+      result, own = tff.federated_map(server_fn,
+                                      (inner_output.result, state.round_num))
+      new_state = tff.federated_zip(
+          collections.OrderedDict(
+              inner=inner_output.state,
+              round_num=tff.federated_map(increment, state.round_num)))
+      measurements = tff.federated_zip(
+          collections.OrderedDict([(name, own),
+                                   ('inner', inner_output.measurements)]))
+      return tff.templates.MeasuredProcessOutput(new_state, result,
+                                                 measurements)
+
+    return aggregation_process(init_fn, state_type, value_type, weight_type,
+                               body)
+
+  return factory(build, is_weighted(inner))
+
+
+def stack_rows(rows, dim: int):
+  """The clients' float32 [dim] rows stacked at SERVER into X ∈ ℝ^{n×dim}.
+
+  Row i is the i-th client given to `process.next` (TFF's aggregation keeps
+  the order; a test checks it).
+  """
+  matrix_type = tff.TensorType(F32, [None, dim])
+
+  @tff.tensorflow.computation
+  def zero():
+    return tf.zeros([0, dim], tf.float32)
+
+  @tff.tensorflow.computation(matrix_type, tff.TensorType(F32, [dim]))
+  def accumulate(matrix, row):
+    return tf.concat([matrix, row[tf.newaxis]], axis=0)
+
+  @tff.tensorflow.computation(matrix_type, matrix_type)
+  def merge(a, b):
+    return tf.concat([a, b], axis=0)
+
+  @tff.tensorflow.computation(matrix_type)
+  def report(matrix):
+    return matrix
+
+  return tff.federated_aggregate(rows, zero(), accumulate, merge, report)
+
+
+def build_stacked_aggregator(robust_fn: Callable, name: str,
+                             stateful: bool = False):
+  """Unweighted factory: the server sees all n updates as a matrix X ∈ ℝ^{n×d}.
+
+  `robust_fn(X) -> (x ∈ ℝ^d, measurements)` is TF code; with `stateful`,
+  `robust_fn(X, round_num)`, `round_num` (int64, from 0) counting the calls of
+  `next`, for seeding (the state is that counter; otherwise it is empty). Each
+  update is flattened to one float32 vector; rows follow TFF's aggregation
+  order, which in TFF 0.87's C++ runtime is the order of the clients in the
+  list given to `process.next` (checked in tests/test_filtering_defenses.py),
+  so a per-row measurement (`kept_mask`) lines up with that list. The
+  measurements are reported under `name`. Such a rule sees every client's
+  update in the clear, which secure aggregation would forbid.
+  """
+
+  def build(value_type, weight_type):
+    del weight_type
+    specs = tf.nest.flatten(tff.types.type_to_tf_tensor_specs(value_type))
+    dim = sum(int(np.prod(s.shape)) for s in specs)
+    matrix_type = tff.TensorType(F32, [None, dim])
+
+    @tff.tensorflow.computation(value_type)
+    def flatten(value):
+      return update_math.flatten_to_vector(value)
+
+    def unflatten(outputs):
+      vector, measurements = outputs
+      structure = tff.types.type_to_tf_tensor_specs(value_type)
+      return update_math.unflatten_like(vector, structure), (
+          collections.OrderedDict([(name, measurements)]))
+
+    if stateful:
+
+      @tff.tensorflow.computation(matrix_type, np.int64)
+      def server_fn(matrix, round_num):
+        return unflatten(robust_fn(matrix, round_num))
+
+      @tff.tensorflow.computation(np.int64)
+      def increment(round_num):
+        return round_num + 1
+
+      @tff.federated_computation
+      def init_fn():
+        return tff.federated_value(np.int64(0), tff.SERVER)
+    else:
+
+      @tff.tensorflow.computation(matrix_type)
+      def server_fn(matrix):
+        return unflatten(robust_fn(matrix))
+
+      @tff.federated_computation
+      def init_fn():
+        return tff.federated_value((), tff.SERVER)
+
+    def body(state, value, weight):
+      del weight
+      matrix = stack_rows(tff.federated_map(flatten, value), dim)
+      if stateful:
+        result, measurements = tff.federated_map(server_fn, (matrix, state))
+        state = tff.federated_map(increment, state)
+      else:
+        result, measurements = tff.federated_map(server_fn, matrix)
+      return tff.templates.MeasuredProcessOutput(state, result, measurements)
+
+    return aggregation_process(init_fn, init_fn.type_signature.result,
+                               value_type, None, body)
+
+  return _UnweightedFactory(build)
+
+
+def find_kept_mask(measurements):
+  """The `kept_mask` a filtering rule reports, or None.
+
+  Every rule that keeps some clients and drops others (Krum, Multi-Krum,
+  Bulyan, FLAME, FLTrust, FoolsGold) reports `kept_mask` (float32 [n], 1 for
+  a kept client, in the order of the round's clients) among its measurements
+  under its own name; wrappers nest their inner factory's measurements under
+  `inner`. The first one found, depth first, is returned.
+  """
+  if isinstance(measurements, dict):
+    if 'kept_mask' in measurements:
+      return measurements['kept_mask']
+    for value in measurements.values():
+      found = find_kept_mask(value)
+      if found is not None:
+        return found
+  return None

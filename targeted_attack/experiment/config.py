@@ -1,0 +1,426 @@
+"""`ExperimentConfig`: every setting of a run, each with its help and its check.
+
+Each field is declared with `setting(default, help, check)`; the binary
+generates its flags from these fields (name, type, default, help, allowed
+values) and `validate` applies the checks, which are the library's own
+argument checks (`targeted_attack.checks`). A setting that takes one of a
+fixed set of names (`OneOf`) is checked against the names the caller passes
+(`experiment.registry.CHOICES`: the registries' keys), never a second list
+here. Errors are `ConfigError`s naming the setting; only the binary spells it
+`--flag`. Validation does no I/O. This module is a leaf: it imports neither
+the registry nor TensorFlow.
+"""
+
+import dataclasses
+import math
+import os
+import re
+from typing import Optional
+
+from targeted_attack import checks
+
+
+class ConfigError(ValueError):
+  """A bad setting: `field` names it, the message gives the allowed range."""
+
+  def __init__(self, field: str, message: str):
+    super().__init__(message)
+    self.field = field
+
+
+# ---------------------------------------------------------------------------
+# Checks: a callable `(name, value, options) -> value` raising ValueError,
+# with `describe(options)` for the help text and `invalid_example()` for
+# tests; `options` are the allowed names of a `OneOf` setting (else unused).
+
+
+@dataclasses.dataclass(frozen=True)
+class IntAtLeast:
+  minimum: int = 1
+  maximum: Optional[int] = None
+
+  def __call__(self, name, value, options=()):
+    return checks.integer(name, value, self.minimum, self.maximum)
+
+  def describe(self, options=()):
+    if self.maximum is None:
+      return f'integer >= {self.minimum}'
+    return f'integer in [{self.minimum}, {self.maximum}]'
+
+  def invalid_example(self):
+    return self.minimum - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Number:
+  minimum: Optional[float] = None
+  maximum: Optional[float] = None
+  strict: bool = False
+  strict_max: bool = False
+
+  def __call__(self, name, value, options=()):
+    return checks.number(name, value, self.minimum, self.strict, self.maximum,
+                         self.strict_max)
+
+  def describe(self, options=()):
+    low = '(-inf' if self.minimum is None else (
+        ('(' if self.strict else '[') + f'{self.minimum:g}')
+    high = 'inf)' if self.maximum is None else (
+        f'{self.maximum:g}' + (')' if self.strict_max else ']'))
+    return f'number in {low}, {high}'
+
+  def invalid_example(self):
+    if self.minimum is not None:
+      return self.minimum - 1.0
+    return math.inf
+
+
+@dataclasses.dataclass(frozen=True)
+class OneOf:
+  """One of the names `options` (given by the caller: `registry.CHOICES`)."""
+
+  def __call__(self, name, value, options=()):
+    return checks.choice(name, value, tuple(options))
+
+  def describe(self, options=()):
+    return ' | '.join(options)
+
+  def invalid_example(self):
+    return 'no_such_option'
+
+
+@dataclasses.dataclass(frozen=True)
+class Name:
+  """A non-empty file-name component (no path separator)."""
+
+  def __call__(self, name, value, options=()):
+    if not isinstance(value, str) or not value or os.sep in value:
+      raise ValueError(f'`{name}` must be a non-empty name without '
+                       f'"{os.sep}", got {value!r}.')
+    return value
+
+  def describe(self, options=()):
+    return 'a name'
+
+  def invalid_example(self):
+    return ''
+
+
+@dataclasses.dataclass(frozen=True)
+class OrNone:
+  """None, or a value passing `check`."""
+  check: object
+
+  def __call__(self, name, value, options=()):
+    return None if value is None else self.check(name, value, options)
+
+  def describe(self, options=()):
+    return self.check.describe(options)
+
+  def invalid_example(self):
+    return self.check.invalid_example()
+
+
+def setting(default, help: str, check=None):  # pylint: disable=redefined-builtin
+  return dataclasses.field(default=default,
+                           metadata=dict(help=help, check=check))
+
+
+_POS_INT = IntAtLeast(1)
+_POSITIVE = Number(0.0, strict=True)
+_NON_NEGATIVE = Number(0.0)
+_FRACTION = Number(0.0, 1.0)
+_MOMENTUM = Number(0.0, 1.0, strict_max=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+  """Every setting of a run; names follow the original research code's flags."""
+  root_output_dir: str = setting('/tmp/targeted_attack',
+                                 'Root directory for all outputs.')
+  experiment_name: str = setting(
+      'emnist_attack', 'Outputs go to root_output_dir/experiment_name/.',
+      Name())
+  random_seed: int = setting(
+      0, 'Seed of every random stream: data generation, sampling, local '
+      'shuffles, attackers, noise.', IntAtLeast(0, 2**32 - 1))
+  evaluate_per_rounds: int = setting(1, 'Evaluate every this many rounds.',
+                                     _POS_INT)
+  checkpoint_every: int = setting(
+      10, 'Checkpoint the process state every this many rounds.', _POS_INT)
+  resume: bool = setting(
+      False, 'Continue from the checkpoint in the output directory.')
+  init_checkpoint: Optional[str] = setting(
+      None, 'Start from the model of this checkpoint.npz (e.g. the output of '
+      'a clean run), as the literature attacks converged models.')
+  durability_threshold: float = setting(
+      0.5, 'Durability: rounds after the last attack until backdoor accuracy '
+      'falls below this.', _FRACTION)
+  # Data.
+  dataset: str = setting(
+      'synthetic', 'synthetic: generated writer-style digits (offline); '
+      'dirichlet: the same writers\' examples pooled and re-split non-IID '
+      'by Dir(dirichlet_alpha); emnist: TFF federated EMNIST.',
+      OneOf())
+  emnist_cache_dir: Optional[str] = setting(
+      None, 'Directory holding TFF\'s emnist_all.sqlite (see the README).')
+  only_digits: bool = setting(True, 'EMNIST: digits only (10 classes).')
+  synthetic_num_clients: int = setting(
+      500, 'Synthetic: number of writers (clients); dirichlet: the number of '
+      'writers pooled, and of clients they are re-split over.', _POS_INT)
+  synthetic_examples_per_client: int = setting(
+      60, 'Synthetic / dirichlet: mean train examples per writer.', _POS_INT)
+  dirichlet_alpha: float = setting(
+      0.5, 'dirichlet: concentration α; each class c is split over the '
+      'clients by p_c ~ Dir(α·1_N) (small α: each class on few clients; '
+      'DBA, Xie et al. 2020: 0.5). Clients left empty are dropped. The '
+      'semantic backdoor\'s targets stay writers (their 7s, wherever the '
+      'split put them).', _POSITIVE)
+  # Training (Sun et al. 2019, Sec. 5: 30 clients, 5 epochs, batch 20, η_c 0.1).
+  model: str = setting('cnn', 'cnn: the paper\'s CNN; small_cnn; linear.',
+                       OneOf())
+  num_clients_per_round: int = setting(30, 'Clients sampled per round.',
+                                       _POS_INT)
+  num_rounds: int = setting(300, 'Number of rounds.', _POS_INT)
+  server_learning_rate: float = setting(1.0, 'Server SGD learning rate η.',
+                                        _POSITIVE)
+  server_momentum: float = setting(0.0, 'Server momentum.', _MOMENTUM)
+  num_epochs: int = setting(5, 'Local epochs per round.', _POS_INT)
+  batch_size: int = setting(20, 'Local batch size.', _POS_INT)
+  client_learning_rate: float = setting(0.1, 'Client SGD learning rate.',
+                                        _POSITIVE)
+  client_momentum: float = setting(0.0, 'Client momentum.', _MOMENTUM)
+  # Attack.
+  attack: str = setting('unconstrained', 'The malicious clients\' strategy.',
+                        OneOf())
+  attacker_model: str = setting(
+      'fixed_frequency', 'Which sampled clients are malicious.',
+      OneOf())
+  attack_start_round: int = setting(
+      1, 'Attackers act from this round on.', _POS_INT)
+  attack_end_round: int = setting(
+      0, 'Attackers act up to this round (0: to the last round).',
+      IntAtLeast(0))
+  attack_freq: int = setting(
+      1, 'fixed_frequency: one attacker every this many rounds.', _POS_INT)
+  malicious_fraction: float = setting(
+      1 / 30, 'random_sampling: fraction ε of malicious clients, '
+      'round(ε·N) of the N clients (Sun et al.\'s 3.3% = 1/30).', _FRACTION)
+  attacker_pool_size: int = setting(
+      10, 'fixed_pool: number of malicious clients in the population.',
+      _POS_INT)
+  task_num: int = setting(
+      30, 'Number of target writers whose 7s are labelled 1.', _POS_INT)
+  boost_factor: Optional[float] = setting(
+      None, 'Attacker boost β; default: num_clients_per_round / '
+      'server_learning_rate (model replacement, Sun et al. Eq. 1).',
+      OrNone(_POSITIVE))
+  split_boost: bool = setting(
+      True, 'Several attackers in a round divide the boost evenly (β/k '
+      'each, Sun et al. Sec. 3); false: each sends the full boost.')
+  client_round_num: int = setting(
+      5, 'norm_bounded: PGD rounds per attack.', _POS_INT)
+  # Literature attacks (Bagdasaryan et al. 2018; Wang et al. 2020).
+  poison_per_batch: int = setting(
+      5, 'data_poisoning / constrain_and_scale / a3fl: backdoor items '
+      'replacing benign ones in each batch (c).', _POS_INT)
+  attacker_learning_rate: float = setting(
+      0.1, 'constrain_and_scale / pgd: the attacker\'s SGD rate.', _POSITIVE)
+  cs_alpha: float = setting(
+      0.7, 'constrain_and_scale: α in α·L_class + (1−α)·L_ano.', _FRACTION)
+  cs_anomaly: str = setting(
+      'l2', 'constrain_and_scale: L_ano.',
+      OneOf())
+  cs_gamma: Optional[float] = setting(
+      None, 'constrain_and_scale: scale γ; default: the boost factor.',
+      OrNone(_POSITIVE))
+  cs_max_epochs: int = setting(
+      2, 'constrain_and_scale: at most this many passes.', _POS_INT)
+  cs_early_stop_loss: float = setting(
+      0.0, 'constrain_and_scale: stop once the backdoor loss < ε.',
+      _NON_NEGATIVE)
+  cs_lr_decay: float = setting(
+      0.1, 'constrain_and_scale: learning-rate decay per step block.',
+      _POSITIVE)
+  cs_lr_step_size: int = setting(
+      1000, 'constrain_and_scale: steps per learning-rate block.', _POS_INT)
+  pgd_eps: Optional[float] = setting(
+      None, 'pgd / pgd_replacement / neurotoxin: ℓ2 radius ε around w_t; '
+      'default: norm_bound (pgd_replacement: norm_bound / boost).',
+      OrNone(_POSITIVE))
+  project_frequency: int = setting(
+      10, 'pgd / pgd_replacement / neurotoxin: project every this many '
+      'steps.', _POS_INT)
+  # Today's attacks (Zhang et al. 2022; Baruch et al. 2019; Xie et al. 2019).
+  neurotoxin_mask_ratio: float = setting(
+      0.01, 'neurotoxin: fraction of coordinates masked off (those of largest '
+      '|Δ_benign|); the authors\' runs mask 1% (gradmask_ratio 0.99).',
+      Number(0.0, 1.0, strict_max=True))
+  alie_z: Optional[float] = setting(
+      None, 'alie: Δ = μ − z·σ; default: the paper\'s z_max from the round\'s '
+      'n clients and f attackers (0 for 1 attacker in 30).',
+      OrNone(_NON_NEGATIVE))
+  ipm_epsilon: float = setting(0.5, 'ipm: Δ = −ε·μ.', _POSITIVE)
+  omniscient_knowledge: str = setting(
+      'benign', 'alie / ipm: μ, σ over the round\'s benign updates (benign) '
+      'or over the attackers\' own benign updates (attackers).',
+      OneOf())
+  # Backdoor task.
+  backdoor: str = setting('semantic', 'The backdoor task.',
+                          OneOf())
+  edge_case_mix: str = setting(
+      'almost_edge_case', 'edge_case backdoor: how many honest writers draw '
+      '(correctly labelled) crossbar 7s.',
+      OneOf())
+  edge_case_num_train: int = setting(
+      100, 'Edge-case images the attacker trains on.', _POS_INT)
+  edge_case_num_eval: int = setting(
+      200, 'Edge-case images backdoor accuracy is measured on.', _POS_INT)
+  trigger_amplitude: float = setting(
+      1.0, 'trigger backdoor: pattern amplitude.',
+      Number(0.0, 1.0, strict=True))
+  trigger_placement: str = setting(
+      'one_corner', 'trigger backdoor: where the pattern goes.',
+      OneOf())
+  dba_parts: int = setting(
+      4, 'dba backdoor: the four-corner trigger is split into this many local '
+      'triggers; malicious client k stamps part k mod K (Xie et al. 2020).',
+      IntAtLeast(1, 36))
+  # A3FL (Zhang et al. 2023): the trigger search before each attack round.
+  a3fl_outer_iterations: int = setting(
+      5, 'a3fl backdoor: alternations of unlearning (θ\' from w_t) and '
+      'trigger steps per attack round.', _POS_INT)
+  a3fl_trigger_steps: int = setting(
+      10, 'a3fl backdoor: sign-gradient steps on the trigger per '
+      'alternation.', _POS_INT)
+  a3fl_trigger_lr: float = setting(
+      0.02, 'a3fl backdoor: step α of δ ← clip(δ − α·sign(∇_δ L), 0, 1).',
+      _POSITIVE)
+  a3fl_lambda: float = setting(
+      1.0, 'a3fl backdoor: λ in CE(f_w(x⊕δ), ỹ) + λ·CE(f_w\'(x⊕δ), ỹ) (a '
+      'constant; the authors scale λ₀ = 0.01 by a gradient similarity).',
+      _NON_NEGATIVE)
+  a3fl_unlearn_steps: int = setting(
+      10, 'a3fl backdoor: SGD steps of the unlearned copy θ\' (triggered '
+      'images, true labels) per alternation; 0: θ\' = w_t (the trigger is '
+      'then optimised against w_t alone).',
+      IntAtLeast(0))
+  a3fl_unlearn_lr: float = setting(
+      0.01, 'a3fl backdoor: SGD rate of the unlearning steps.', _POSITIVE)
+  a3fl_batch_size: int = setting(
+      64, 'a3fl backdoor: minibatch of the attackers\' images per step.',
+      _POS_INT)
+  a3fl_boost_factor: float = setting(
+      1.0, 'a3fl attack: β in Δ = β·(w − w_t) after poisoned training (1: '
+      'the paper\'s attacker, no boost; divided among a round\'s attackers '
+      'with split_boost).', _POSITIVE)
+  # Defense.
+  defense: str = setting('none', 'The server\'s (or clients\') defense.',
+                         OneOf())
+  norm_bound: float = setting(
+      3.0, 'M: clip / aggregate_clip bound, and the bound the norm-bounded '
+      'attacker respects.', _POSITIVE)
+  l2_norm_clip: float = setting(5.0, 'weak_dp / tff_dp_fixed: clip norm C.',
+                                _POSITIVE)
+  mul_factor: float = setting(
+      0.005, 'weak_dp: noise multiplier; the noise on the sum has stddev '
+      'σ = mul_factor · l2_norm_clip (the paper\'s σ; the original code '
+      'passed σ itself).', _NON_NEGATIVE)
+  num_byzantine: int = setting(
+      1, 'krum / multi_krum / bulyan: assumed Byzantine clients f.',
+      IntAtLeast(0))
+  multi_krum_selected: int = setting(
+      10, 'multi_krum: updates averaged m.', _POS_INT)
+  trim_fraction: float = setting(
+      0.1, 'trimmed_mean: fraction trimmed from each end.',
+      Number(0.0, 0.5, strict_max=True))
+  geometric_median_iters: int = setting(
+      10, 'geometric_median: Weiszfeld iterations.', _POS_INT)
+  rlr_threshold: int = setting(
+      8, 'rlr: θ; the server rate is negated on the coordinates whose net '
+      'sign vote |Σ_i sgn(Δ_i)| < θ (Ozdayi et al.: 4 for 10 clients per '
+      'round, 8 for 34-40).', IntAtLeast(0))
+  flame_noise_lambda: float = setting(
+      0.001, 'flame: noise stddev λ·S, S the median update norm (Nguyen et '
+      'al.: 0.001 for image classification).', _NON_NEGATIVE)
+  foolsgold_features: str = setting(
+      'output_layer', 'foolsgold: the weights each client\'s history H_i sums '
+      '(output_layer: the output layer\'s kernel, as the authors\' deep '
+      'models; all: every weight; the history table is population × this '
+      'size).', OneOf())
+  foolsgold_confidence: float = setting(
+      1.0, 'foolsgold: κ in α_i = κ(ln(α_i / (1 − α_i)) + 0.5) (Fung et al.: '
+      '1).', _POSITIVE)
+  fltrust_root_size: int = setting(
+      100, 'fltrust: examples in the server\'s clean root dataset, held out '
+      'of the clients\' training data (one seeded example per client of a '
+      'seeded client order, cycling); Cao et al.: 100.', _POS_INT)
+  tff_dp_noise_multiplier: float = setting(
+      0.1, 'tff_dp_adaptive / tff_dp_fixed: noise multiplier of TFF\'s '
+      'DifferentiallyPrivateFactory.', _NON_NEGATIVE)
+  dp_sgd_l2_norm_clip: float = setting(
+      1.0, 'dp_sgd: per-example clip norm.', _POSITIVE)
+  dp_sgd_noise_multiplier: float = setting(
+      0.1, 'dp_sgd: noise multiplier σ.', _NON_NEGATIVE)
+
+  @property
+  def output_dir(self) -> str:
+    return os.path.join(self.root_output_dir, self.experiment_name)
+
+  @property
+  def resolved_boost_factor(self) -> float:
+    """β = n / η by default: model replacement at any server rate (Eq. 1)."""
+    if self.boost_factor is None:
+      return self.num_clients_per_round / self.server_learning_rate
+    return float(self.boost_factor)
+
+
+# Settings that may differ between a run and its resumption.
+RESUMABLE_CHANGES = ('num_rounds', 'resume', 'root_output_dir',
+                     'experiment_name', 'evaluate_per_rounds',
+                     'checkpoint_every', 'durability_threshold')
+
+
+def fields():
+  return dataclasses.fields(ExperimentConfig)
+
+
+def validate(config: ExperimentConfig, choices) -> None:
+  """Every field's own check; `choices[name]`: the names a `OneOf` setting
+  allows (`registry.validate` passes the registries', then runs the chosen
+  entries' cross-setting checks)."""
+  for field in fields():
+    check = field.metadata.get('check')
+    if check is None:
+      continue
+    try:
+      check(field.name, getattr(config, field.name), choices.get(field.name, ()))
+    except ValueError as e:
+      raise ConfigError(field.name, str(e)) from e
+
+
+def as_config_error(error: ValueError) -> ValueError:
+  """`error` as a ConfigError naming the first setting its message names
+  (written `name`); `error` itself when it names none."""
+  if isinstance(error, ConfigError):
+    return error
+  names = {f.name for f in fields()}
+  for name in re.findall(r'`([a-z0-9_]+)`', str(error)):
+    if name in names:
+      return ConfigError(name, str(error))
+  return error
+
+
+def first_difference(a: ExperimentConfig, b: dict,
+                     ignore=RESUMABLE_CHANGES) -> Optional[str]:
+  """The first setting (in field order) whose value differs, or None.
+
+  A setting missing from `b` (saved before the setting existed) counts as its
+  default, so runs of an older version resume if it is left at the default.
+  """
+  for field in fields():
+    if field.name in ignore:
+      continue
+    if b.get(field.name, field.default) != getattr(a, field.name):
+      return field.name
+  return None

@@ -1,0 +1,490 @@
+"""The registries: for each choice of a run, its names and their builders.
+
+Each registry maps the value of one setting (`attack`, `defense`, `backdoor`,
+`attacker_model`, `dataset`) to an entry: its builder, its help text, an
+optional cross-setting check (raising `ConfigError`), and the few facts the
+run's set-up needs to know about it (`AttackEntry`, `DefenseEntry`, ...).
+The allowed values of a setting are the keys of its registry (`CHOICES`
+gathers them, with the other settings that take one of a fixed set of
+names). This module is a table; the run's set-up (`experiment.build`) reads it.
+
+Builders, by registry:
+  ATTACKS          build(config) -> attacks.base.ClientUpdateStrategy
+  DEFENSES         build(config, population) -> tff.aggregators factory
+  BACKDOORS        build(config) -> backdoors.base.Backdoor
+  ATTACKER_MODELS  build(config, population) -> data.sampling.AttackerModel
+  DATASETS         build(config, backdoor) -> data.federated.FederatedDigits
+Adding a method is its file, one entry here, and its test.
+"""
+
+import collections.abc
+import dataclasses
+from typing import Callable, Optional, Sequence
+
+import tensorflow_federated as tff
+
+from targeted_attack.attacks import bagdasaryan
+from targeted_attack.attacks import base as attack_base
+from targeted_attack.attacks import boosting
+from targeted_attack.attacks import omniscient
+from targeted_attack.attacks import pgd
+from targeted_attack.attacks import sign_flip
+from targeted_attack.backdoors import a3fl
+from targeted_attack.backdoors import edge_case
+from targeted_attack.backdoors import semantic
+from targeted_attack.backdoors import triggers
+from targeted_attack.data import dirichlet
+from targeted_attack.data import federated
+from targeted_attack.data import sampling
+from targeted_attack.defenses import clipping
+from targeted_attack.defenses import dp_sgd
+from targeted_attack.defenses import filtering
+from targeted_attack.defenses import foolsgold
+from targeted_attack.defenses import robust
+from targeted_attack.experiment import config as config_lib
+from targeted_attack.experiment.config import ConfigError
+from targeted_attack.process import learning_process
+from targeted_attack.process import models
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+  """`build(config, ...)`; `help`; `check(config)` raises ConfigError."""
+  name: str
+  build: Callable
+  help: str
+  check: Optional[Callable] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackEntry(Entry):
+  has_attackers: bool = True  # False for 'none': no client is malicious
+
+
+@dataclasses.dataclass(frozen=True)
+class DefenseEntry(Entry):
+  # The clients' protocol training: a `defenses.dp_sgd.DPSGD` from the
+  # config (client-side DP-SGD), or None (ordinary local training).
+  client_dp_sgd: Optional[Callable] = None
+  # The client-level noise multiplier z of a server DP mechanism, for the
+  # privacy accounting (`experiment.privacy`), or None.
+  noise_multiplier: Optional[Callable] = None
+  # For a rule that needs the server's own update g0 (FLTrust): the setting
+  # holding the size of the server's clean root dataset, held out of the
+  # clients' data (`data.root_dataset`); every round then gets a trusted
+  # root client appended last (`process.round_data`). None: no root client.
+  root_dataset_size: Optional[str] = None
+  # What each client's aggregation weight is (`learning_process.
+  # ClientWeighting`): its number of benign examples, or its identity
+  # (client id + 1, for a rule keeping state per client: FoolsGold).
+  client_weighting: str = learning_process.ClientWeighting.NUM_EXAMPLES
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetEntry(Entry):
+  # The setting that bounds the number of clients, when the config knows it
+  # before loading (generated data); None: known only once loaded (EMNIST).
+  num_clients_setting: Optional[str] = None
+
+
+class Registry(collections.abc.Mapping):
+  """An ordered mapping name → entry for one setting."""
+
+  def __init__(self, setting: str, entries: Sequence[Entry]):
+    self.setting = setting
+    self._entries = {}
+    for entry in entries:
+      if entry.name in self._entries:
+        raise ValueError(f'{setting} {entry.name!r} is registered twice.')
+      self._entries[entry.name] = entry
+
+  def __getitem__(self, name):
+    return self._entries[name]
+
+  def __iter__(self):
+    return iter(self._entries)
+
+  def __len__(self):
+    return len(self._entries)
+
+  def chosen(self, config) -> Entry:
+    return self._entries[getattr(config, self.setting)]
+
+
+def _require(condition: bool, field: str, message: str) -> None:
+  if not condition:
+    raise ConfigError(field, message)
+
+
+def _at_most_the_clients(c, name: str):
+  """`name` <= the configured number of clients, where the config says it."""
+  setting = DATASETS.chosen(c).num_clients_setting
+  if setting is not None:
+    value, clients = getattr(c, name), getattr(c, setting)
+    _require(value <= clients, name,
+             f'`{name}`={value} must be <= the number of clients ({clients}).')
+
+
+# ---------------------------------------------------------------------------
+# Attacks: how a malicious update is formed.
+
+
+def _norm_bounded(c):
+  beta = c.resolved_boost_factor
+  return pgd.ClientProjectBoost(boost_factor=beta,
+                                norm_bound=c.norm_bound / beta,
+                                round_num=c.client_round_num)
+
+
+def _constrain_and_scale(c):
+  return bagdasaryan.ConstrainAndScale(
+      alpha=c.cs_alpha, gamma=c.cs_gamma or c.resolved_boost_factor,
+      anomaly=c.cs_anomaly, poison_per_batch=c.poison_per_batch,
+      learning_rate=c.attacker_learning_rate, lr_decay=c.cs_lr_decay,
+      lr_step_size=c.cs_lr_step_size, max_epochs=c.cs_max_epochs,
+      early_stop_loss=c.cs_early_stop_loss)
+
+
+def _pgd(c, replacement: bool):
+  beta = c.resolved_boost_factor if replacement else None
+  default_eps = c.norm_bound / beta if replacement else c.norm_bound
+  return pgd.PGDAttack(eps=c.pgd_eps or default_eps,
+                       project_frequency=c.project_frequency,
+                       learning_rate=c.attacker_learning_rate,
+                       replacement_scale=beta)
+
+
+def _a3fl_attack_check(c):
+  _require(c.backdoor == 'a3fl', 'backdoor',
+           f'`attack`=a3fl trains on the adaptive trigger: it needs '
+           f'backdoor=a3fl, got {c.backdoor!r}.')
+
+
+ATTACKS = Registry('attack', [
+    AttackEntry('none', lambda c: attack_base.NoAttack(),
+                'No attacker: every client follows the protocol.',
+                has_attackers=False),
+    AttackEntry('unconstrained',
+                lambda c: boosting.ClientExplicitBoosting(
+                    c.resolved_boost_factor),
+                'Explicit boosting, the original code: Δ_benign + β·Δ_mal '
+                '(Sun et al.).'),
+    AttackEntry('model_replacement',
+                lambda c: boosting.ModelReplacement(c.resolved_boost_factor),
+                'Sun et al. Eq. 1: β·(w* − w_t), w* trained on D_trn ∪ '
+                'D_mal.'),
+    AttackEntry('norm_bounded', _norm_bounded,
+                'PGD within norm_bound/β of w_t, then boosted by β: ‖Δ‖ ≤ '
+                'norm_bound (Sun et al.).'),
+    AttackEntry('data_poisoning',
+                lambda c: bagdasaryan.DataPoisoning(c.poison_per_batch),
+                'Ordinary training on batches with poison_per_batch backdoor '
+                'items (Bagdasaryan et al.).'),
+    AttackEntry('constrain_and_scale', _constrain_and_scale,
+                'Bagdasaryan et al. Algorithm 2: anomaly-regularized '
+                'training, scaled by γ.'),
+    AttackEntry('train_and_scale',
+                lambda c: bagdasaryan.TrainAndScale(norm_bound=c.norm_bound),
+                'Bagdasaryan et al. Eq. 5: scaled to norm exactly '
+                'norm_bound.'),
+    AttackEntry('pgd', lambda c: _pgd(c, replacement=False),
+                'Wang et al.: PGD within pgd_eps (default norm_bound) of w_t, '
+                'no replacement.'),
+    AttackEntry('pgd_replacement', lambda c: _pgd(c, replacement=True),
+                'Wang et al.: PGD within pgd_eps (default norm_bound/β), then '
+                'scaled by β.'),
+    AttackEntry('neurotoxin',
+                lambda c: pgd.Neurotoxin(
+                    mask_ratio=c.neurotoxin_mask_ratio,
+                    eps=c.pgd_eps or c.norm_bound,
+                    project_frequency=c.project_frequency,
+                    learning_rate=c.attacker_learning_rate),
+                'Zhang et al.: PGD within pgd_eps (default norm_bound), '
+                'gradients masked off the top neurotoxin_mask_ratio of '
+                '|Δ_benign|.'),
+    AttackEntry('alie',
+                lambda c: omniscient.ALIE(z=c.alie_z,
+                                          knowledge=c.omniscient_knowledge),
+                'Baruch et al. (omniscient): μ − alie_z·σ of the round\'s '
+                'updates (omniscient_knowledge).'),
+    AttackEntry('ipm',
+                lambda c: omniscient.IPM(c.ipm_epsilon,
+                                         knowledge=c.omniscient_knowledge),
+                'Xie et al. (omniscient): −ipm_epsilon·μ of the round\'s '
+                'updates (omniscient_knowledge).'),
+    AttackEntry('sign_flip', lambda c: sign_flip.SignFlip(),
+                'Li et al. (untargeted): −Δ_benign, the opposite of its own '
+                'benign update.'),
+    AttackEntry('a3fl',
+                lambda c: bagdasaryan.DataPoisoning(
+                    c.poison_per_batch, boost_factor=c.a3fl_boost_factor),
+                'A3FL (Zhang et al. 2023): poisoned training '
+                '(poison_per_batch items per batch) on the trigger the a3fl '
+                'backdoor optimises each attack round, scaled by '
+                'a3fl_boost_factor.', check=_a3fl_attack_check),
+])
+
+
+# ---------------------------------------------------------------------------
+# Defenses: the server's aggregation (or the clients' training).
+
+
+def _krum_check(c):
+  _require(c.num_clients_per_round >= c.num_byzantine + 3, 'num_byzantine',
+           f'`num_byzantine`={c.num_byzantine}: Krum needs '
+           f'num_clients_per_round >= num_byzantine + 3 = '
+           f'{c.num_byzantine + 3}.')
+
+
+def _multi_krum_check(c):
+  _krum_check(c)
+  _require(c.multi_krum_selected <= c.num_clients_per_round,
+           'multi_krum_selected',
+           f'`multi_krum_selected`={c.multi_krum_selected} must be <= '
+           f'num_clients_per_round={c.num_clients_per_round}.')
+
+
+def _bulyan_check(c):
+  _require(c.num_clients_per_round >= 4 * c.num_byzantine + 3,
+           'num_byzantine',
+           f'`num_byzantine`={c.num_byzantine}: Bulyan needs '
+           f'num_clients_per_round >= 4 * num_byzantine + 3 = '
+           f'{4 * c.num_byzantine + 3}.')
+
+
+def _rlr_check(c):
+  _require(c.rlr_threshold <= c.num_clients_per_round, 'rlr_threshold',
+           f'`rlr_threshold`={c.rlr_threshold} must be <= '
+           f'num_clients_per_round={c.num_clients_per_round} (else every '
+           'coordinate\'s rate is negated).')
+
+
+DEFENSES = Registry('defense', [
+    DefenseEntry('none', lambda c, n: clipping.build_stateless_mean(),
+                 'The weighted mean.'),
+    DefenseEntry('clip',
+                 lambda c, n: clipping.build_clip_per_client(c.norm_bound),
+                 'Per-client norm clipping to norm_bound (Sun et al.).'),
+    DefenseEntry('aggregate_clip',
+                 lambda c, n: clipping.build_aggregate_and_clip(c.norm_bound),
+                 'The mean, clipped to norm_bound (the original code).'),
+    DefenseEntry('weak_dp',
+                 lambda c, n: clipping.build_dp_aggregate(
+                     c.l2_norm_clip, c.mul_factor, c.num_clients_per_round,
+                     seed=c.random_seed),
+                 'Clip to l2_norm_clip, sum, noise σ = '
+                 'mul_factor·l2_norm_clip, divide by the clients per round '
+                 '(Sun et al.).', noise_multiplier=lambda c: c.mul_factor),
+    DefenseEntry('krum', lambda c, n: robust.build_krum(c.num_byzantine),
+                 'Krum with num_byzantine f.', check=_krum_check),
+    DefenseEntry('multi_krum',
+                 lambda c, n: robust.build_multi_krum(c.num_byzantine,
+                                                      c.multi_krum_selected),
+                 'Multi-Krum: f = num_byzantine, m = multi_krum_selected.',
+                 check=_multi_krum_check),
+    DefenseEntry('median', lambda c, n: robust.build_coordinate_median(),
+                 'Coordinate-wise median.'),
+    DefenseEntry('trimmed_mean',
+                 lambda c, n: robust.build_trimmed_mean(c.trim_fraction),
+                 'Coordinate-wise trimmed mean, trim_fraction from each end.'),
+    DefenseEntry('geometric_median',
+                 lambda c, n: robust.build_geometric_median(
+                     c.geometric_median_iters),
+                 'RFA: smoothed Weiszfeld, geometric_median_iters steps.'),
+    DefenseEntry('dp_sgd', lambda c, n: clipping.build_stateless_mean(),
+                 'Clients train with DP-SGD (dp_sgd_l2_norm_clip, '
+                 'dp_sgd_noise_multiplier); the server takes the weighted '
+                 'mean.',
+                 client_dp_sgd=lambda c: dp_sgd.DPSGD(
+                     c.dp_sgd_l2_norm_clip, c.dp_sgd_noise_multiplier)),
+    DefenseEntry('bulyan', lambda c, n: robust.build_bulyan(c.num_byzantine),
+                 'Bulyan (El Mhamdi et al.): θ = n − 2f Krum picks, then per '
+                 'coordinate the mean of the θ − 2f values closest to the '
+                 'median; f = num_byzantine.', check=_bulyan_check),
+    DefenseEntry('rlr',
+                 lambda c, n: filtering.build_robust_learning_rate(
+                     c.rlr_threshold),
+                 'Robust learning rate (Ozdayi et al.): the mean, negated '
+                 'where |Σ sgn(Δ_i)| < rlr_threshold.', check=_rlr_check),
+    DefenseEntry('flame',
+                 lambda c, n: filtering.build_flame(c.flame_noise_lambda,
+                                                    seed=c.random_seed),
+                 'FLAME (Nguyen et al.): HDBSCAN majority cluster on cosine '
+                 'distances, clip to the median norm S, mean, noise λ·S '
+                 '(λ = flame_noise_lambda).'),
+    DefenseEntry('foolsgold',
+                 lambda c, n: foolsgold.build_foolsgold(
+                     n, c.foolsgold_features, c.foolsgold_confidence),
+                 'FoolsGold (Fung et al.): per-client histories of updates '
+                 '(foolsgold_features); clients whose histories point alike '
+                 'get a learning rate α ≈ 0; Σ α_i Δ_i / n.',
+                 client_weighting=learning_process.ClientWeighting.CLIENT_ID),
+    DefenseEntry('fltrust', lambda c, n: filtering.build_fltrust(),
+                 'FLTrust (Cao et al.): the server trains on '
+                 'fltrust_root_size held-out clean examples (g0); client i '
+                 'weighted by ReLU(cos(g_i, g0)), rescaled to ‖g0‖.',
+                 root_dataset_size='fltrust_root_size'),
+    DefenseEntry('tff_robust',
+                 lambda c, n: tff.learning.robust_aggregator(
+                     zeroing=True, clipping=True, weighted=True),
+                 'TFF\'s tff.learning.robust_aggregator: zeroing of large '
+                 'updates, adaptive clipping, weighted mean.'),
+    DefenseEntry('tff_dp_adaptive',
+                 lambda c, n: tff.aggregators.DifferentiallyPrivateFactory.
+                 gaussian_adaptive(c.tff_dp_noise_multiplier,
+                                   c.num_clients_per_round),
+                 'TFF\'s DifferentiallyPrivateFactory.gaussian_adaptive('
+                 'tff_dp_noise_multiplier, clients per round): adaptive clip, '
+                 'unweighted.',
+                 noise_multiplier=lambda c: c.tff_dp_noise_multiplier),
+    DefenseEntry('tff_dp_fixed',
+                 lambda c, n: tff.aggregators.DifferentiallyPrivateFactory.
+                 gaussian_fixed(c.tff_dp_noise_multiplier,
+                                c.num_clients_per_round, c.l2_norm_clip),
+                 'TFF\'s DifferentiallyPrivateFactory.gaussian_fixed('
+                 'tff_dp_noise_multiplier, clients per round, l2_norm_clip): '
+                 'unweighted.',
+                 noise_multiplier=lambda c: c.tff_dp_noise_multiplier),
+])
+
+
+# ---------------------------------------------------------------------------
+# Backdoors: what the attacker trains on.
+
+
+BACKDOORS = Registry('backdoor', [
+    Entry('semantic',
+          lambda c: semantic.SemanticBackdoor(c.task_num, c.random_seed),
+          'The target writers\' 7s → 1 (Sun et al.).'),
+    Entry('edge_case',
+          lambda c: edge_case.EdgeCaseBackdoor(
+              c.edge_case_num_train, c.edge_case_num_eval, c.edge_case_mix,
+              c.random_seed),
+          'Crossbar 7s → 1 (Wang et al.); edge_case_mix sets how many '
+          'honest writers hold them.'),
+    Entry('trigger',
+          lambda c: triggers.TriggerBackdoor(
+              c.task_num, c.trigger_amplitude, c.trigger_placement,
+              c.random_seed),
+          'A 3×3 pixel pattern on any class → 1 (BadNets; Turner\'s '
+          'amplitude).'),
+    Entry('dba',
+          lambda c: triggers.DBABackdoor(c.task_num, c.trigger_amplitude,
+                                         c.dba_parts, c.random_seed),
+          'DBA (Xie et al.): the four-corner trigger split into dba_parts '
+          'local triggers, one per attacker; evaluated with the full '
+          'trigger, and with each local one alone '
+          '(backdoor_accuracy_part_k).'),
+    Entry('a3fl',
+          lambda c: a3fl.A3FLBackdoor(
+              c.task_num, c.trigger_placement, c.model,
+              a3fl.A3FLSettings(
+                  outer_iterations=c.a3fl_outer_iterations,
+                  trigger_steps=c.a3fl_trigger_steps,
+                  trigger_lr=c.a3fl_trigger_lr, lam=c.a3fl_lambda,
+                  unlearn_steps=c.a3fl_unlearn_steps,
+                  unlearn_lr=c.a3fl_unlearn_lr,
+                  batch_size=c.a3fl_batch_size), c.random_seed),
+          'A3FL (Zhang et al. 2023): the trigger_placement pattern, '
+          're-optimised against w_t and an unlearned copy before each attack '
+          'round; D_mal and the evaluation use the latest.'),
+])
+
+
+# ---------------------------------------------------------------------------
+# Attacker models: which sampled clients are malicious.
+
+
+def _fixed_pool_check(c):
+  _at_most_the_clients(c, 'attacker_pool_size')
+
+
+ATTACKER_MODELS = Registry('attacker_model', [
+    Entry('fixed_frequency',
+          lambda c, n: sampling.FixedFrequencyAttackers(c.attack_freq),
+          'One attacker every attack_freq rounds (Sun et al.).'),
+    Entry('random_sampling',
+          lambda c, n: sampling.RandomSamplingAttackers(
+              c.malicious_fraction, n, c.num_clients_per_round),
+          'round(ε·N) malicious clients, ε = malicious_fraction; sampled '
+          'like all others.'),
+    Entry('fixed_pool',
+          lambda c, n: sampling.FixedPoolAttackers(c.attacker_pool_size, n,
+                                                   c.random_seed),
+          'attacker_pool_size fixed malicious clients (Wang et al.).',
+          check=_fixed_pool_check),
+])
+
+
+# ---------------------------------------------------------------------------
+# Datasets.
+
+
+def _synthetic(c, backdoor):
+  rate = backdoor.crossbar_seven_rate
+  return federated.load_synthetic(
+      c.synthetic_num_clients, c.synthetic_examples_per_client, c.random_seed,
+      crossbar_seven_rate=0.03 if rate is None else rate)
+
+
+def _emnist(c, backdoor):
+  del backdoor
+  try:
+    return federated.load_emnist(c.only_digits, c.emnist_cache_dir)
+  except federated.DatasetUnavailableError as e:
+    raise ConfigError('emnist_cache_dir', f'`dataset`=emnist: {e}') from e
+
+
+def _synthetic_check(c):
+  _at_most_the_clients(c, 'num_clients_per_round')
+
+
+DATASETS = Registry('dataset', [
+    DatasetEntry('synthetic', _synthetic,
+                 'Generated writer-style digits (offline).',
+                 check=_synthetic_check,
+                 num_clients_setting='synthetic_num_clients'),
+    DatasetEntry('dirichlet',
+                 lambda c, backdoor: dirichlet.repartition_dirichlet(
+                     _synthetic(c, backdoor), c.synthetic_num_clients,
+                     c.dirichlet_alpha, c.random_seed),
+                 'The generated writers\' examples pooled and re-split over '
+                 'synthetic_num_clients clients, each class c by p_c ~ '
+                 'Dir(dirichlet_alpha·1) (non-IID labels).',
+                 check=_synthetic_check,
+                 num_clients_setting='synthetic_num_clients'),
+    DatasetEntry('emnist', _emnist, 'TFF federated EMNIST (3,383 writers).'),
+])
+
+ALL = (DATASETS, ATTACKS, ATTACKER_MODELS, BACKDOORS, DEFENSES)
+
+# Every setting that takes one of a fixed set of names, and the names.
+CHOICES = {
+    **{registry.setting: tuple(registry) for registry in ALL},
+    'model': models.MODEL_NAMES,
+    'cs_anomaly': bagdasaryan.ANOMALY_TERMS,
+    'omniscient_knowledge': omniscient.KNOWLEDGE,
+    'edge_case_mix': tuple(edge_case.EDGE_CASE_MIXES),
+    'trigger_placement': triggers.TRIGGER_PLACEMENTS,
+    'foolsgold_features': foolsgold.FEATURES,
+}
+
+
+def check(config) -> None:
+  """The cross-setting checks of every chosen entry (and of the window)."""
+  _require(config.attack_end_round == 0 or
+           config.attack_end_round >= config.attack_start_round,
+           'attack_end_round',
+           f'`attack_end_round`={config.attack_end_round} must be 0 or >= '
+           f'attack_start_round={config.attack_start_round}.')
+  for registry in ALL:
+    entry = registry.chosen(config)
+    if entry.check is not None:
+      entry.check(config)
+
+
+def validate(config) -> None:
+  """Every setting's own check (names against `CHOICES`), then the chosen
+  entries' cross-setting checks; raises ConfigError."""
+  config_lib.validate(config, CHOICES)
+  check(config)

@@ -1,0 +1,156 @@
+"""Federated averaging with malicious clients, as a `tff.learning` process.
+
+Round t: the server broadcasts w_t; each sampled client k runs its
+`ClientUpdateStrategy` and returns Δ_k with weight n_k (its number of benign
+examples trained on); the aggregator (any `tff.aggregators` factory, the
+defenses of `targeted_attack.defenses` among them) combines them; the server
+optimizer applies the result: with SGD at rate η and a weighted mean,
+w_{t+1} = w_t + η · Σ n_k Δ_k / Σ n_k.
+
+The stages, as TFF's `compose_learning_process` chains them: broadcast
+(TFF's), client work (`client_work`), aggregator (the defense), finalizer
+(TFF's optimizer step). TFF's convention is followed on the wire: the update
+handed to the aggregator is w_t − w_k = −Δ_k (the server optimizer then
+*subtracts* it). The defenses here are symmetric under sign, so this changes
+none of them.
+"""
+
+from typing import Callable, Optional, Union
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_federated as tff
+
+from targeted_attack.attacks import base
+from targeted_attack.attacks import boosting
+from targeted_attack.defenses import clipping
+from targeted_attack.defenses import dp_sgd
+from targeted_attack.process import client_work as client_work_lib
+
+
+ClientWeighting = client_work_lib.ClientWeighting
+OptimizerArg = Union[tff.learning.optimizers.Optimizer,
+                     Callable[[], tf.keras.optimizers.Optimizer]]
+
+
+def _keras_to_tff_optimizer(keras_optimizer) -> tff.learning.optimizers.Optimizer:
+  """The `tff.learning.optimizers` equivalent of a Keras optimizer's config."""
+  config = keras_optimizer.get_config()
+  name = type(keras_optimizer).__name__.lower()
+  lr = float(config['learning_rate'])
+  if name == 'sgd':
+    momentum = float(config.get('momentum', 0.0) or 0.0)
+    return tff.learning.optimizers.build_sgdm(
+        learning_rate=lr, momentum=momentum if momentum > 0 else None)
+  if name == 'adam':
+    return tff.learning.optimizers.build_adam(
+        learning_rate=lr, beta_1=config['beta_1'], beta_2=config['beta_2'],
+        epsilon=config['epsilon'])
+  if name == 'adagrad':
+    return tff.learning.optimizers.build_adagrad(
+        learning_rate=lr,
+        initial_preconditioner_value=config['initial_accumulator_value'],
+        epsilon=config['epsilon'])
+  if name == 'rmsprop':
+    return tff.learning.optimizers.build_rmsprop(
+        learning_rate=lr, decay=config['rho'], epsilon=config['epsilon'])
+  raise TypeError(
+      f'Keras optimizer {type(keras_optimizer).__name__} has no '
+      'tff.learning.optimizers equivalent here; pass a '
+      'tff.learning.optimizers.Optimizer instead.')
+
+
+def as_tff_optimizer(optimizer: OptimizerArg,
+                     name: str) -> tff.learning.optimizers.Optimizer:
+  """Accepts a TFF optimizer, or a no-arg constructor of a Keras optimizer."""
+  if isinstance(optimizer, tff.learning.optimizers.Optimizer):
+    return optimizer
+  if callable(optimizer):
+    built = optimizer()
+    if isinstance(built, tff.learning.optimizers.Optimizer):
+      return built
+    if isinstance(built, (tf.keras.optimizers.Optimizer,
+                          tf.keras.optimizers.legacy.Optimizer)):
+      return _keras_to_tff_optimizer(built)
+  raise TypeError(
+      f'`{name}` must be a tff.learning.optimizers.Optimizer or a no-arg '
+      f'callable returning a Keras optimizer, got {optimizer!r}.')
+
+
+def _create_weighted_aggregator(factory, update_type):
+  if factory is None:
+    factory = clipping.build_default_aggregation()
+  if isinstance(factory, tff.aggregators.UnweightedAggregationFactory):
+    return tff.aggregators.as_weighted_aggregator(factory).create(
+        update_type, tff.TensorType(np.float32))
+  if isinstance(factory, tff.aggregators.WeightedAggregationFactory):
+    return factory.create(update_type, tff.TensorType(np.float32))
+  raise TypeError(
+      '`model_update_aggregation_factory` must be a tff.aggregators '
+      f'factory (weighted or unweighted) or None, got {factory!r}.')
+
+
+def build_federated_averaging_process_attacked(
+    model_fn: Callable[[], tff.learning.models.VariableModel],
+    client_optimizer_fn: OptimizerArg = tff.learning.optimizers.build_sgdm(
+        learning_rate=0.1),
+    server_optimizer_fn: OptimizerArg = tff.learning.optimizers.build_sgdm(
+        learning_rate=1.0),
+    model_update_aggregation_factory=None,
+    client_update_tf: base.ClientUpdateStrategy = boosting.ClientExplicitBoosting(
+        boost_factor=1.0),
+    client_dp_sgd: Optional[dp_sgd.DPSGD] = None,
+    client_weighting: ClientWeighting = ClientWeighting.NUM_EXAMPLES,
+) -> tff.learning.templates.LearningProcess:
+  """FedAvg where malicious clients follow `client_update_tf`.
+
+  Args:
+    model_fn: no-arg callable returning a new
+      `tff.learning.models.VariableModel`.
+    client_optimizer_fn: local optimizer: a `tff.learning.optimizers.Optimizer`
+      or a no-arg constructor of a Keras optimizer (SGD, Adam, Adagrad,
+      RMSprop).
+    server_optimizer_fn: server optimizer, same forms.
+    model_update_aggregation_factory: any `tff.aggregators` factory, weighted
+      or unweighted. None: weighted mean of the updates, with non-finite
+      updates zeroed and excluded (`clipping.build_default_aggregation`).
+    client_update_tf: the client strategy (`ClientExplicitBoosting`,
+      `ClientProjectBoost`, or another `ClientUpdateStrategy`).
+    client_dp_sgd: optional `dp_sgd.DPSGD`: the clients' protocol
+      training becomes DP-SGD (Turner's defense); attackers' own passes
+      ignore it.
+    client_weighting: each client's aggregation weight: `NUM_EXAMPLES`, its
+      number of benign examples; `CLIENT_ID`, its context's `client_id + 1`,
+      for an aggregator keyed by client (`defenses.foolsgold`).
+
+  Returns:
+    A `tff.learning.templates.LearningProcess`; `next(state, client_data)`
+    takes the output of `build_client_data`. Metrics: `client_work/train`,
+    `client_work/clients` (number malicious, update norms), `aggregator`
+    (the defense's measurements), `finalizer`.
+  """
+  if not isinstance(client_update_tf, base.ClientUpdateStrategy):
+    raise TypeError('`client_update_tf` must be a ClientUpdateStrategy, got '
+                    f'{client_update_tf!r}.')
+  client_optimizer = as_tff_optimizer(client_optimizer_fn,
+                                      'client_optimizer_fn')
+  server_optimizer = as_tff_optimizer(server_optimizer_fn,
+                                      'server_optimizer_fn')
+
+  @tff.tensorflow.computation
+  def initial_model_weights_fn():
+    return tff.learning.models.ModelWeights.from_model(model_fn())
+
+  model_weights_type = initial_model_weights_fn.type_signature.result
+  distributor = tff.learning.templates.build_broadcast_process(
+      model_weights_type)
+  client_work = client_work_lib.build_attacked_client_work(
+      model_fn, client_optimizer, client_update_tf, client_dp_sgd,
+      client_weighting)
+  aggregator = _create_weighted_aggregator(model_update_aggregation_factory,
+                                           model_weights_type.trainable)
+  finalizer = tff.learning.templates.build_apply_optimizer_finalizer(
+      server_optimizer, model_weights_type)
+  return tff.learning.templates.compose_learning_process(
+      initial_model_weights_fn, distributor, client_work, aggregator,
+      finalizer)

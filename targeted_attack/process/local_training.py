@@ -1,0 +1,175 @@
+"""TF logic of a client's local training (plain TensorFlow, no federated code).
+
+A `LocalTrainer` wraps a `tff.learning.models.VariableModel` built inside a
+client's TF computation and a `tff.learning.optimizers.Optimizer`. Its methods
+are called from inside a `tf.function` (the client update), where automatic
+control dependencies keep the variable updates in program order.
+"""
+
+import tensorflow as tf
+import tensorflow_federated as tff
+
+
+class LocalTrainer:
+  """Local SGD-style training of one model's trainable weights.
+
+  With `dp_sgd`, the protocol's training passes (`train_pass`) use DP-SGD
+  gradients; an attacker's own passes (`train_pass_without_metrics`,
+  `sgd_pass`) do not: a malicious client need not follow the protocol.
+  """
+
+  def __init__(self, model: tff.learning.models.VariableModel,
+               optimizer: tff.learning.optimizers.Optimizer,
+               dp_sgd=None):
+    self.model = model
+    self.optimizer = optimizer
+    self.dp_sgd = dp_sgd
+    self.weights = tff.learning.models.ModelWeights.from_model(model)
+    self.seed = tf.constant([0, 0], tf.int64)
+    self._num_passes = 0  # trace-time count: each pass folds in its own index
+
+  def set_seed(self, seed) -> None:
+    """The client's int64[2] stateless seed (DP-SGD noise, per step)."""
+    self.seed = seed
+
+  def assign_trainable(self, values) -> None:
+    tf.nest.map_structure(lambda v, t: v.assign(t), self.weights.trainable,
+                          values)
+
+  def assign_weights(self, model_weights) -> None:
+    tf.nest.map_structure(lambda v, t: v.assign(t), self.weights,
+                          model_weights)
+
+  def read_trainable(self):
+    """A snapshot (tensors, not variables) of the trainable weights."""
+    return tf.nest.map_structure(tf.identity, self.weights.trainable)
+
+  def train_pass(self, dataset: tf.data.Dataset,
+                 private: bool = True) -> tf.Tensor:
+    """One pass of local training over `dataset`; returns the example count.
+
+    The optimizer state starts fresh at every pass. The model's metrics
+    accumulate over the pass. With `dp_sgd` and `private`, gradients are
+    DP-SGD's.
+    """
+    use_dp = self.dp_sgd is not None and private
+    self._num_passes += 1
+    pass_seed = tf.random.experimental.stateless_fold_in(self.seed,
+                                                         self._num_passes)
+    trainable = self.weights.trainable
+    flat_specs = tuple(
+        tf.TensorSpec(v.shape, v.dtype) for v in tf.nest.flatten(trainable))
+
+    def step(state, batch):
+      num_examples, optimizer_state, t = state
+      if use_dp:
+        gradients, logits = self.dp_sgd.gradients_and_outputs(
+            self.model, batch, trainable,
+            tf.random.experimental.stateless_fold_in(pass_seed, t))
+        output = self._metrics_of(batch, logits)
+      else:
+        with tf.GradientTape() as tape:
+          output = self.model.forward_pass(batch, training=True)
+        gradients = tape.gradient(output.loss, trainable)
+      optimizer_state, updated = self.optimizer.next(
+          optimizer_state, tuple(tf.nest.flatten(trainable)),
+          tuple(tf.nest.flatten(gradients)))
+      self.assign_trainable(tf.nest.pack_sequence_as(trainable, updated))
+      if output.num_examples is None:
+        batch_size = tf.shape(output.predictions, out_type=tf.int64)[0]
+      else:
+        batch_size = tf.cast(output.num_examples, tf.int64)
+      return num_examples + batch_size, optimizer_state, t + 1
+
+    initial_state = (tf.constant(0, tf.int64),
+                     self.optimizer.initialize(flat_specs),
+                     tf.constant(0, tf.int64))
+    num_examples, _, _ = dataset.reduce(initial_state, step)
+    return num_examples
+
+  def _metrics_of(self, batch, logits):
+    """Updates the model's metrics with `logits`, the outputs of the DP pass
+    (a TFF Keras model's metrics); other models run `forward_pass` again."""
+    metrics = getattr(self.model, 'get_metrics', None)
+    if metrics is None:
+      return self.model.forward_pass(batch, training=False)
+    for metric in metrics():
+      metric.update_state(y_true=batch['y'], y_pred=logits)
+    return tff.learning.models.BatchOutput(
+        loss=None, predictions=logits, num_examples=tf.shape(logits)[0])
+
+  def train_pass_without_metrics(self, dataset: tf.data.Dataset) -> tf.Tensor:
+    """`train_pass` that leaves the model's metric accumulators unchanged.
+
+    Used for malicious passes, so that reported training metrics describe the
+    benign data only.
+    """
+    return self.preserving_metrics(
+        lambda: self.train_pass(dataset, private=False))
+
+  def preserving_metrics(self, fn):
+    """Runs `fn()`, then restores the model's metric accumulators."""
+    saved = [tf.identity(v) for v in self.model.local_variables]
+    result = fn()
+    with tf.control_dependencies(tf.nest.flatten(result)):
+      for variable, value in zip(self.model.local_variables, saved):
+        variable.assign(value)
+    return tf.nest.map_structure(tf.identity, result)
+
+  def sgd_pass(self, dataset: tf.data.Dataset, learning_rate_fn,
+               class_loss_weight: float = 1.0, regularizer=None,
+               after_step=None, initial_step=0) -> tuple:
+    """One pass of plain SGD with the attacker's own loss and schedule.
+
+    Per batch: w ← w − η(t) · ∇_w [a · L_class(batch; w) + R(w)], with
+    η = `learning_rate_fn(t)`, a = `class_loss_weight`, R = `regularizer`
+    (or 0); `after_step(t + 1, w)` may map the new weights (e.g. project
+    them) before they are assigned. Returns
+    (examples seen, next step t). Leaves the model's metrics unchanged.
+    """
+    trainable = self.weights.trainable
+
+    def step(state, batch):
+      num_examples, t = state
+      with tf.GradientTape() as tape:
+        output = self.model.forward_pass(batch, training=True)
+        loss = class_loss_weight * output.loss
+        if regularizer is not None:
+          loss += regularizer(trainable)
+      gradients = tape.gradient(loss, trainable)
+      rate = learning_rate_fn(t)
+      updated = tf.nest.map_structure(lambda v, g: v - rate * g, trainable,
+                                      gradients)
+      t += 1
+      if after_step is not None:
+        updated = after_step(t, updated)
+      self.assign_trainable(updated)
+      batch_size = tf.shape(output.predictions, out_type=tf.int64)[0]
+      return num_examples + batch_size, t
+
+    def run():
+      return dataset.reduce(
+          (tf.constant(0, tf.int64), tf.cast(initial_step, tf.int64)), step)
+
+    return self.preserving_metrics(run)
+
+  def mean_loss(self, dataset: tf.data.Dataset) -> tf.Tensor:
+    """Mean per-batch loss over `dataset` (no training, metrics unchanged)."""
+
+    def accumulate(state, batch):
+      total, count = state
+      output = self.model.forward_pass(batch, training=False)
+      return total + tf.cast(output.loss, tf.float32), count + 1.0
+
+    def run():
+      total, count = dataset.reduce((0.0, 0.0), accumulate)
+      return tf.math.divide_no_nan(total, count)
+
+    return self.preserving_metrics(run)
+
+
+def dataset_is_empty(dataset: tf.data.Dataset) -> tf.Tensor:
+  """True when `dataset` yields no element (reads at most one)."""
+  count = dataset.take(1).reduce(
+      tf.constant(0, tf.int64), lambda count, _: count + 1)
+  return tf.equal(count, 0)

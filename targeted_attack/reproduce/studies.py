@@ -1,0 +1,234 @@
+"""The studies: data. Each a list of cells (settings of the experiment
+binary) with the paper's setting and claim; each scale a table of overrides.
+
+A study's run is `runner.plan`: precedence the scale's table, then the
+study's settings, then the cell's, then the command line's `--set`.
+A user's own study is a JSON file of the same fields (`load_study_file`).
+"""
+
+import dataclasses
+import json
+from typing import Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+  label: str
+  settings: dict
+  # A cell of a grid study: its row and column labels (the summary then also
+  # prints the grid); None otherwise.
+  row: Optional[str] = None
+  column: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+  name: str
+  title: str          # the paper's setting, named in the figure
+  paper_says: str     # what the paper reports, for the README and summary
+  settings: dict      # shared by every cell
+  cells: tuple
+  # In the default sweep (every study unless --studies names others, and CI's
+  # smoke sweep); False for a grid too large to run by default (the matrix).
+  default: bool = True
+
+
+_EVERY_ROUND = dict(attacker_model='fixed_frequency', attack_freq=1)
+
+
+_ATTACKER_GRID = (
+    Cell('fixed_every_round', dict(attacker_model='fixed_frequency',
+                                   attack_freq=1)),
+    Cell('fixed_every_10_rounds', dict(attacker_model='fixed_frequency',
+                                       attack_freq=10)),
+    Cell('random_eps_3.3pct', dict(attacker_model='random_sampling',
+                                   malicious_fraction=1 / 30)),
+    Cell('random_eps_0.33pct', dict(attacker_model='random_sampling',
+                                    malicious_fraction=1 / 300)),
+)
+
+
+# The attack × defense grid: (label, settings) of its rows and columns.
+MATRIX_ATTACKS = (
+    ('unconstrained', dict(attack='unconstrained')),
+    ('norm_bounded', dict(attack='norm_bounded', norm_bound=1.5)),
+    ('data_poisoning', dict(attack='data_poisoning')),
+    ('constrain_and_scale', dict(attack='constrain_and_scale')),
+    ('pgd_edge_case', dict(attack='pgd', backdoor='edge_case', pgd_eps=1.5)),
+    ('pgd_replacement_edge_case', dict(attack='pgd_replacement',
+                                       backdoor='edge_case', pgd_eps=0.15)),
+    ('data_poisoning_trigger', dict(attack='data_poisoning',
+                                    backdoor='trigger',
+                                    trigger_placement='four_corners')),
+    ('neurotoxin', dict(attack='neurotoxin', norm_bound=1.5)),
+    ('data_poisoning_dba', dict(attack='data_poisoning', backdoor='dba')),
+    ('a3fl', dict(attack='a3fl', backdoor='a3fl')),
+    # Untargeted baselines: the main task is what they hit.
+    ('alie', dict(attack='alie')),
+    ('ipm', dict(attack='ipm')),
+)
+MATRIX_DEFENSES = (
+    ('none', dict(defense='none')),
+    ('clip_1.5', dict(defense='clip', norm_bound=1.5)),
+    ('weak_dp', dict(defense='weak_dp', l2_norm_clip=3.0, mul_factor=0.003)),
+    ('krum', dict(defense='krum', num_byzantine=1)),
+    ('multi_krum', dict(defense='multi_krum', num_byzantine=1,
+                        multi_krum_selected=5)),
+    ('median', dict(defense='median')),
+    ('dp_sgd', dict(defense='dp_sgd', dp_sgd_l2_norm_clip=5.0,
+                    dp_sgd_noise_multiplier=0.05)),
+    ('bulyan', dict(defense='bulyan', num_byzantine=1)),
+    # θ between the corrupt (1) and honest (9) agents, as the authors'
+    # 10-agent runs.
+    ('rlr', dict(defense='rlr', rlr_threshold=4)),
+    ('flame', dict(defense='flame')),
+    ('foolsgold', dict(defense='foolsgold')),
+    ('fltrust', dict(defense='fltrust')),
+    ('tff_robust', dict(defense='tff_robust')),
+    ('tff_dp_adaptive', dict(defense='tff_dp_adaptive',
+                             tff_dp_noise_multiplier=0.1)),
+)
+# DP-SGD's per-example gradients make a round ~5× slower: only these rows.
+_MATRIX_ONLY_ROWS = {'dp_sgd': ('unconstrained', 'data_poisoning',
+                                'data_poisoning_trigger')}
+_MATRIX_CELLS = tuple(
+    Cell(f'{attack}__{defense}', {**attack_settings, **defense_settings},
+         row=attack, column=defense)
+    for attack, attack_settings in MATRIX_ATTACKS
+    for defense, defense_settings in MATRIX_DEFENSES
+    if attack in _MATRIX_ONLY_ROWS.get(defense, (attack,)))
+
+STUDIES = {s.name: s for s in (
+    Study('sun_fig1', 'Sun et al. Fig. 1: unconstrained boosted attack, '
+          '30 tasks, no defense',
+          'success falls as ε falls; fixed frequency slightly stronger than '
+          'random sampling',
+          dict(attack='unconstrained', defense='none', task_num=30),
+          _ATTACKER_GRID),
+    Study('sun_fig2', 'Sun et al. Fig. 2: norm-bounded attack (M = 10), '
+          '30 tasks, clipping at 10',
+          'the same trend as Fig. 1, weaker attack',
+          dict(attack='norm_bounded', defense='clip', norm_bound=10.0,
+               task_num=30), _ATTACKER_GRID),
+    Study('sun_fig3', 'Sun et al. Fig. 3: norm-bounded attack (M = 10) every '
+          'round, number of backdoor tasks',
+          'more tasks → lower backdoor accuracy',
+          dict(attack='norm_bounded', defense='clip', norm_bound=10.0,
+               **_EVERY_ROUND),
+          tuple(Cell(f'tasks_{n}', dict(task_num=n)) for n in (10, 20, 30,
+                                                                50))),
+    Study('sun_fig4a', 'Sun et al. Fig. 4a: norm clipping M vs a norm-bounded '
+          'attacker every round (30 tasks)',
+          'M = 3 mitigates with ~no main-task cost (benign 90th-percentile '
+          'norm < 2)',
+          dict(attack='norm_bounded', defense='clip', task_num=30,
+               **_EVERY_ROUND),
+          (Cell('clip_3', dict(norm_bound=3.0)),
+           Cell('clip_5', dict(norm_bound=5.0)),
+           Cell('clip_10', dict(norm_bound=10.0)),
+           # M = 3 is 1.5× the paper's benign norms (< 2); the same ratio for
+           # the generated writers' norms (≈ 1) is 1.5.
+           Cell('clip_1.5', dict(norm_bound=1.5)),
+           Cell('no_attack', dict(attack='none', norm_bound=3.0)))),
+    Study('sun_fig4b', 'Sun et al. Fig. 4b: clip 5 + Gaussian noise '
+          '(σ = 0.025 per coordinate of the sum) vs an attacker every round',
+          'noise mitigates beyond clipping alone',
+          dict(attack='norm_bounded', norm_bound=5.0, task_num=30,
+               **_EVERY_ROUND),
+          (Cell('clip_5_sigma_0', dict(defense='clip')),
+           Cell('clip_5_sigma_0.025', dict(defense='weak_dp',
+                                           l2_norm_clip=5.0,
+                                           mul_factor=0.005)),
+           # Ten times the paper's σ: does noise help at all at this scale?
+           Cell('clip_5_sigma_0.25', dict(defense='weak_dp',
+                                          l2_norm_clip=5.0,
+                                          mul_factor=0.05)),
+           Cell('no_attack', dict(attack='none', defense='clip')))),
+    Study('tails_krum', 'Wang et al.: edge-case PGD (pure edge case), '
+          'attacker every round',
+          'edge-case backdoors pass norm clipping and Krum',
+          dict(attack='pgd', backdoor='edge_case', edge_case_mix='edge_case',
+               norm_bound=2.0, num_byzantine=1, **_EVERY_ROUND),
+          (Cell('none', dict(defense='none')),
+           Cell('clip_2', dict(defense='clip')),
+           Cell('krum', dict(defense='krum')),
+           Cell('multi_krum', dict(defense='multi_krum',
+                                   multi_krum_selected=5)),
+           # A PGD radius inside the benign norms (≈ 1 here), so the
+           # attacker's update looks benign to Krum.
+           Cell('krum_eps_0.5', dict(defense='krum', pgd_eps=0.5)))),
+    Study('bagdasaryan_replacement', 'Bagdasaryan et al.: one single-shot '
+          'model replacement (β = n/η) at mid-run, then none',
+          'the backdoor is near 100% right after, then decays',
+          dict(attack='model_replacement', task_num=10, **_EVERY_ROUND),
+          (Cell('no_defense', dict(defense='none')),
+           Cell('clip_3', dict(defense='clip', norm_bound=3.0)))),
+    Study('defenses', 'The main job (an unconstrained boosted attacker every '
+          'round, 10 tasks) under no defense, clipping and weak DP',
+          'clipping mitigates with little main-task cost; weak DP (clip + '
+          'noise) mitigates too (Sun et al. Sec. 4)',
+          dict(attack='unconstrained', task_num=10, **_EVERY_ROUND),
+          (Cell('no_attack', dict(attack='none', defense='none')),
+           Cell('no_defense', dict(defense='none')),
+           Cell('clip_1.5', dict(defense='clip', norm_bound=1.5)),
+           Cell('weak_dp_C3_mul0.003', dict(defense='weak_dp',
+                                            l2_norm_clip=3.0,
+                                            mul_factor=0.003)))),
+    Study('matrix', 'Every attack (rows) against every defense (columns), one '
+          'attacker among 10 clients every round, 10 tasks',
+          'each attack\'s paper: its defense fails; each defense\'s paper: '
+          'it stops the attacks it names',
+          dict(task_num=10, num_clients_per_round=10, **_EVERY_ROUND),
+          _MATRIX_CELLS, default=False),
+)}
+
+
+# One table of overrides per scale; `seeds` and `attack_round` (the single
+# shot of bagdasaryan_replacement) are the sweep's own, the rest are settings.
+SCALES = {
+    'smoke': dict(seeds=1, attack_round=2, dataset='synthetic',
+                  synthetic_num_clients=60, synthetic_examples_per_client=20,
+                  model='linear', num_clients_per_round=5, num_rounds=3,
+                  num_epochs=1, batch_size=10, client_round_num=1,
+                  evaluate_per_rounds=1, checkpoint_every=1,
+                  edge_case_num_train=20, edge_case_num_eval=20),
+    'small': dict(seeds=2, attack_round=30, dataset='synthetic',
+                  synthetic_num_clients=300, synthetic_examples_per_client=60,
+                  model='small_cnn', num_clients_per_round=10, num_rounds=60,
+                  num_epochs=2, batch_size=20, client_round_num=2,
+                  evaluate_per_rounds=2, checkpoint_every=10),
+    # The main job's setting (scripts/run_main.sh): the README's tables.
+    'main': dict(seeds=1, attack_round=20, dataset='synthetic',
+                 synthetic_num_clients=300, synthetic_examples_per_client=60,
+                 model='cnn', num_clients_per_round=10, num_rounds=40,
+                 num_epochs=2, batch_size=20, evaluate_per_rounds=5,
+                 checkpoint_every=10),
+    'paper': dict(seeds=3, attack_round=250, dataset='emnist',
+                  model='cnn', num_clients_per_round=30, num_rounds=500,
+                  num_epochs=5, batch_size=20, client_learning_rate=0.1,
+                  client_round_num=5, evaluate_per_rounds=5,
+                  checkpoint_every=10),
+}
+
+
+SWEEP_KEYS = ('seeds', 'attack_round')
+
+
+def default_studies() -> list:
+  return [s.name for s in STUDIES.values() if s.default]
+
+
+def load_study_file(path: str) -> Study:
+  """A study from a JSON file: {"name", "title", "paper_says", "settings",
+  "cells": [{"label", "settings"}, ...]}."""
+  with open(path) as f:
+    spec = json.load(f)
+  try:
+    cells = tuple(Cell(c['label'], dict(c.get('settings', {})))
+                  for c in spec['cells'])
+    return Study(spec['name'], spec.get('title', spec['name']),
+                 spec.get('paper_says', ''), dict(spec.get('settings', {})),
+                 cells)
+  except (KeyError, TypeError) as e:
+    raise ValueError(f'{path}: not a study ({type(e).__name__}: {e}); '
+                     'expected {"name", "cells": [{"label", "settings"}]}') from e

@@ -1,0 +1,179 @@
+"""Fast per-example clipping (tensorflow_privacy's registry + our Conv2D)
+against per-example gradients taken one example at a time and clipped in
+NumPy: Σ_i g_i · min(1, C/‖g_i‖₂)."""
+
+import collections
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_federated as tff
+
+from targeted_attack import attacked_fedavg
+from targeted_attack.defenses import fast_clipping
+from targeted_attack.defenses import dp_sgd
+
+
+def _conv_model(padding='valid', strides=1, dilation=1, dropout=0.0,
+                bias=True):
+  init = lambda i: tf.keras.initializers.GlorotUniform(seed=i)
+  layers = [
+      tf.keras.layers.Conv2D(3, 3, padding=padding, strides=strides,
+                             dilation_rate=dilation, activation='relu',
+                             use_bias=bias, input_shape=(7, 7, 2),
+                             kernel_initializer=init(0),
+                             bias_initializer=init(5)),
+      tf.keras.layers.Conv2D(2, 2, activation='tanh', kernel_initializer=init(1),
+                             bias_initializer=init(6)),
+      tf.keras.layers.Flatten(),
+  ]
+  if dropout:
+    layers.append(tf.keras.layers.Dropout(dropout, seed=3))
+  layers.append(tf.keras.layers.Dense(4, kernel_initializer=init(2),
+                                      bias_initializer=init(7)))
+  return tf.keras.Sequential(layers)
+
+
+def _examples(n=5, seed=0):
+  rng = np.random.RandomState(seed)
+  return (rng.randn(n, 7, 7, 2).astype(np.float32),
+          rng.randint(0, 4, size=(n,)).astype(np.int32))
+
+
+def _loss(y, logits):
+  return tf.keras.losses.sparse_categorical_crossentropy(y, logits,
+                                                         from_logits=True)
+
+
+def _per_example_gradients(model, x, y):
+  """Each example's gradient from its own one-example tape (plain autodiff)."""
+  grads = []
+  for i in range(len(x)):
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_sum(_loss(y[i:i + 1], model(x[i:i + 1], training=True)))
+    grads.append([g.numpy().astype(np.float64)
+                  for g in tape.gradient(loss, model.trainable_variables)])
+  return grads
+
+
+@pytest.mark.parametrize('padding, strides, dilation, bias', [
+    ('valid', 1, 1, True), ('same', 2, 1, True), ('same', 1, 2, False),
+    ('valid', 2, 1, True)])
+def test_conv2d_registry_gives_each_examples_squared_gradient_norm(
+    padding, strides, dilation, bias):
+  model = _conv_model(padding, strides, dilation, bias=bias)
+  x, y = _examples()
+  expected = [sum(np.sum(g**2) for g in grads)
+              for grads in _per_example_gradients(model, x, y)]
+  tape = tf.GradientTape(persistent=True)
+  from tensorflow_privacy.privacy.fast_gradient_clipping import clip_grads  # pylint: disable=g-import-not-at-top
+  from tensorflow_privacy.privacy.fast_gradient_clipping import gradient_clipping_utils  # pylint: disable=g-import-not-at-top
+  generator = clip_grads.get_registry_generator_fn(
+      tape, fast_clipping.layer_registry())
+  with tape:
+    logits, generated = gradient_clipping_utils.model_forward_pass(
+        model, tf.constant(x), generator_fn=generator)
+    loss = tf.reduce_sum(_loss(y, logits))
+  base = [g[0] for g in generated if g is not None]
+  fns = [g[1] for g in generated if g is not None]
+  got = sum(f(g) for f, g in zip(fns, tape.gradient(loss, base))).numpy()
+  np.testing.assert_allclose(got, expected, rtol=2e-5)
+
+
+@pytest.mark.parametrize('clip', [1e-3, 0.3, 1e6])
+def test_clipped_sum_is_the_sum_of_each_examples_clipped_gradient(clip):
+  model = _conv_model('same', 2)
+  x, y = _examples(6, seed=1)
+  per_example = _per_example_gradients(model, x, y)
+  expected = [
+      sum(g[k] * min(1.0, clip / np.sqrt(sum(np.sum(t**2) for t in g)))
+          for g in per_example) for k in range(len(per_example[0]))]
+  got, logits = fast_clipping.clipped_gradient_sum(
+      model, tf.constant(x), tf.constant(y), clip, _loss,
+      model.trainable_variables)
+  for a, b in zip(got, expected):
+    np.testing.assert_allclose(a.numpy(), b, rtol=2e-5,
+                               atol=2e-6 * np.abs(b).max())
+  np.testing.assert_allclose(logits.numpy(), model(x).numpy(), rtol=1e-5)
+
+
+def test_every_clipped_gradient_is_within_the_bound_under_dropout():
+  # One forward pass: the weights c_i scale the gradients of the same masks,
+  # so with a tiny bound every example contributes exactly C: ‖Σ‖ ≤ B·C, and
+  # with one example ‖Σ‖ = C.
+  model = _conv_model(dropout=0.5)
+  x, y = _examples(1, seed=2)
+  clip = 1e-3
+  got, _ = fast_clipping.clipped_gradient_sum(
+      model, tf.constant(x), tf.constant(y), clip, _loss,
+      model.trainable_variables)
+  norm = np.sqrt(sum(np.sum(g.numpy()**2) for g in got))
+  assert norm == pytest.approx(clip, rel=1e-4)
+
+
+def test_models_with_unregistered_layers_take_the_jacobian_path():
+  assert fast_clipping.supports(_conv_model())
+  batch_norm = tf.keras.Sequential([
+      tf.keras.layers.Dense(3, input_shape=(4,)),
+      tf.keras.layers.BatchNormalization(), tf.keras.layers.Dense(2)])
+  assert not fast_clipping.supports(batch_norm)
+  grouped = tf.keras.Sequential([
+      tf.keras.layers.Conv2D(4, 3, groups=2, input_shape=(7, 7, 2))])
+  assert not fast_clipping.supports(grouped)
+  assert not fast_clipping.supports(
+      tf.keras.Sequential([tf.keras.layers.Dense(2)]))  # not built
+  assert fast_clipping.keras_model_of(object()) is None
+
+
+_INPUT_SPEC = collections.OrderedDict(
+    x=tf.TensorSpec([None, 7, 7, 2], tf.float32),
+    y=tf.TensorSpec([None, 1], tf.int32))
+
+
+def _tff_conv_model():
+  return tff.learning.models.from_keras_model(
+      _conv_model('same', 2), loss=tf.keras.losses.SparseCategoricalCrossentropy(
+          from_logits=True), input_spec=_INPUT_SPEC,
+      metrics=[tf.keras.metrics.SparseCategoricalAccuracy()])
+
+
+def _round(dp):
+  process = attacked_fedavg.build_federated_averaging_process_attacked(
+      _tff_conv_model,
+      client_optimizer_fn=tff.learning.optimizers.build_sgdm(0.5),
+      server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0),
+      client_dp_sgd=dp)
+  datasets = []
+  for k in range(3):
+    x, y = _examples(6, seed=10 + k)
+    datasets.append(tf.data.Dataset.from_tensor_slices(
+        collections.OrderedDict(x=x, y=y[:, None])).batch(3))
+  data = attacked_fedavg.build_client_data(datasets, [None] * 3)
+  output = process.next(process.initialize(), data)
+  return (process.get_model_weights(output.state).trainable,
+          output.metrics['client_work']['train'])
+
+
+def test_a_dp_sgd_round_by_fast_clipping_is_the_jacobian_round():
+  fast, fast_metrics = _round(dp_sgd.DPSGD(0.05, 0.7))
+  slow, slow_metrics = _round(dp_sgd.DPSGD(0.05, 0.7,
+                                                   fast_clipping=False))
+  for a, b in zip(fast, slow):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  assert fast_metrics['num_examples'] == slow_metrics['num_examples'] == 18
+
+
+@pytest.mark.parametrize('padding, strides, dilation', [
+    ('valid', 1, 1), ('same', 2, 1), ('same', 1, 2), ('valid', 1, 3),
+    ('same', 3, 1)])
+def test_sliced_patches_are_tensorflows_image_patches(padding, strides,
+                                                      dilation):
+  # The kernel's column order (kh, kw, c_in), as tf.image.extract_patches.
+  layer = tf.keras.layers.Conv2D(3, 3, padding=padding, strides=strides,
+                                 dilation_rate=dilation)
+  x = tf.constant(_examples(2)[0])
+  expected = tf.image.extract_patches(
+      x, sizes=[1, 3, 3, 1], strides=[1, strides, strides, 1],
+      rates=[1, dilation, dilation, 1], padding=padding.upper())
+  np.testing.assert_array_equal(
+      fast_clipping._image_patches(x, layer).numpy(), expected.numpy())  # pylint: disable=protected-access

@@ -1,0 +1,99 @@
+"""Every registry entry builds and runs one tiny round through the binary's path."""
+
+import itertools
+
+import pytest
+
+from targeted_attack.experiment import config as config_lib
+from targeted_attack.data import emnist_cache
+from targeted_attack.experiment import registry
+from targeted_attack.experiment import build
+from targeted_attack.data import federated
+from targeted_attack.attacks import pgd
+from targeted_attack.experiment import run as run_lib
+from builders import tiny_config as tiny
+
+# Settings each entry needs to run on the tiny configuration.
+_NEEDS = {
+    'edge_case': dict(edge_case_num_train=10, edge_case_num_eval=10),
+    'krum': dict(num_clients_per_round=4, num_byzantine=1),
+    'multi_krum': dict(num_clients_per_round=4, num_byzantine=1,
+                       multi_krum_selected=2),
+    'bulyan': dict(num_clients_per_round=7, num_byzantine=1),
+    'rlr': dict(rlr_threshold=2),
+    'fixed_pool': dict(attacker_pool_size=3),
+    'constrain_and_scale': dict(poison_per_batch=2, cs_max_epochs=1),
+    'data_poisoning': dict(poison_per_batch=2),
+    # The a3fl attack trains on the a3fl backdoor's trigger; a short search.
+    'a3fl': dict(backdoor='a3fl', poison_per_batch=2, a3fl_outer_iterations=1,
+                 a3fl_trigger_steps=2, a3fl_unlearn_steps=2),
+}
+
+
+def _cells():
+  """Registry entries zipped so that each name appears at least once."""
+  columns = [(r.setting, list(r)) for r in registry.ALL]
+  length = max(len(names) for _, names in columns)
+  cells = []
+  for i in range(length):
+    cell = {setting: names[i % len(names)] for setting, names in columns}
+    cells.append(cell)
+  return cells
+
+
+def _emnist_cache(tmp_path):
+  from targeted_attack import data as data_lib  # pylint: disable=g-import-not-at-top
+  digits = federated.load_synthetic(8, 20, seed=3)
+  writers = []
+  for k in range(digits.num_clients):
+    pixels, labels = digits.client_arrays(k)
+    writers.append((f'f{k:04d}', pixels, labels, pixels[:5], labels[:5]))
+  emnist_cache.write_emnist_cache(str(tmp_path / 'emnist'), writers)
+  return str(tmp_path / 'emnist')
+
+
+@pytest.mark.parametrize('cell', _cells(),
+                         ids=lambda c: '-'.join(c.values()))
+def test_registry_entry_runs_a_round(tmp_path, cell):
+  settings = dict(cell, num_rounds=1, attack_freq=1)
+  for name in cell.values():
+    settings.update(_NEEDS.get(name, {}))
+  if cell['dataset'] == 'emnist':
+    settings['emnist_cache_dir'] = _emnist_cache(tmp_path)
+  config = tiny(tmp_path, **settings)
+  registry.validate(config)
+  rows = run_lib.run(config, progress=False)
+  assert len(rows) == 1
+  assert 0.0 <= float(rows[0]['backdoor_accuracy']) <= 1.0
+  expected_attackers = registry.ATTACKS[cell['attack']].has_attackers
+  if cell['attacker_model'] == 'fixed_frequency':
+    assert int(rows[0]['num_attackers']) == int(expected_attackers)
+  if not expected_attackers:
+    assert int(rows[0]['num_attackers']) == 0
+
+
+def test_every_setting_name_is_dispatched_by_exactly_one_registry():
+  settings = [r.setting for r in registry.ALL]
+  assert len(settings) == len(set(settings))
+  fields = {f.name for f in config_lib.fields()}
+  assert set(settings) <= fields
+
+
+def test_pgd_replacement_uses_one_boost_for_radius_and_scale():
+  # ε = M/β and scale β: the sent norm is at most M, whatever β is.
+  for beta, clients in itertools.product((7.0, 30.0), (3, 10)):
+    config = config_lib.ExperimentConfig(
+        attack='pgd_replacement', boost_factor=beta, norm_bound=2.0,
+        num_clients_per_round=clients)
+    strategy = build.build_attack(config)
+    assert isinstance(strategy, pgd.PGDAttack)
+    assert strategy.replacement_scale == beta
+    assert strategy.eps * strategy.replacement_scale == pytest.approx(2.0)
+
+
+def test_norm_bounded_radius_is_bound_over_boost():
+  config = config_lib.ExperimentConfig(attack='norm_bounded', norm_bound=10.0,
+                                       num_clients_per_round=30)
+  strategy = build.build_attack(config)
+  assert strategy.boost_factor == 30.0
+  assert strategy.norm_bound * strategy.boost_factor == pytest.approx(10.0)

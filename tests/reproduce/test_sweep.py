@@ -1,0 +1,176 @@
+"""The sweep runner: every cell of every study a valid config at every scale;
+two studies end to end at `smoke` through Ray; resume; a failing cell that
+fails alone.
+
+Each sweep runs in a child process, as from the command line: Ray's driver
+then never shares the test process (and its gRPC threads) with TFF.
+"""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from targeted_attack.experiment import config as config_lib
+from targeted_attack.data import federated
+from targeted_attack.experiment import registry
+from targeted_attack.reproduce import report
+from targeted_attack.reproduce import runner
+from targeted_attack.reproduce import studies as studies_lib
+
+# Run end to end (each run is a process importing TF: ~10 s): the attacker
+# models of Fig. 1, and the single shot with its attack window. Every other
+# study is checked cell by cell as a config, in process.
+SMOKE_STUDIES = ('sun_fig1', 'bagdasaryan_replacement')
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _sweep(*flags: str) -> int:
+  """Runs the sweep binary with `flags` at smoke scale; its exit status."""
+  command = [sys.executable, '-m', 'targeted_attack.reproduce',
+             '--scale=smoke', '--cpus_per_task=1', *flags]
+  result = subprocess.run(command, cwd=ROOT,
+                          capture_output=True, text=True, timeout=900,
+                          env=dict(os.environ, RAY_USAGE_STATS_ENABLED='0'))
+  assert 'Traceback' not in result.stderr, result.stderr[-3000:]
+  return result.returncode
+
+
+def _summary(root, scale, study):
+  with open(os.path.join(root, scale, study, 'summary.csv'), newline='') as f:
+    return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize('scale', list(studies_lib.SCALES))
+def test_every_cell_of_every_study_is_a_valid_config(scale, tmp_path):
+  runs = runner.plan(list(studies_lib.STUDIES.values()), scale,
+                        str(tmp_path))
+  assert len(runs) == studies_lib.SCALES[scale]['seeds'] * sum(
+      len(s.cells) for s in studies_lib.STUDIES.values())
+  for run in runs:
+    config = config_lib.ExperimentConfig(**run.settings)
+    registry.validate(config)  # raises ConfigError naming the setting
+    assert config.output_dir == run.output_dir
+
+
+@pytest.fixture(scope='module')
+def smoke_sweep(tmp_path_factory):
+  root = str(tmp_path_factory.mktemp('sweep'))
+  failed = _sweep('--studies=' + ','.join(SMOKE_STUDIES),
+                  f'--root_output_dir={root}')
+  return root, failed
+
+
+def test_studies_run_at_smoke_scale_with_figures_and_tables(smoke_sweep):
+  root, failed = smoke_sweep
+  assert failed == 0
+  for study in (studies_lib.STUDIES[s] for s in SMOKE_STUDIES):
+    directory = os.path.join(root, 'smoke', study.name)
+    assert os.path.getsize(os.path.join(directory, 'figure.png')) > 0
+    table = _summary(root, 'smoke', study.name)
+    assert [r['cell'] for r in table] == [c.label for c in study.cells]
+    for row in table:
+      assert row['seeds'] == '1'
+      assert 0.0 <= float(row['backdoor_final']) <= 1.0
+      assert 0.0 <= float(row['main_task_final']) <= 1.0
+    with open(os.path.join(directory, 'summary.md')) as f:
+      assert study.paper_says in f.read()
+
+
+def test_single_shot_replacement_attacks_in_one_round_only(smoke_sweep):
+  root, _ = smoke_sweep
+  attack_round = studies_lib.SCALES['smoke']['attack_round']
+  path = os.path.join(root, 'smoke', 'bagdasaryan_replacement', 'no_defense',
+                      'seed_0', 'metrics.csv')
+  with open(path, newline='') as f:
+    attacked = [int(r['round']) for r in csv.DictReader(f)
+                if int(r['num_attackers']) > 0]
+  assert attacked == [attack_round]
+
+
+def test_interrupted_sweep_resumes_without_recomputing(smoke_sweep, tmp_path):
+  reference_root, _ = smoke_sweep
+  study = studies_lib.STUDIES['bagdasaryan_replacement']  # 2 cells: the cheapest
+  root = str(tmp_path)
+  flags = ('--studies=bagdasaryan_replacement', f'--root_output_dir={root}')
+  assert _sweep(*flags, '--max_runs=1') == 0
+  runs = runner.plan([study], 'smoke', root)
+  finished = [r for r in runs if report.is_finished(r)]
+  assert len(finished) >= 1
+  stamps = {r.name: os.path.getmtime(os.path.join(r.output_dir, 'metrics.csv'))
+            for r in finished}
+  assert _sweep(*flags) == 0
+  for r in finished:  # not recomputed
+    assert os.path.getmtime(os.path.join(r.output_dir, 'metrics.csv')) == (
+        stamps[r.name])
+  assert all(report.is_finished(r) for r in runs)
+  # The same numbers as the uninterrupted sweep (runs are deterministic).
+  assert _summary(root, 'smoke', 'bagdasaryan_replacement') == _summary(
+      reference_root, 'smoke', 'bagdasaryan_replacement')
+
+
+def test_an_invalid_cell_fails_alone_with_the_flag_error_in_its_log(tmp_path):
+  # A user's study file: one valid cell, one with a bad setting.
+  spec = dict(name='custom', title='a valid and an invalid cell',
+              settings=dict(attack='unconstrained', task_num=2),
+              cells=[dict(label='valid', settings={}),
+                     dict(label='invalid', settings=dict(num_byzantine=-2))])
+  study_file = tmp_path / 'custom.json'
+  study_file.write_text(json.dumps(spec))
+  study = studies_lib.load_study_file(str(study_file))
+  failed = _sweep(f'--study_file={study_file}',
+                  f'--root_output_dir={tmp_path}')
+  assert failed == 1
+  runs = runner.plan([study], 'smoke', str(tmp_path))
+  valid, invalid = runs
+  assert report.is_finished(valid) and not report.is_finished(invalid)
+  with open(invalid.log_path) as f:
+    assert 'error: --num_byzantine' in f.read()
+
+
+def test_paper_scale_cell_reads_federated_emnist_from_a_tff_cache(tmp_path):
+  # The paper scale's data path, offline: a tiny cache in TFF's own format.
+  from targeted_attack import data as data_lib  # pylint: disable=g-import-not-at-top
+  from targeted_attack.data import emnist_cache  # pylint: disable=g-import-not-at-top
+  digits = federated.load_synthetic(8, 20, seed=5)
+  writers = [(f'f{k:04d}', *digits.client_arrays(k),
+              *digits.client_arrays(k)) for k in range(digits.num_clients)]
+  cache = str(tmp_path / 'cache')
+  emnist_cache.write_emnist_cache(cache, writers)
+  study = studies_lib.STUDIES['sun_fig4a']
+  tiny = dict(emnist_cache_dir=cache, num_rounds=1, model='linear',
+              num_clients_per_round=3, num_epochs=1, client_round_num=1,
+              task_num=2)
+  run = runner.plan([study], 'paper', str(tmp_path / 'out'), seeds=1,
+                       extra=tiny)[0]
+  assert run.settings['dataset'] == 'emnist'
+  name, code, _ = runner.execute(run)
+  with open(run.log_path) as f:
+    assert code == 0, f.read()[-3000:]
+  assert report.is_finished(run), name
+
+
+def test_set_overrides_parse_and_take_precedence_over_the_cell(tmp_path):
+  from targeted_attack.reproduce import __main__ as binary  # pylint: disable=g-import-not-at-top
+  extra = binary.parse_settings(['num_rounds=7', 'split_boost=false',
+                                 'norm_bound=2.5'])
+  assert extra == dict(num_rounds='7', split_boost=False, norm_bound='2.5')
+  study = studies_lib.STUDIES['sun_fig4a']   # its cells set norm_bound
+  runs = runner.plan([study], 'smoke', str(tmp_path), extra=extra)
+  assert {r.settings['norm_bound'] for r in runs} == {'2.5'}
+  assert all(r.settings['num_rounds'] == '7' for r in runs)
+  assert '--nosplit_boost' in runner.command(runs[0])
+  for bad in (['no_such_setting=1'], ['num_rounds'], ['resume=maybe']):
+    with pytest.raises(ValueError, match='--set'):
+      binary.parse_settings(bad)
+
+
+def test_a_study_file_must_name_its_cells(tmp_path):
+  path = tmp_path / 'bad.json'
+  path.write_text(json.dumps(dict(name='x', cells=[dict(settings={})])))
+  with pytest.raises(ValueError, match='not a study'):
+    studies_lib.load_study_file(str(path))
