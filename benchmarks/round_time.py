@@ -169,8 +169,9 @@ def _attacked_process(model_fn):
       client_optimizer_fn=tff.learning.optimizers.build_sgdm(0.1),
       server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0),
       model_update_aggregation_factory=defense,
-      client_update_tf=attacked_fedavg.ClientExplicitBoosting(
-          float(FLAGS.clients_per_round)))
+      client_update_tf=attack_base.OnUnion(
+          attacked_fedavg.ClientExplicitBoosting(
+              float(FLAGS.clients_per_round))))
 
 
 def _time_attacked(process, clients, rounds, start_round=0, num_attackers=1):

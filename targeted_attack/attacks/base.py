@@ -69,15 +69,42 @@ class ClientUpdateStrategy(abc.ABC):
   def __call__(self, trainer, initial_weights, benign_dataset,
                malicious_dataset, is_malicious,
                boost_share=1.0) -> ClientDelta:
-    if is_malicious:
-      return self.malicious_update(trainer, initial_weights, benign_dataset,
-                                   malicious_dataset, boost_share)
-    return benign_update(trainer, initial_weights, benign_dataset)
+    """A malicious client's update trains outside the protocol: client-side
+    DP-SGD (`trainer.dp_sgd`) is off for all its passes, since a malicious
+    client has no reason to add noise to what it sends."""
+
+    def malicious():
+      trainer.follows_protocol = False
+      result = self.malicious_update(trainer, initial_weights, benign_dataset,
+                                     malicious_dataset, boost_share)
+      trainer.follows_protocol = True
+      return result
+
+    return tf.cond(tf.cast(is_malicious, tf.bool), malicious,
+                   lambda: benign_update(trainer, initial_weights,
+                                         benign_dataset))
 
   @abc.abstractmethod
   def malicious_update(self, trainer, initial_weights, benign_dataset,
                        malicious_dataset, boost_share) -> ClientDelta:
     """The malicious client's Δ; `boost_share` scales any boost it applies."""
+
+
+class OnUnion(ClientUpdateStrategy):
+  """`strategy`, handed D_trn ∪ D_mal (`trainer_union`) as its malicious
+  dataset: how the experiment gives a strategy that trains on the malicious
+  dataset it is given (the original `ClientExplicitBoosting`) the attacker's
+  own data plus the backdoor."""
+
+  def __init__(self, strategy: ClientUpdateStrategy):
+    self.strategy = strategy
+
+  def malicious_update(self, trainer, initial_weights, benign_dataset,
+                       malicious_dataset, boost_share) -> ClientDelta:
+    return self.strategy.malicious_update(
+        trainer, initial_weights, benign_dataset,
+        trainer_union(trainer, benign_dataset, malicious_dataset),
+        boost_share)
 
 
 class NoAttack(ClientUpdateStrategy):

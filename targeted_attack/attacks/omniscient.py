@@ -44,8 +44,9 @@ class OmniscientAttack(base.ClientUpdateStrategy):
   `craft_from_round` (the client-work stage of `attacked_fedavg`) computes,
   coordinate-wise over the sample S of updates (the benign clients' for
   'benign', the attackers' own for 'attackers'),
-      μ = (1/|S|) Σ_{i∈S} Δ_i,   σ = sqrt((1/(|S|−1)) Σ_{i∈S} (Δ_i − μ)²)
-  (the sample standard deviation, 0 when |S| ≤ 1), and every malicious
+      μ = (1/|S|) Σ_{i∈S} Δ_i,   σ = sqrt((1/|S|) Σ_{i∈S} (Δ_i − μ)²)
+  (the population standard deviation, as the ALIE authors' code; 0 when S
+  is empty), and every malicious
   client sends `craft(μ, σ, n, f)`, n the clients of the round, f the
   malicious ones. Outside that process (a bare strategy call) the malicious
   client sends Δ_benign.
@@ -150,9 +151,7 @@ def craft_from_round(strategy: OmniscientAttack, client_result, is_malicious):
   @tff.tensorflow.computation
   def crafted_wire_update(mean, squares, count, n, f):
     std = tf.nest.map_structure(
-        lambda q: tf.sqrt(tf.math.divide_no_nan(q, tf.maximum(count - 1.0,
-                                                              0.0))),
-        squares)
+        lambda q: tf.sqrt(tf.math.divide_no_nan(q, count)), squares)
     return tf.nest.map_structure(tf.negative,
                                  strategy.craft(mean, std, n, f))
 

@@ -139,8 +139,10 @@ class Neurotoxin(base.ClientUpdateStrategy):
   update w_t − w_{t−1}; the client work here is stateless and receives w_t
   only, so e = Δ_benign = LocalTrain(w_t, D_trn) − w_t, the attacker's own
   benign update of this round: the direction benign clients take from the same
-  w_t, one round fresher than w_t − w_{t−1} (the authors' code likewise ranks
-  coordinates by the attacker's gradient on its clean data). Masking the
+  w_t, one round fresher than w_t − w_{t−1}. This differs from the authors'
+  code, which ranks coordinates by the global model's gradient on the clean
+  data of 30 randomly chosen participants: an attacker who sees other
+  clients' data, which a client's stateless work here cannot. Masking the
   gradient with a 0/1 mask is applied as w ← w_t + m ⊙ (w − w_t) after each
   step: the masked coordinates never leave w_t, so the two are identical.
   """

@@ -165,10 +165,10 @@ ATTACKS = Registry('attack', [
                 'No attacker: every client follows the protocol.',
                 has_attackers=False),
     AttackEntry('unconstrained',
-                lambda c: boosting.ClientExplicitBoosting(
-                    c.resolved_boost_factor),
-                'Explicit boosting, the original code: Δ_benign + β·Δ_mal '
-                '(Sun et al.).'),
+                lambda c: attack_base.OnUnion(boosting.ClientExplicitBoosting(
+                    c.resolved_boost_factor)),
+                'Explicit boosting, the original code: Δ_benign + β·Δ_mal, '
+                'Δ_mal trained on D_trn ∪ D_mal (Sun et al.).'),
     AttackEntry('model_replacement',
                 lambda c: boosting.ModelReplacement(c.resolved_boost_factor),
                 'Sun et al. Eq. 1: β·(w* − w_t), w* trained on D_trn ∪ '

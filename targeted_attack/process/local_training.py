@@ -14,8 +14,10 @@ class LocalTrainer:
   """Local SGD-style training of one model's trainable weights.
 
   With `dp_sgd`, the protocol's training passes (`train_pass`) use DP-SGD
-  gradients; an attacker's own passes (`train_pass_without_metrics`,
-  `sgd_pass`) do not: a malicious client need not follow the protocol.
+  gradients while `follows_protocol` is True; a malicious client's strategy
+  sets it False (`attacks.base.ClientUpdateStrategy`), and its own passes
+  (`train_pass_without_metrics`, `sgd_pass`) never use it: a malicious
+  client has no reason to add noise.
   """
 
   def __init__(self, model: tff.learning.models.VariableModel,
@@ -24,6 +26,7 @@ class LocalTrainer:
     self.model = model
     self.optimizer = optimizer
     self.dp_sgd = dp_sgd
+    self.follows_protocol = True  # trace-time: False in a malicious update
     self.weights = tff.learning.models.ModelWeights.from_model(model)
     self.seed = tf.constant([0, 0], tf.int64)
     self._num_passes = 0  # trace-time count: each pass folds in its own index
@@ -52,7 +55,7 @@ class LocalTrainer:
     accumulate over the pass. With `dp_sgd` and `private`, gradients are
     DP-SGD's.
     """
-    use_dp = self.dp_sgd is not None and private
+    use_dp = self.dp_sgd is not None and private and self.follows_protocol
     self._num_passes += 1
     pass_seed = tf.random.experimental.stateless_fold_in(self.seed,
                                                          self._num_passes)

@@ -7,6 +7,7 @@ import sys
 from typing import List, Sequence
 
 from targeted_attack.experiment import outputs
+from targeted_attack.reproduce import claims as claims_lib
 
 
 def metrics_rows(run, evaluated_only: bool = True) -> list:
@@ -32,8 +33,9 @@ def _mean_std(values):
 
 
 def summarize(study, runs: Sequence) -> List[dict]:
-  """Per cell, over its finished seeds: final and cumulative-mean backdoor
-  accuracy, final main-task accuracy (mean, std), and seeds counted."""
+  """Per cell, over its finished seeds: final, cumulative-mean and highest
+  backdoor accuracy, final main-task accuracy (mean, std), detection rates
+  (mean), and seeds counted."""
   table = []
   for cell in study.cells:
     cell_runs = [r for r in runs if r.study == study.name and
@@ -47,6 +49,9 @@ def summarize(study, runs: Sequence) -> List[dict]:
       mean, std = _mean_std([float(f[column]) for f in finals])
       row[key] = mean
       row[key + '_std'] = std
+    peaks = [max(float(r['backdoor_accuracy']) for r in metrics_rows(run))
+             for run in cell_runs if metrics_rows(run)]
+    row['backdoor_max'], row['backdoor_max_std'] = _mean_std(peaks)
     for key in ('detection_tpr', 'detection_fpr'):
       row[key] = _mean_std([d[key] for d in map(_detection, cell_runs)
                             if d is not None])[0]
@@ -152,8 +157,17 @@ def plot_study(study, runs: Sequence, path: str) -> None:
   plt.close(fig)
 
 
+def check_claims(study, table: List[dict]) -> list:
+  """(study name, claim, (measured, holds)) for each of the study's claims."""
+  by_cell = {row['cell']: row for row in table}
+  return [(study.name, claim, claim.check(by_cell)) for claim in study.claims]
+
+
 def report(studies: Sequence, runs: Sequence, root: str,
            scale: str, stream=sys.stdout) -> None:
+  """Each study's summary and figure; the claims of all of them in
+  <root>/<scale>/claims.md, printed."""
+  verdicts = []
   for study in studies:
     directory = os.path.join(root, scale, study.name)
     table = summarize(study, runs)
@@ -161,3 +175,9 @@ def report(studies: Sequence, runs: Sequence, root: str,
     plot_study(study, runs, os.path.join(directory, 'figure.png'))
     print(f'{study.name}: {os.path.join(directory, "figure.png")}',
           file=stream)
+    verdicts += check_claims(study, table)
+  if verdicts:
+    text = claims_lib.claims_table(verdicts)
+    with open(os.path.join(root, scale, 'claims.md'), 'w') as f:
+      f.write(f'# Claims at the `{scale}` scale\n\n' + text)
+    print(text, file=stream)

@@ -10,6 +10,8 @@ import dataclasses
 import json
 from typing import Optional
 
+from targeted_attack.reproduce import claims as c
+
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
@@ -31,6 +33,9 @@ class Study:
   # In the default sweep (every study unless --studies names others, and CI's
   # smoke sweep); False for a grid too large to run by default (the matrix).
   default: bool = True
+  # The paper's claims, each checked against the summary table
+  # (`claims.Claim`); the sweep writes them to <scale>/claims.md.
+  claims: tuple = ()
 
 
 _EVERY_ROUND = dict(attacker_model='fixed_frequency', attack_freq=1)
@@ -104,19 +109,35 @@ STUDIES = {s.name: s for s in (
           'success falls as ε falls; fixed frequency slightly stronger than '
           'random sampling',
           dict(attack='unconstrained', defense='none', task_num=30),
-          _ATTACKER_GRID),
+          _ATTACKER_GRID,
+          claims=(
+              c.Claim('success falls as the attackers\' share ε falls',
+                      c.decreasing('backdoor_cumulative_mean',
+                                   ('fixed_every_round', 'random_eps_3.3pct',
+                                    'fixed_every_10_rounds',
+                                    'random_eps_0.33pct'), 0.05)),)),
     Study('sun_fig2', 'Sun et al. Fig. 2: norm-bounded attack (M = 10), '
           '30 tasks, clipping at 10',
           'the same trend as Fig. 1, weaker attack',
           dict(attack='norm_bounded', defense='clip', norm_bound=10.0,
-               task_num=30), _ATTACKER_GRID),
+               task_num=30), _ATTACKER_GRID,
+          claims=(
+              c.Claim('the same trend as Fig. 1: success falls with ε',
+                      c.decreasing('backdoor_cumulative_mean',
+                                   ('fixed_every_round', 'random_eps_3.3pct',
+                                    'fixed_every_10_rounds',
+                                    'random_eps_0.33pct'), 0.05)),)),
     Study('sun_fig3', 'Sun et al. Fig. 3: norm-bounded attack (M = 10) every '
           'round, number of backdoor tasks',
           'more tasks → lower backdoor accuracy',
           dict(attack='norm_bounded', defense='clip', norm_bound=10.0,
                **_EVERY_ROUND),
           tuple(Cell(f'tasks_{n}', dict(task_num=n)) for n in (10, 20, 30,
-                                                                50))),
+                                                                50)),
+          claims=(
+              c.Claim('more backdoor tasks → lower backdoor accuracy',
+                      c.greater('backdoor_cumulative_mean', 'tasks_10',
+                                'tasks_50', 0.1)),)),
     Study('sun_fig4a', 'Sun et al. Fig. 4a: norm clipping M vs a norm-bounded '
           'attacker every round (30 tasks)',
           'M = 3 mitigates with ~no main-task cost (benign 90th-percentile '
@@ -129,7 +150,15 @@ STUDIES = {s.name: s for s in (
            # M = 3 is 1.5× the paper's benign norms (< 2); the same ratio for
            # the generated writers' norms (≈ 1) is 1.5.
            Cell('clip_1.5', dict(norm_bound=1.5)),
-           Cell('no_attack', dict(attack='none', norm_bound=3.0)))),
+           Cell('no_attack', dict(attack='none', norm_bound=3.0))),
+          claims=(
+              c.Claim('clipping at the paper\'s ratio of M to the benign '
+                      'norms mitigates the attack',
+                      c.greater('backdoor_cumulative_mean', 'clip_10',
+                                'clip_1.5', 0.2)),
+              c.Claim('… at almost no main-task cost',
+                      c.close('main_task_final', 'clip_1.5', 'no_attack',
+                              0.03)),)),
     Study('sun_fig4b', 'Sun et al. Fig. 4b: clip 5 + Gaussian noise '
           '(σ = 0.025 per coordinate of the sum) vs an attacker every round',
           'noise mitigates beyond clipping alone',
@@ -143,7 +172,11 @@ STUDIES = {s.name: s for s in (
            Cell('clip_5_sigma_0.25', dict(defense='weak_dp',
                                           l2_norm_clip=5.0,
                                           mul_factor=0.05)),
-           Cell('no_attack', dict(attack='none', defense='clip')))),
+           Cell('no_attack', dict(attack='none', defense='clip'))),
+          claims=(
+              c.Claim('noise (σ = 0.025) mitigates beyond clipping alone',
+                      c.greater('backdoor_cumulative_mean', 'clip_5_sigma_0',
+                                'clip_5_sigma_0.025', 0.1)),)),
     Study('tails_krum', 'Wang et al.: edge-case PGD (pure edge case), '
           'attacker every round',
           'edge-case backdoors pass norm clipping and Krum',
@@ -156,13 +189,25 @@ STUDIES = {s.name: s for s in (
                                    multi_krum_selected=5)),
            # A PGD radius inside the benign norms (≈ 1 here), so the
            # attacker's update looks benign to Krum.
-           Cell('krum_eps_0.5', dict(defense='krum', pgd_eps=0.5)))),
+           Cell('krum_eps_0.5', dict(defense='krum', pgd_eps=0.5))),
+          claims=(
+              c.Claim('the edge-case backdoor passes norm clipping',
+                      c.close('backdoor_cumulative_mean', 'clip_2', 'none',
+                              0.1)),
+              c.Claim('… and Krum, with a PGD radius inside the benign norms',
+                      c.close('backdoor_cumulative_mean', 'krum_eps_0.5',
+                              'none', 0.1)),)),
     Study('bagdasaryan_replacement', 'Bagdasaryan et al.: one single-shot '
           'model replacement (β = n/η) at mid-run, then none',
           'the backdoor is near 100% right after, then decays',
           dict(attack='model_replacement', task_num=10, **_EVERY_ROUND),
           (Cell('no_defense', dict(defense='none')),
-           Cell('clip_3', dict(defense='clip', norm_bound=3.0)))),
+           Cell('clip_3', dict(defense='clip', norm_bound=3.0))),
+          claims=(
+              c.Claim('one model replacement puts the backdoor near 100%',
+                      c.at_least('backdoor_max', 'no_defense', 0.9)),
+              c.Claim('… and it then decays (final accuracy below 0.7)',
+                      c.at_most('backdoor_final', 'no_defense', 0.7)),)),
     Study('defenses', 'The main job (an unconstrained boosted attacker every '
           'round, 10 tasks) under no defense, clipping and weak DP',
           'clipping mitigates with little main-task cost; weak DP (clip + '
@@ -173,7 +218,17 @@ STUDIES = {s.name: s for s in (
            Cell('clip_1.5', dict(defense='clip', norm_bound=1.5)),
            Cell('weak_dp_C3_mul0.003', dict(defense='weak_dp',
                                             l2_norm_clip=3.0,
-                                            mul_factor=0.003)))),
+                                            mul_factor=0.003))),
+          claims=(
+              c.Claim('norm clipping mitigates the boosted attack',
+                      c.greater('backdoor_cumulative_mean', 'no_defense',
+                                'clip_1.5', 0.3)),
+              c.Claim('… with little main-task cost',
+                      c.close('main_task_final', 'clip_1.5', 'no_attack',
+                              0.03)),
+              c.Claim('weak DP (clip + noise) mitigates it too',
+                      c.greater('backdoor_cumulative_mean', 'no_defense',
+                                'weak_dp_C3_mul0.003', 0.1)),)),
     Study('matrix', 'Every attack (rows) against every defense (columns), one '
           'attacker among 10 clients every round, 10 tasks',
           'each attack\'s paper: its defense fails; each defense\'s paper: '

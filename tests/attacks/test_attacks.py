@@ -258,3 +258,28 @@ def test_dp_sgd_rejects_bad_parameters():
     attacked_fedavg.DPSGD(0.0, 1.0)
   with pytest.raises(ValueError, match='noise_multiplier'):
     attacked_fedavg.DPSGD(1.0, -1.0)
+
+
+@pytest.mark.parametrize('strategy', [
+    bagdasaryan.DataPoisoning(2), bagdasaryan.DataPoisoning(2, 3.0),
+    attacked_fedavg.ClientProjectBoost(2.0, 0.5, 1),
+    attacked_fedavg.ClientExplicitBoosting(2.0)],
+    ids=['data_poisoning', 'a3fl', 'norm_bounded', 'unconstrained'])
+def test_attackers_ignore_client_dp_sgd(strategy):
+  # Under DP-SGD with a tiny clip and huge noise, an honest client's update
+  # is noise; a malicious client's is exactly its update without DP-SGD
+  # (the README: a malicious client has no reason to add noise).
+  def attacker_delta(dp_sgd):
+    process = attacked_fedavg.build_federated_averaging_process_attacked(
+        builders.model_fn,
+        client_optimizer_fn=tff.learning.optimizers.build_sgdm(LR),
+        server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0),
+        client_update_tf=strategy, client_dp_sgd=dp_sgd)
+    data = attacked_fedavg.build_client_data(
+        [builders.make_dataset(1, 4)], [builders.make_dataset(9, 6)], [True])
+    state = process.next(process.initialize(), data).state
+    return np.concatenate([np.ravel(w) for w in
+                           process.get_model_weights(state).trainable])
+
+  noisy = attacked_fedavg.DPSGD(l2_norm_clip=1e-3, noise_multiplier=1e4)
+  np.testing.assert_array_equal(attacker_delta(noisy), attacker_delta(None))

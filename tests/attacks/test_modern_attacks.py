@@ -148,7 +148,8 @@ def test_alie_sends_mean_minus_z_std_of_the_round(knowledge, z):
   deltas = _benign_deltas()
   sample = [d for d, m in zip(deltas, _MALICIOUS)
             if (m is None) == (knowledge == 'benign')]
-  mu, sigma = np.mean(sample, axis=0), np.std(sample, axis=0, ddof=1)
+  # The population standard deviation (ddof 0), as the ALIE authors' code.
+  mu, sigma = np.mean(sample, axis=0), np.std(sample, axis=0, ddof=0)
   if z is None:  # n = 4, f = 2: s = 1, z = Φ⁻¹(3/4)
     z_used = statistics.NormalDist().inv_cdf(3 / 4)
   else:

@@ -34,16 +34,19 @@ def _numpy_client(seed, n):
   return ref.make_examples(seed, n)
 
 
-def _boosted_delta(benign, malicious, beta):
-  """Δ_benign + β·Δ_mal, each one NumPy SGD pass from w_0; Δ_mal on
-  D_trn ∪ D_mal (`benign`, `malicious`: (seed, n) of `builders.make_dataset`)."""
+def _boosted_delta(benign, malicious, beta, on_union=False):
+  """Δ_benign + β·Δ_mal, each one NumPy SGD pass from w_0; Δ_mal on D_mal
+  (the original code), or on D_trn ∪ D_mal with `on_union` (`benign`,
+  `malicious`: (seed, n) of `builders.make_dataset`)."""
   w0 = ref.initial_weights()
-  union = builders.union_examples(builders.make_dataset(*benign),
-                             builders.make_dataset(*malicious))
+  trained_on = _numpy_client(*malicious)
+  if on_union:
+    trained_on = builders.union_examples(builders.make_dataset(*benign),
+                                         builders.make_dataset(*malicious))
   return [
       b + beta * m for b, m in zip(
           ref.delta(ref.sgd_pass(w0, *_numpy_client(*benign), CLIENT_LR), w0),
-          ref.delta(ref.sgd_pass(w0, *union, CLIENT_LR), w0))
+          ref.delta(ref.sgd_pass(w0, *trained_on, CLIENT_LR), w0))
   ]
 
 
@@ -64,11 +67,15 @@ def test_no_attacker_matches_tff_weighted_fed_avg():
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_explicit_boosting_sends_benign_plus_boosted_malicious_delta():
+@pytest.mark.parametrize('on_union', [False, True])
+def test_explicit_boosting_sends_benign_plus_boosted_malicious_delta(on_union):
+  # The original code trains Δ_mal on the malicious dataset it is given; the
+  # experiment's `unconstrained` hands it D_trn ∪ D_mal (OnUnion).
   beta = 7.0
   w0 = ref.initial_weights()
-  expected = _boosted_delta((1, 4), (9, 6), beta)
-  process = _process(attacked_fedavg.ClientExplicitBoosting(beta))
+  expected = _boosted_delta((1, 4), (9, 6), beta, on_union)
+  strategy = attacked_fedavg.ClientExplicitBoosting(beta)
+  process = _process(attack_base.OnUnion(strategy) if on_union else strategy)
   state = process.initialize()
   data = attacked_fedavg.build_client_data(
       [builders.make_dataset(1, 4)], [builders.make_dataset(9, 6)], [True])
@@ -183,6 +190,20 @@ def test_attackers_in_one_round_divide_the_boost_evenly(split_boost):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
   clients = output.metrics['client_work']['clients']
   assert clients['malicious_boost_share'] == pytest.approx(share)
+
+
+def test_original_suite_attack_with_boost_minus_one_leaves_the_model():
+  # The original research code's test_attack: with the malicious dataset
+  # equal to the benign one and β = −1, Δ = Δ_benign − Δ_benign = 0, so two
+  # rounds leave the model where it started.
+  process = _process(attacked_fedavg.ClientExplicitBoosting(-1.0))
+  state = process.initialize()
+  dataset = builders.make_dataset(1, 4)
+  data = attacked_fedavg.build_client_data([dataset], [dataset], [True])
+  for _ in range(2):
+    state = process.next(state, data).state
+  for got, initial in zip(_trainable(process, state), ref.initial_weights()):
+    np.testing.assert_allclose(got, initial, atol=1e-7)
 
 
 def test_model_replacement_sends_boosted_distance_to_the_trained_model():
