@@ -140,7 +140,8 @@ class AdaptiveTrigger:
 
   def __init__(self, model_name: str, pixels, labels, eval_pixels, mask,
                initial_delta, target_label: int, settings: A3FLSettings,
-               seed: int, name: str = 'a3fl', source_clients: tuple = ()):
+               seed: int, name: str = 'a3fl', source_clients: tuple = (),
+               num_classes: int = 10):
     self.settings = settings
     self.name = name
     self.source_clients = tuple(source_clients)
@@ -151,8 +152,9 @@ class AdaptiveTrigger:
     self._pixels = np.asarray(pixels, np.float32)
     self._labels = np.asarray(labels, np.int64)
     self._eval_pixels = np.asarray(eval_pixels, np.float32)
-    self.model = models.create_keras_model(model_name)
-    self.adversarial_model = models.create_keras_model(model_name)
+    self.model = models.create_keras_model(model_name, num_classes)
+    self.adversarial_model = models.create_keras_model(model_name,
+                                                       num_classes)
     s = settings
     spec = tf.TensorSpec([None] + list(self._pixels.shape[1:]), tf.float32)
     delta_spec = tf.TensorSpec(self._pixels.shape[1:], tf.float32)
@@ -242,7 +244,8 @@ def adaptive_trigger(data, task_num: int,
   return AdaptiveTrigger(model_name, train, np.concatenate(labels),
                          eval_pixels, mask, pattern, target_label, settings,
                          seed, name=f'a3fl_{placement}',
-                         source_clients=clients)
+                         source_clients=clients,
+                         num_classes=data.num_classes)
 
 
 class A3FLBackdoor(base.Backdoor):

@@ -59,4 +59,5 @@ def repartition_dirichlet(writers: federated.FederatedDigits, num_clients: int,
            for k, part in enumerate(parts) if len(part)}
   return federated.FederatedDigits(
       list(by_id), lambda cid: (pixels[by_id[cid]], labels[by_id[cid]]),
-      writers.test_pixels, writers.test_labels, 'dirichlet', writers=writers)
+      writers.test_pixels, writers.test_labels, 'dirichlet', writers=writers,
+      num_classes=writers.num_classes)

@@ -21,6 +21,9 @@ class FederatedDigits:
   clients' arrays (`hold_out_root`), or None; when set, every round gets a
   trusted root client appended last (`round_client_data`).
 
+  `num_classes`: labels are 0..num_classes − 1 (10 digits; EMNIST with
+  letters: 62); the model is built with as many outputs.
+
   `writers`: for a dataset re-partitioned from writers' data
   (`repartition_dirichlet`), the writer-partitioned dataset it pools (the
   semantic backdoor's target writers are chosen there), else None.
@@ -30,8 +33,10 @@ class FederatedDigits:
                load_client: Callable[[str], tuple], test_pixels: np.ndarray,
                test_labels: np.ndarray, name: str,
                root: Optional[tuple] = None,
-               writers: Optional['FederatedDigits'] = None):
+               writers: Optional['FederatedDigits'] = None,
+               num_classes: int = 10):
     self.client_ids = list(client_ids)
+    self.num_classes = num_classes
     self._load_client = load_client
     self._cache = {}
     self.test_pixels = test_pixels
@@ -84,7 +89,8 @@ def _to_arrays(dataset: tf.data.Dataset) -> tuple:
 
 def load_emnist(only_digits: bool = True,
                 cache_dir: Optional[str] = None) -> FederatedDigits:
-  """TFF's federated EMNIST (3,383 writers for digits), downloaded or cached."""
+  """TFF's federated EMNIST (3,383 writers for digits), downloaded or cached;
+  10 classes, or 62 (digits and letters) when not `only_digits`."""
   import tensorflow_federated as tff  # pylint: disable=g-import-not-at-top
   from targeted_attack.data import emnist_cache  # pylint: disable=g-import-not-at-top
   if cache_dir is not None:
@@ -102,4 +108,5 @@ def load_emnist(only_digits: bool = True,
   return FederatedDigits(
       train.client_ids,
       lambda cid: _to_arrays(train.create_tf_dataset_for_client(cid)),
-      test_pixels, test_labels, 'emnist')
+      test_pixels, test_labels, 'emnist',
+      num_classes=10 if only_digits else 62)

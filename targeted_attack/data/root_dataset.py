@@ -65,4 +65,5 @@ def hold_out_root(data: federated.FederatedDigits, size: int,
   return federated.FederatedDigits(
       data.client_ids, load, data.test_pixels, data.test_labels, data.name,
       root=(np.stack(pixels).astype(np.float32),
-            np.asarray(labels, np.int32)), writers=data.writers)
+            np.asarray(labels, np.int32)), writers=data.writers,
+      num_classes=data.num_classes)

@@ -103,12 +103,13 @@ def _optimizer(learning_rate, momentum):
       learning_rate=learning_rate, momentum=momentum if momentum > 0 else None)
 
 
-def build_process(config, population: int):
-  """The attacked FedAvg process of `config` (attack, defense, optimizers)."""
+def build_process(config, population: int, num_classes: int = 10):
+  """The attacked FedAvg process of `config` (attack, defense, optimizers),
+  its model with `num_classes` outputs (the dataset's)."""
   c = config
   aggregator, client_dp_sgd = build_defense(c, population)
   return learning_process.build_federated_averaging_process_attacked(
-      models.build_model_fn(c.model, seed=c.random_seed),
+      models.build_model_fn(c.model, num_classes, seed=c.random_seed),
       client_optimizer_fn=_optimizer(c.client_learning_rate, c.client_momentum),
       server_optimizer_fn=_optimizer(c.server_learning_rate, c.server_momentum),
       model_update_aggregation_factory=aggregator,

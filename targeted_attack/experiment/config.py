@@ -327,7 +327,9 @@ class ExperimentConfig:
       'σ = mul_factor · l2_norm_clip (the paper\'s σ; the original code '
       'passed σ itself).', _NON_NEGATIVE)
   num_byzantine: int = setting(
-      1, 'krum / multi_krum / bulyan: assumed Byzantine clients f.',
+      1, 'krum / multi_krum / bulyan: assumed Byzantine clients f; Krum and '
+      'Multi-Krum refuse n <= 2f + 2 clients per round (Blanchard et al.\'s '
+      'condition n > 2f + 2), Bulyan n < 4f + 3.',
       IntAtLeast(0))
   multi_krum_selected: int = setting(
       10, 'multi_krum: updates averaged m.', _POS_INT)

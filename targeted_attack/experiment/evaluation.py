@@ -25,8 +25,9 @@ class Evaluator:
   """
 
   def __init__(self, model_name: str, test_pixels, test_labels,
-               task: backdoor_base.BackdoorTask, batch_size: int = 1000):
-    self.model = models.create_keras_model(model_name)
+               task: backdoor_base.BackdoorTask, batch_size: int = 1000,
+               num_classes: int = 10):
+    self.model = models.create_keras_model(model_name, num_classes)
     self._target_label = task.target_label
     split = lambda a: [
         tf.constant(a[i:i + batch_size]) for i in range(0, len(a), batch_size)

@@ -230,10 +230,11 @@ ATTACKS = Registry('attack', [
 
 
 def _krum_check(c):
-  _require(c.num_clients_per_round >= c.num_byzantine + 3, 'num_byzantine',
-           f'`num_byzantine`={c.num_byzantine}: Krum needs '
-           f'num_clients_per_round >= num_byzantine + 3 = '
-           f'{c.num_byzantine + 3}.')
+  """Blanchard et al.'s condition for Krum's guarantee: n > 2f + 2."""
+  _require(c.num_clients_per_round > 2 * c.num_byzantine + 2, 'num_byzantine',
+           f'`num_byzantine`={c.num_byzantine}: Krum\'s guarantee (Blanchard '
+           f'et al.) needs num_clients_per_round > 2 * num_byzantine + 2 = '
+           f'{2 * c.num_byzantine + 2}.')
 
 
 def _multi_krum_check(c):

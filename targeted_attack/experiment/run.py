@@ -144,7 +144,7 @@ def run(config, progress: bool = True) -> list:
   task = build.initial_task(backdoor, data)
   attackers = build.build_attackers(c, data.num_clients)
   hooks = build_hooks(c, data)
-  process = build.build_process(c, data.num_clients)
+  process = build.build_process(c, data.num_clients, data.num_classes)
   outputs.write_config(config_path, c)
 
   def checkpointed(state):
@@ -173,7 +173,8 @@ def run(config, progress: bool = True) -> list:
   log = outputs.MetricsLog(os.path.join(out, 'metrics.csv'),
                            keep_through_round=kept if c.resume else None)
   evaluator = evaluation.Evaluator(c.model, data.test_pixels,
-                                   data.test_labels, task)
+                                   data.test_labels, task,
+                                   num_classes=data.num_classes)
   backdoor_history = log.backdoor_history()
   board = outputs.TensorBoard(os.path.join(out, 'tensorboard'))
   bar = None

@@ -57,7 +57,9 @@ def test_aggregate_and_clip_clips_the_mean():
 
 
 def test_dp_aggregate_mean_and_noise_stddev():
-  clip, mul, n_expected = 1.0, 0.5, 4
+  # C ≠ 1, so σ = mul_factor·C (the README's convention) cannot pass for
+  # σ = mul_factor: here 0.25 vs 0.1 on the mean.
+  clip, mul, n_expected = 2.5, 0.4, 4
   norms = [0.5, 3.0, 2.0]
   updates = _updates(norms)
   clipped_sum = sum(_flat(u) / max(1.0, n / clip) for u, n in zip(updates, norms))
@@ -69,6 +71,12 @@ def test_dp_aggregate_mean_and_noise_stddev():
   sigma = mul * clip / n_expected
   assert abs(noise.mean()) < 4 * sigma / np.sqrt(noise.size)
   assert noise.std() == pytest.approx(sigma, rel=0.12)
+  # Per coordinate too: each of the 10 has mean ≈ 0 and stddev ≈ σ.
+  assert np.all(np.abs(noise.mean(axis=0)) < 4 * sigma / np.sqrt(60))
+  np.testing.assert_allclose(noise.std(axis=0), sigma, rtol=0.35)
+  measured = outputs[0].measurements['inner']['dp_query_metrics']
+  assert measured['noise_stddev'] == pytest.approx(sigma, rel=1e-6)
+  assert outputs[0].measurements['clip']['fraction'] == pytest.approx(1 / 3)
 
 
 def test_dp_aggregate_is_repeatable_with_a_seed():

@@ -58,14 +58,20 @@ def test_each_setting_outside_its_range_is_a_one_line_flag_error(field):
      'num_clients_per_round'),
     (dict(defense='krum', num_byzantine=1, num_clients_per_round=3),
      'num_byzantine'),
-    (dict(defense='multi_krum', multi_krum_selected=5,
-          num_clients_per_round=4), 'multi_krum_selected'),
+    # Blanchard et al.: n > 2f + 2 (n = f + 3 = 5 computes, but is refused).
+    (dict(defense='krum', num_byzantine=2, num_clients_per_round=6),
+     'num_byzantine'),
+    (dict(defense='multi_krum', num_byzantine=2, num_clients_per_round=5,
+          multi_krum_selected=2), 'num_byzantine'),
+    (dict(defense='multi_krum', multi_krum_selected=6,
+          num_clients_per_round=5), 'multi_krum_selected'),
     (dict(attacker_model='fixed_pool', attacker_pool_size=13,
           synthetic_num_clients=12, num_clients_per_round=3),
      'attacker_pool_size'),
     (dict(boost_factor=0.0), 'boost_factor'),
 ])
 def test_cross_setting_checks_name_the_setting(overrides, field):
+  # (A Krum config at n = 2f + 3 is valid: `test_krum_admits_n_above_2f_plus_2`.)
   config = dataclasses.replace(config_lib.ExperimentConfig(), **overrides)
   with pytest.raises(config_lib.ConfigError) as error:
     registry.validate(config)
@@ -97,3 +103,10 @@ def test_a_setting_saved_before_it_existed_counts_as_its_default():
   assert config_lib.first_difference(changed, saved) == 'flame_noise_lambda'
   saved['norm_bound'] = 7.0
   assert config_lib.first_difference(config, saved) == 'norm_bound'
+
+
+def test_krum_admits_n_above_2f_plus_2():
+  for f in (0, 1, 2, 3):
+    registry.validate(dataclasses.replace(
+        config_lib.ExperimentConfig(), defense='krum', num_byzantine=f,
+        num_clients_per_round=2 * f + 3))

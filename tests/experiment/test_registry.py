@@ -16,8 +16,8 @@ from builders import tiny_config as tiny
 # Settings each entry needs to run on the tiny configuration.
 _NEEDS = {
     'edge_case': dict(edge_case_num_train=10, edge_case_num_eval=10),
-    'krum': dict(num_clients_per_round=4, num_byzantine=1),
-    'multi_krum': dict(num_clients_per_round=4, num_byzantine=1,
+    'krum': dict(num_clients_per_round=5, num_byzantine=1),
+    'multi_krum': dict(num_clients_per_round=5, num_byzantine=1,
                        multi_krum_selected=2),
     'bulyan': dict(num_clients_per_round=7, num_byzantine=1),
     'rlr': dict(rlr_threshold=2),

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from targeted_attack.experiment import config as config_lib
+from targeted_attack.data import federated
 from targeted_attack.experiment import outputs
 from targeted_attack.experiment import build
 from targeted_attack.experiment import run as run_lib
@@ -251,7 +252,7 @@ def test_detection_metrics_compare_the_kept_clients_with_the_truth():
 
 
 def test_krum_run_reports_detection_per_round(tmp_path):
-  rows = run_lib.run(tiny(tmp_path, defense='krum', num_clients_per_round=4,
+  rows = run_lib.run(tiny(tmp_path, defense='krum', num_clients_per_round=5,
                              num_rounds=2, attack_freq=1), progress=False)
   for r in rows:
     assert r['detection_tpr'] in (0.0, 1.0)  # one attacker: kept or not
@@ -290,3 +291,43 @@ def test_dp_sgd_runs_report_the_example_level_privacy_each_round(tmp_path):
     assert float(row['dp_sgd_example_delta']) == pytest.approx(delta)
     assert int(row['dp_sgd_worst_case_participations']) == p
     assert 'privacy_epsilon' not in row  # no client-level claim for DP-SGD
+
+
+@pytest.mark.parametrize('defense', ['clip', 'weak_dp'])
+def test_a_run_repeats_exactly(tmp_path, defense):
+  # The README: runs are deterministic from the seed (timings aside), so
+  # two runs of one config give the same metrics.csv, value for value.
+  def metrics(name):
+    config = tiny(tmp_path, experiment_name=name, defense=defense,
+                  num_rounds=3, attack_freq=1, evaluate_per_rounds=1)
+    run_lib.run(config, progress=False)
+    rows = _rows(config)
+    for row in rows:
+      del row['round_seconds'], row['eval_seconds']
+    return rows
+
+  first, second = metrics('first'), metrics('second')
+  assert len(first) == 3 and first == second
+
+
+def test_emnist_with_letters_builds_a_62_class_model(tmp_path):
+  # `--noonly_digits`: labels up to 61 reach the model, which must have 62
+  # outputs (before, a 10-class model died in TFF's worker on label ≥ 10).
+  from targeted_attack.data import emnist_cache  # pylint: disable=g-import-not-at-top
+  digits = federated.load_synthetic(8, 20, seed=5)
+  writers = []
+  for k in range(digits.num_clients):
+    pixels, labels = digits.client_arrays(k)
+    letters = np.where(labels == 3, 10 + 7 * k, labels)  # a letter per writer
+    writers.append((f'f{k:04d}', pixels, letters, pixels, letters))
+  assert max(w[2].max() for w in writers) == 59
+  cache = str(tmp_path / 'cache')
+  emnist_cache.write_emnist_cache(cache, writers, only_digits=False)
+  config = tiny(tmp_path, dataset='emnist', emnist_cache_dir=cache,
+                only_digits=False, num_rounds=2, task_num=2)
+  data = build.load_data(config)
+  assert data.num_classes == 62
+  rows = run_lib.run(config, progress=False)
+  assert [int(r['round']) for r in rows] == [1, 2]
+  with np.load(f'{config.output_dir}/checkpoint.npz') as saved:
+    assert saved['model_trainable_0'].shape == (28 * 28, 62)  # linear
