@@ -133,7 +133,8 @@ def build_privacy_accountant(config, population: int):
   if entry.noise_multiplier is None:
     return None
   return privacy.accountant_for(entry.noise_multiplier(config),
-                                config.num_clients_per_round, population)
+                                config.num_clients_per_round, population,
+                                config.privacy_delta_exponent)
 
 
 def build_dp_sgd_tracker(config, num_examples):
@@ -148,5 +149,6 @@ def build_dp_sgd_tracker(config, num_examples):
     return None
   return privacy.DpSgdTracker(
       privacy.DpSgdAccountant(entry.client_dp_sgd(config).noise_multiplier,
-                              config.batch_size, config.num_epochs),
+                              config.batch_size, config.num_epochs,
+                              delta_exponent=config.privacy_delta_exponent),
       num_examples)

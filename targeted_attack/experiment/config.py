@@ -364,6 +364,10 @@ class ExperimentConfig:
       1.0, 'dp_sgd: per-example clip norm.', _POSITIVE)
   dp_sgd_noise_multiplier: float = setting(
       0.1, 'dp_sgd: noise multiplier σ.', _NON_NEGATIVE)
+  privacy_delta_exponent: float = setting(
+      1.1, 'Privacy accounting: δ = 1/N^e (client level, N the population) '
+      'and 1/n_k^e (DP-SGD, example level, n_k a client\'s examples); e > 1 '
+      'keeps δ below 1/N, the usual choice.', Number(1.0, strict=True))
 
   @property
   def output_dir(self) -> str:

@@ -7,7 +7,9 @@ clients at rate q = clients per round / population, composed over t rounds:
 ε(δ) of `PoissonSampledDpEvent(q, GaussianDpEvent(z))` self-composed t times,
 by the RDP accountant. Rounds sample a fixed number of clients without
 replacement; Poisson sampling at the same rate is the usual stand-in (as in
-TFF's DP tutorials). δ defaults to 1/population.
+TFF's DP tutorials). δ = 1/N^e, N the population and e = `delta_exponent`
+(default 1.1): below 1/N, the bound at which releasing one client's data
+outright would still satisfy the guarantee.
 
 Example-level (client DP-SGD), `DpSgdAccountant` and `DpSgdTracker`: a
 client k with n_k examples runs, each round it takes part in, one pass over
@@ -18,7 +20,8 @@ shuffled and of fixed size; Poisson sampling at rate q_k = min(1, B/n_k) is
 the stand-in, as in tensorflow_privacy's `compute_dp_sgd_privacy_lib`
 (without microbatching). After P_k participations: ε_k(δ_k) of
 `PoissonSampledDpEvent(q_k, GaussianDpEvent(z))` self-composed P_k·s_k
-times, with δ_k = 1/n_k unless a δ is given. The guarantee is for one
+times, with δ_k = 1/n_k^e (e = `delta_exponent`, as above) unless a δ is
+given. The guarantee is for one
 example of one client's data, add-or-remove-one adjacency, and covers every
 model the client sends; it says nothing about a client's data as a whole
 (client-level), which DP-SGD alone does not bound. Like tensorflow_privacy's
@@ -72,11 +75,17 @@ class ClientLevelAccountant:
                                      self.sampling_rate, rounds, self.delta)
 
 
+DELTA_EXPONENT = 1.1  # δ = 1/N^1.1 < 1/N
+
+
 def accountant_for(noise_multiplier: float, clients_per_round: int,
-                   population: int) -> ClientLevelAccountant:
+                   population: int,
+                   delta_exponent: float = DELTA_EXPONENT
+                  ) -> ClientLevelAccountant:
+  """Sampling rate q = clients per round / N, δ = 1/N^`delta_exponent`."""
   return ClientLevelAccountant(noise_multiplier,
                                min(1.0, clients_per_round / population),
-                               1.0 / population)
+                               float(population)**-delta_exponent)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,13 +94,14 @@ class DpSgdAccountant:
 
   After P participations of a client with n examples: s = ⌈E·n/B⌉ steps per
   participation at rate q = min(1, B/n), ε(δ) of P·s compositions of the
-  Poisson-subsampled Gaussian of noise multiplier z; δ = `delta`, or 1/n
-  when None. One step's RDP is memoized on (z, q).
+  Poisson-subsampled Gaussian of noise multiplier z; δ = `delta`, or
+  1/n^`delta_exponent` when None. One step's RDP is memoized on (z, q).
   """
   noise_multiplier: float
   batch_size: int
   num_epochs: int
   delta: Optional[float] = None
+  delta_exponent: float = DELTA_EXPONENT
 
   def steps(self, num_examples: int) -> int:
     """s = ⌈E·n/B⌉: the batches of one pass over E shuffles of n examples."""
@@ -101,7 +111,9 @@ class DpSgdAccountant:
     return min(1.0, self.batch_size / num_examples)
 
   def delta_for(self, num_examples: int) -> float:
-    return self.delta if self.delta is not None else 1.0 / num_examples
+    if self.delta is not None:
+      return self.delta
+    return float(num_examples)**-self.delta_exponent
 
   def epsilon(self, num_examples: int, participations: int) -> float:
     """ε of a client with n examples after P participations (0 for P = 0)."""

@@ -30,7 +30,7 @@ def test_weak_dp_of_sun_et_al_gives_almost_no_privacy():
   # σ = 0.025 on the sum of updates clipped to 5: z = 0.005, 30 of 3,383.
   accountant = privacy.accountant_for(0.005, 30, 3383)
   assert accountant.sampling_rate == pytest.approx(30 / 3383)
-  assert accountant.delta == pytest.approx(1 / 3383)
+  assert accountant.delta == pytest.approx(3383**-1.1)  # δ < 1/N
   assert accountant.epsilon(1) > 1e3
   assert accountant.epsilon(0) == 0.0
   assert privacy.ClientLevelAccountant(0.0, 0.1, 1e-5).epsilon(3) == np.inf
@@ -63,7 +63,7 @@ def test_dp_sgd_steps_and_rate_follow_the_batches_of_a_pass():
   assert accountant.steps(47) == 12
   assert accountant.sampling_rate(47) == pytest.approx(20 / 47)
   assert accountant.sampling_rate(10) == 1.0
-  assert accountant.delta_for(47) == pytest.approx(1 / 47)
+  assert accountant.delta_for(47) == pytest.approx(47**-1.1)  # < 1/n
   assert privacy.DpSgdAccountant(1.0, 20, 5, delta=1e-5).delta_for(47) == 1e-5
   assert accountant.epsilon(47, 0) == 0.0
   assert privacy.DpSgdAccountant(0.0, 20, 5).epsilon(47, 1) == np.inf
@@ -75,7 +75,7 @@ def test_dp_sgd_full_batch_is_the_gaussian_composed_per_step(
     z, epochs, participations):
   # n = B: q = 1, E steps per participation, each a Gaussian of multiplier z.
   accountant = privacy.DpSgdAccountant(z, batch_size=16, num_epochs=epochs)
-  expected = _gaussian_epsilon(z, epochs * participations, 1 / 16)
+  expected = _gaussian_epsilon(z, epochs * participations, 16**-1.1)
   got = accountant.epsilon(16, participations)
   assert expected <= got * (1 + 1e-6)
   assert got == pytest.approx(expected, rel=0.03)
@@ -85,7 +85,7 @@ def test_dp_sgd_full_batch_is_the_gaussian_composed_per_step(
 def test_dp_sgd_subsampled_matches_the_numpy_rdp(n, z, participations):
   accountant = privacy.DpSgdAccountant(z, batch_size=20, num_epochs=2)
   steps = participations * int(np.ceil(2 * n / 20))
-  expected = reference.poisson_gaussian_epsilon(20 / n, z, steps, 1 / n)
+  expected = reference.poisson_gaussian_epsilon(20 / n, z, steps, n**-1.1)
   got = accountant.epsilon(n, participations)
   # The library's α grid (1.1, 1.2, …, 11, 12, …) is coarser than ours.
   assert expected <= got * (1 + 1e-3)
@@ -99,7 +99,7 @@ def test_dp_sgd_agrees_with_tensorflow_privacy_statement_of_steps():
   # ⌈P·E·n/B⌉ of tensorflow_privacy are P·⌈E·n/B⌉.
   n, batch, epochs, z, participations = 100, 20, 2, 1.1, 3
   theirs, _ = lib.compute_dp_sgd_privacy(n, batch, z, epochs * participations,
-                                         1 / n)
+                                         n**-1.1)
   ours = privacy.DpSgdAccountant(z, batch, epochs).epsilon(n, participations)
   # Their α grid (1.25, 1.5, …) is coarser: ours can only be slightly lower.
   assert ours <= theirs * (1 + 1e-9)
@@ -121,13 +121,13 @@ def test_dp_sgd_tracker_reports_the_worst_client_so_far():
     expected = {
         k: reference.poisson_gaussian_epsilon(20 / sizes[k], 1.5,
                                      p * int(np.ceil(sizes[k] / 20)),
-                                     1 / sizes[k]) for k, p in counts.items()
+                                     sizes[k]**-1.1) for k, p in counts.items()
     }
     worst = max(expected, key=expected.get)
     m = tracker.metrics()
     assert m['dp_sgd_example_epsilon'] == pytest.approx(expected[worst],
                                                         rel=0.01)
-    assert m['dp_sgd_example_delta'] == pytest.approx(1 / sizes[worst])
+    assert m['dp_sgd_example_delta'] == pytest.approx(sizes[worst]**-1.1)
     assert m['dp_sgd_worst_case_participations'] == counts[worst]
     assert m['dp_sgd_worst_case_examples'] == sizes[worst]
     epsilons.append(m['dp_sgd_example_epsilon'])
