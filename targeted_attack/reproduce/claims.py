@@ -77,28 +77,29 @@ def decreasing(metric: str, cells: Sequence[str], margin: float) -> Callable:
   return check
 
 
-def at_most(metric: str, cell: str, bound: float) -> Callable:
-  """`cell`'s metric, plus its spread, is at most `bound`."""
+def _bound(metric: str, cell: str, bound: float, upper: bool) -> Callable:
+  """`cell`'s metric beyond `bound` by its spread: mean + std <= bound
+  (`upper`) or mean − std >= bound."""
 
   def check(table):
     value = _value(table, cell, metric)
     if value is None:
       return _missing(cell)
-    return _show(cell, value), value[0] + value[1] <= bound
+    if upper:
+      return _show(cell, value), value[0] + value[1] <= bound
+    return _show(cell, value), value[0] - value[1] >= bound
 
   return check
+
+
+def at_most(metric: str, cell: str, bound: float) -> Callable:
+  """`cell`'s metric, plus its spread, is at most `bound`."""
+  return _bound(metric, cell, bound, upper=True)
 
 
 def at_least(metric: str, cell: str, bound: float) -> Callable:
   """`cell`'s metric, less its spread, is at least `bound`."""
-
-  def check(table):
-    value = _value(table, cell, metric)
-    if value is None:
-      return _missing(cell)
-    return _show(cell, value), value[0] - value[1] >= bound
-
-  return check
+  return _bound(metric, cell, bound, upper=False)
 
 
 def close(metric: str, a: str, b: str, tolerance: float) -> Callable:
