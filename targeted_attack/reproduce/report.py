@@ -40,7 +40,12 @@ def summarize(study, runs: Sequence) -> List[dict]:
   for cell in study.cells:
     cell_runs = [r for r in runs if r.study == study.name and
                  r.cell == cell.label and is_finished(r)]
-    finals = [metrics_rows(r)[-1] for r in cell_runs if metrics_rows(r)]
+    # Each run's metrics.csv, read once: (all rows, the evaluated ones).
+    read = [(rows, [r for r in rows
+                    if r.get('main_task_accuracy') not in ('', None)])
+            for rows in (metrics_rows(run, False) for run in cell_runs)]
+    read = [(rows, evaluated) for rows, evaluated in read if evaluated]
+    finals = [evaluated[-1] for _, evaluated in read]
     row = dict(cell=cell.label, seeds=len(finals))
     for key, column in (('backdoor_final', 'backdoor_accuracy'),
                         ('backdoor_cumulative_mean',
@@ -49,20 +54,21 @@ def summarize(study, runs: Sequence) -> List[dict]:
       mean, std = _mean_std([float(f[column]) for f in finals])
       row[key] = mean
       row[key + '_std'] = std
-    peaks = [max(float(r['backdoor_accuracy']) for r in metrics_rows(run))
-             for run in cell_runs if metrics_rows(run)]
+    peaks = [max(float(r['backdoor_accuracy']) for r in evaluated)
+             for _, evaluated in read]
     row['backdoor_max'], row['backdoor_max_std'] = _mean_std(peaks)
+    detections = [d for d in (_detection(rows) for rows, _ in read)
+                  if d is not None]
     for key in ('detection_tpr', 'detection_fpr'):
-      row[key] = _mean_std([d[key] for d in map(_detection, cell_runs)
-                            if d is not None])[0]
+      row[key] = _mean_std([d[key] for d in detections])[0]
     table.append(row)
   return table
 
 
-def _detection(run):
-  """Mean detection TPR and FPR over the run's rounds with attackers, or
-  None (only a filtering defense reports them)."""
-  rows = [r for r in metrics_rows(run, False)
+def _detection(rows):
+  """Mean detection TPR and FPR over a run's rounds with attackers (`rows`:
+  its metrics.csv), or None (only a filtering defense reports them)."""
+  rows = [r for r in rows
           if int(r['num_attackers']) > 0 and
           r.get('detection_tpr') not in (None, '')]
   if not rows:
