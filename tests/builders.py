@@ -103,7 +103,11 @@ def flat(update):
   return np.concatenate([np.ravel(update['a']), np.ravel(update['b'])])
 
 
-def run_aggregator(factory, updates, weights=None, rounds=1):
+def run_aggregator(factory, updates, weights=None, rounds=1,
+                   global_model=None):
+  """`rounds` calls of `factory`'s process on `updates` (VALUE_TYPE); a
+  factory that takes the global model (FLAME) is given `global_model`."""
+  from targeted_attack.defenses import plumbing  # pylint: disable=g-import-not-at-top
   if isinstance(factory, tff.aggregators.WeightedAggregationFactory):
     process = factory.create(VALUE_TYPE, WEIGHT_TYPE)
     weights = weights or [1.0] * len(updates)
@@ -111,6 +115,10 @@ def run_aggregator(factory, updates, weights=None, rounds=1):
   else:
     process = factory.create(VALUE_TYPE)
     args = (updates,)
+  if plumbing.takes_global_model(factory):
+    if global_model is None:
+      raise ValueError('this factory takes the global model: pass one')
+    args += (global_model,)
   state = process.initialize()
   outputs = []
   for _ in range(rounds):

@@ -126,14 +126,23 @@ def majority_cluster(distances):
   return tf.gather(reach, tf.argmax(tf.reduce_sum(reach, axis=1))) > 0.0
 
 
-def build_flame(noise_lambda: float = 0.001, seed: Optional[int] = None):
+FLAME_CLUSTER_ON = ('models', 'updates')
+
+
+def build_flame(noise_lambda: float = 0.001, seed: Optional[int] = None,
+                cluster_on: str = 'models'):
   """FLAME (Nguyen et al., USENIX Security 2022, Algorithm 1).
 
-  1. Filtering: HDBSCAN on the pairwise cosine distances
-     D_ij = 1 − cos(x_i, x_j), min_cluster_size = ⌊n/2⌋ + 1, min_samples = 1,
-     single cluster allowed (as the public FLAME implementations); K = the
-     majority cluster (see `majority_cluster`).
-  2. Clipping: S = median_{i=1..n} ‖x_i‖₂ over ALL n clients
+  1. Filtering: HDBSCAN on the pairwise cosine distances of the clients'
+     local models W_i = w_t − x_i (x_i = w_t − W_i, TFF's wire convention),
+     D_ij = 1 − cos(W_i, W_j), min_cluster_size = ⌊n/2⌋ + 1,
+     min_samples = 1, single cluster allowed (as the public FLAME
+     implementations); K = the majority cluster (see `majority_cluster`).
+     `cluster_on='updates'` clusters the updates x_i instead (this project's
+     rule before 0.4.0; not FLAME's: a boosted update pointing the honest
+     clients' way is never filtered by it, and the local model it gives is
+     far from theirs).
+  2. Clipping: S = median_{i=1..n} ‖x_i‖₂ = ‖W_i − w_t‖₂ over ALL n clients
      (`numpy.median`); x_i ← x_i · min(1, S / ‖x_i‖₂) for i ∈ K.
   3. Aggregation and noise: (1/|K|) Σ_{i ∈ K} x_i + z, z ~ N(0, (λ·S)²) per
      coordinate, λ = `noise_lambda` (the paper's 0.001 for image
@@ -141,14 +150,22 @@ def build_flame(noise_lambda: float = 0.001, seed: Optional[int] = None):
      aggregate update it is the same for server learning rate 1 (else scaled
      by the rate).
   Round t's noise is drawn with the stateless seed (seed, t), as in
-  `clipping.build_gaussian_noise`; `seed=None` picks a fresh seed.
+  `clipping.build_gaussian_noise`; `seed=None` picks a fresh seed. With
+  `cluster_on='models'` the factory takes the global model (`plumbing`'s
+  `takes_global_model`), so it runs in this project's attacked process, not
+  in TFF's own.
   """
   noise_lambda = checks.number('noise_lambda', noise_lambda, 0.0)
   seed = clipping.resolve_seed(seed)
+  if cluster_on not in FLAME_CLUSTER_ON:
+    raise ValueError(f'`cluster_on` must be one of {FLAME_CLUSTER_ON}, got '
+                     f'{cluster_on!r}.')
 
-  def flame(matrix, round_num):
+  def flame(matrix, round_num, global_model=None):
     x = tf.cast(matrix, tf.float64)
-    kept = majority_cluster(cosine_distances(matrix))
+    points = matrix if global_model is None else (
+        tf.cast(global_model, tf.float64)[tf.newaxis] - x)
+    kept = majority_cluster(cosine_distances(points))
     norms = tf.norm(x, axis=1)
     ordered = tf.sort(norms)
     n = tf.shape(norms)[0]
@@ -166,7 +183,8 @@ def build_flame(noise_lambda: float = 0.001, seed: Optional[int] = None):
         clip_norm=tf.cast(clip_norm, tf.float32),
         noise_stddev=tf.cast(stddev, tf.float32))
 
-  return plumbing.build_stacked_aggregator(flame, 'flame', stateful=True)
+  return plumbing.build_stacked_aggregator(
+      flame, 'flame', stateful=True, global_model=cluster_on == 'models')
 
 
 def build_fltrust():

@@ -198,7 +198,8 @@ def build_foolsgold(population: int, features: str = 'output_layer',
     def init_fn():
       return tff.federated_eval(zero_history, tff.SERVER)
 
-    def body(state, value, weight):
+    def body(state, value, weight, model):
+      del model
       matrix = plumbing.stack_rows(tff.federated_map(to_row, (value, weight)),
                                    dim + 1)
       result, state, measurements = tff.federated_map(server_fn,

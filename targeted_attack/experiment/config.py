@@ -345,6 +345,10 @@ class ExperimentConfig:
   flame_noise_lambda: float = setting(
       0.001, 'flame: noise stddev λ·S, S the median update norm (Nguyen et '
       'al.: 0.001 for image classification).', _NON_NEGATIVE)
+  flame_cluster_on: str = setting(
+      'models', 'flame: what HDBSCAN clusters by cosine distance (models: '
+      'the local models w_t − x_k, FLAME\'s Algorithm 1; updates: the '
+      'updates x_k, this project\'s rule before 0.4.0).', OneOf())
   foolsgold_features: str = setting(
       'output_layer', 'foolsgold: the weights each client\'s history H_i sums '
       '(output_layer: the output layer\'s kernel, as the authors\' deep '

@@ -308,10 +308,12 @@ DEFENSES = Registry('defense', [
                  'Robust learning rate (Ozdayi et al.): the mean, negated '
                  'where |Σ sgn(Δ_i)| < rlr_threshold.', check=_rlr_check),
     DefenseEntry('flame',
-                 lambda c, n: filtering.build_flame(c.flame_noise_lambda,
-                                                    seed=c.random_seed),
+                 lambda c, n: filtering.build_flame(
+                     c.flame_noise_lambda, seed=c.random_seed,
+                     cluster_on=c.flame_cluster_on),
                  'FLAME (Nguyen et al.): HDBSCAN majority cluster on cosine '
-                 'distances, clip to the median norm S, mean, noise λ·S '
+                 'distances of the local models (flame_cluster_on), clip to '
+                 'the median update norm S, mean, noise λ·S '
                  '(λ = flame_noise_lambda).'),
     DefenseEntry('foolsgold',
                  lambda c, n: foolsgold.build_foolsgold(
@@ -468,6 +470,7 @@ CHOICES = {
     'edge_case_mix': tuple(edge_case.EDGE_CASE_MIXES),
     'trigger_placement': triggers.TRIGGER_PLACEMENTS,
     'foolsgold_features': foolsgold.FEATURES,
+    'flame_cluster_on': filtering.FLAME_CLUSTER_ON,
 }
 
 

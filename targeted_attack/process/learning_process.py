@@ -12,9 +12,14 @@ The stages, as TFF's `compose_learning_process` chains them: broadcast
 (TFF's optimizer step). TFF's convention is followed on the wire: the update
 handed to the aggregator is w_t − w_k = −Δ_k (the server optimizer then
 *subtracts* it). The defenses here are symmetric under sign, so this changes
-none of them.
+none of them, except FLAME, which clusters the local models w_k = w_t − x_k.
+
+An aggregator that needs w_t (`defenses.plumbing.takes_global_model`, FLAME)
+gets it as `next`'s last argument: the stages are then chained by
+`_compose_with_global_model`, TFF's chain with that one argument added.
 """
 
+import collections
 from typing import Callable, Optional, Union
 
 import numpy as np
@@ -25,6 +30,7 @@ from targeted_attack.attacks import base
 from targeted_attack.attacks import boosting
 from targeted_attack.defenses import clipping
 from targeted_attack.defenses import dp_sgd
+from targeted_attack.defenses import plumbing
 from targeted_attack.process import client_work as client_work_lib
 
 
@@ -80,14 +86,90 @@ def as_tff_optimizer(optimizer: OptimizerArg,
 def _create_weighted_aggregator(factory, update_type):
   if factory is None:
     factory = clipping.build_default_aggregation()
-  if isinstance(factory, tff.aggregators.UnweightedAggregationFactory):
-    return tff.aggregators.as_weighted_aggregator(factory).create(
-        update_type, tff.TensorType(np.float32))
-  if isinstance(factory, tff.aggregators.WeightedAggregationFactory):
-    return factory.create(update_type, tff.TensorType(np.float32))
+  if isinstance(factory, (tff.aggregators.UnweightedAggregationFactory,
+                          tff.aggregators.WeightedAggregationFactory)):
+    return plumbing.as_weighted(factory).create(update_type,
+                                                tff.TensorType(np.float32))
   raise TypeError(
       '`model_update_aggregation_factory` must be a tff.aggregators '
       f'factory (weighted or unweighted) or None, got {factory!r}.')
+
+
+def _compose_with_global_model(initial_model_weights_fn, distributor,
+                               client_work, aggregator, finalizer):
+  """TFF's `compose_learning_process`, the aggregator also given w_t.
+
+  The same state (`LearningAlgorithmState`), stages and metrics; the only
+  difference is `aggregator.next(state, update, weight, w_t.trainable)`.
+  """
+  templates = tff.learning.templates
+  client_data_type = client_work.next.type_signature.parameter[2]
+
+  @tff.federated_computation()
+  def init_fn():
+    return tff.federated_zip(templates.LearningAlgorithmState(
+        tff.federated_eval(initial_model_weights_fn, tff.SERVER),
+        distributor.initialize(), client_work.initialize(),
+        aggregator.initialize(), finalizer.initialize()))
+
+  state_type = init_fn.type_signature.result
+  weights_type = state_type.member.global_model_weights
+
+  @tff.tensorflow.computation(weights_type)
+  def trainable(weights):
+    return weights.trainable
+
+  @tff.federated_computation(state_type, client_data_type)
+  def next_fn(state, client_data):
+    distributed = distributor.next(state.distributor,
+                                   state.global_model_weights)
+    trained = client_work.next(state.client_work, distributed.result,
+                               client_data)
+    aggregated = aggregator.next(
+        state.aggregator, trained.result.update, trained.result.update_weight,
+        tff.federated_map(trainable, state.global_model_weights))
+    finalized = finalizer.next(state.finalizer, state.global_model_weights,
+                               aggregated.result)
+    new_state = tff.federated_zip(templates.LearningAlgorithmState(
+        finalized.result, distributed.state, trained.state, aggregated.state,
+        finalized.state))
+    metrics = tff.federated_zip(collections.OrderedDict(
+        distributor=distributed.measurements,
+        client_work=trained.measurements,
+        aggregator=aggregated.measurements,
+        finalizer=finalized.measurements))
+    return templates.LearningProcessOutput(new_state, metrics)
+
+  member = state_type.member
+
+  @tff.tensorflow.computation(member)
+  def get_model_weights_fn(state):
+    return state.global_model_weights
+
+  @tff.tensorflow.computation(member, member.global_model_weights)
+  def set_model_weights_fn(state, model_weights):
+    return templates.LearningAlgorithmState(
+        model_weights, state.distributor, state.client_work, state.aggregator,
+        state.finalizer)
+
+  @tff.tensorflow.computation(member)
+  def get_hparams_fn(state):
+    return collections.OrderedDict(
+        client_work=client_work.get_hparams(state.client_work),
+        finalizer=finalizer.get_hparams(state.finalizer))
+
+  @tff.tensorflow.computation(member, get_hparams_fn.type_signature.result)
+  def set_hparams_fn(state, hparams):
+    return templates.LearningAlgorithmState(
+        state.global_model_weights, state.distributor,
+        client_work.set_hparams(state.client_work, hparams['client_work']),
+        state.aggregator,
+        finalizer.set_hparams(state.finalizer, hparams['finalizer']))
+
+  return templates.LearningProcess(init_fn, next_fn, get_model_weights_fn,
+                                   set_model_weights_fn,
+                                   get_hparams_fn=get_hparams_fn,
+                                   set_hparams_fn=set_hparams_fn)
 
 
 def build_federated_averaging_process_attacked(
@@ -151,6 +233,9 @@ def build_federated_averaging_process_attacked(
                                            model_weights_type.trainable)
   finalizer = tff.learning.templates.build_apply_optimizer_finalizer(
       server_optimizer, model_weights_type)
-  return tff.learning.templates.compose_learning_process(
-      initial_model_weights_fn, distributor, client_work, aggregator,
-      finalizer)
+  compose = (_compose_with_global_model
+             if plumbing.takes_global_model(model_update_aggregation_factory)
+             else
+             tff.learning.templates.compose_learning_process)
+  return compose(initial_model_weights_fn, distributor, client_work,
+                 aggregator, finalizer)

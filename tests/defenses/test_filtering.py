@@ -86,9 +86,12 @@ def _sklearn_majority(points):
   return labels == 0 if labels.max() == 0 else np.ones(n, bool)
 
 
-def _numpy_flame(points):
-  """Nguyen et al. 2022 without noise: majority cluster, clip to the median."""
-  kept = _sklearn_majority(points)
+def _numpy_flame(points, global_model=None):
+  """Nguyen et al. 2022 without noise: majority cluster of the local models
+  W_i = w − x_i (of the updates x_i when `global_model` is None), clip the
+  updates to their median norm, mean of the kept."""
+  kept = _sklearn_majority(points if global_model is None else
+                           global_model[np.newaxis] - points)
   norms = np.linalg.norm(points, axis=1)
   median = np.median(norms)
   scale = np.where(norms > median, median / np.maximum(norms, 1e-300), 1.0)
@@ -204,25 +207,104 @@ def test_majority_cluster_matches_sklearn_hdbscan():
                                   err_msg=f'trial {trial}')
 
 
+# The global model w_t the FLAME tests give: larger than the updates, as a
+# trained model is.
+_GLOBAL = (3.0 * np.random.RandomState(11).randn(DIM)).astype(np.float32)
+
+
+def _as_model(vector):
+  return _as_updates([vector])[0]
+
+
 def test_flame_matches_numpy_removes_an_outlier_and_clips_a_large_one():
   points = _points(9, seed=2)
   points[3] *= -50.0  # another direction, large: filtered out
-  # The benign clients' mean direction, large: kept, clipped to S.
-  points[6] = np.float32(20.0 * np.delete(points, [3, 6], axis=0).mean(axis=0))
-  expected, kept, median = _numpy_flame(points)
-  assert not kept[3] and kept[6]
-  output = _run(aggregate_fn.build_flame(0.0, seed=0), _as_updates(points))
-  np.testing.assert_allclose(_result(output), expected, rtol=1e-5, atol=1e-6)
-  measured = output.measurements['flame']
-  np.testing.assert_array_equal(measured['kept_mask'], kept)
-  assert measured['kept_clients'] == kept.sum()
-  assert measured['clip_norm'] == pytest.approx(median, rel=1e-5)
-  assert np.linalg.norm(_result(output)) <= median * (1 + 1e-5)
+  # The benign clients' mean direction, 1.5 times longer: as an update it is
+  # kept, and clipped to S; its local model is an outlier (see below).
+  points[6] = np.float32(1.5 * np.delete(points, [3, 6], axis=0).mean(axis=0))
+  for cluster_on, model in (('models', _GLOBAL), ('updates', None)):
+    expected, kept, median = _numpy_flame(points, model)
+    assert not kept[3] and kept[6] == (cluster_on == 'updates'), cluster_on
+    output = _run(aggregate_fn.build_flame(0.0, seed=0, cluster_on=cluster_on),
+                  _as_updates(points), global_model=_as_model(_GLOBAL))
+    np.testing.assert_allclose(_result(output), expected, rtol=1e-5,
+                               atol=1e-6)
+    measured = output.measurements['flame']
+    np.testing.assert_array_equal(measured['kept_mask'], kept)
+    assert measured['kept_clients'] == kept.sum()
+    assert measured['clip_norm'] == pytest.approx(median, rel=1e-5)
+    assert np.linalg.norm(_result(output)) <= median * (1 + 1e-5)
+
+
+def test_flame_on_local_models_filters_a_boosted_update_the_update_rule_keeps():
+  # Nguyen et al.'s Algorithm 1 clusters the local models W_i = w_t − x_i: an
+  # update boosted ×20 along the honest direction points the honest way (the
+  # update rule keeps it) but its local model lies far from theirs.
+  points = _points(7, seed=4, spread=0.3)
+  points[5] = 20.0 * points[:5].mean(axis=0)
+  updates = _as_updates(points)
+  by_model = _run(aggregate_fn.build_flame(0.0, seed=0), updates,
+                  global_model=_as_model(_GLOBAL))
+  by_update = _run(aggregate_fn.build_flame(0.0, seed=0, cluster_on='updates'),
+                   updates)
+  _, kept_models, _ = _numpy_flame(points, _GLOBAL)
+  _, kept_updates, _ = _numpy_flame(points)
+  assert not kept_models[5] and kept_updates[5]
+  np.testing.assert_array_equal(by_model.measurements['flame']['kept_mask'],
+                                kept_models)
+  np.testing.assert_array_equal(by_update.measurements['flame']['kept_mask'],
+                                kept_updates)
+
+
+def test_flame_kept_set_on_models_matches_sklearn_hdbscan():
+  rng = np.random.RandomState(7)
+  for trial in range(8):
+    n = rng.randint(3, 10)
+    points = _points(n, seed=20 + trial, spread=rng.rand())
+    k = rng.randint(0, n // 2 + 1)
+    points[:k] *= rng.uniform(-10, 10, size=(k, 1))
+    model = (rng.rand() * 5 * rng.randn(DIM)).astype(np.float32)
+    output = _run(aggregate_fn.build_flame(0.0, seed=0), _as_updates(points),
+                  global_model=_as_model(model))
+    np.testing.assert_array_equal(
+        output.measurements['flame']['kept_mask'],
+        _numpy_flame(points, model.astype(np.float64))[1],
+        err_msg=f'trial {trial}')
+
+
+def test_flame_requires_a_known_rule():
+  with pytest.raises(ValueError, match='cluster_on'):
+    aggregate_fn.build_flame(cluster_on='gradients')
+
+
+def test_the_attacked_process_gives_the_aggregator_w_t():
+  # A probe rule reports the global model it is given; through the non-finite
+  # wrapper and the weighted adapter, it must be the process's w_t, each round.
+  probe = plumbing.build_stacked_aggregator(
+      lambda x, w: (tf.reduce_mean(x, axis=0),
+                    collections.OrderedDict(model=w)),
+      'probe', global_model=True)
+  process = builders.attacked_process(
+      aggregate_fn.build_zero_non_finite(probe))
+  state = process.initialize()
+  clients = attacked_fedavg.build_client_data(
+      [builders.make_dataset(s, 4) for s in range(3)], [None] * 3)
+  for _ in range(2):
+    w_t = process.get_model_weights(state).trainable
+    output = process.next(state, clients)
+    measured = output.metrics['aggregator']['inner']['probe']['model']
+    np.testing.assert_array_equal(
+        measured, np.concatenate([np.ravel(t) for t in w_t]))
+    state = output.state
+  assert not np.array_equal(
+      measured, np.concatenate([np.ravel(t) for t in
+                                process.get_model_weights(state).trainable]))
 
 
 def test_flame_keeps_identical_updates():
   points = np.tile(_points(1, seed=3), (5, 1))
-  output = _run(aggregate_fn.build_flame(0.0, seed=0), _as_updates(points))
+  output = _run(aggregate_fn.build_flame(0.0, seed=0), _as_updates(points),
+                global_model=_as_model(_GLOBAL))
   np.testing.assert_allclose(_result(output), points[0], rtol=1e-5)
   assert output.measurements['flame']['kept_clients'] == 5.0
 
@@ -232,14 +314,16 @@ def test_flame_noise_is_seeded_by_round_with_stddev_lambda_times_median():
   value_type = tff.TensorType(np.float32, [dim])
   rng = np.random.RandomState(5)
   points = (rng.randn(4, dim) + 1.0).astype(np.float32)
-  clean, kept, median = _numpy_flame(points.astype(np.float64))
+  model = rng.randn(dim).astype(np.float32)
+  clean, kept, median = _numpy_flame(points.astype(np.float64),
+                                     model.astype(np.float64))
 
   def rounds(seed, count):
     process = aggregate_fn.build_flame(noise_lambda, seed=seed).create(
         value_type)
     state, results = process.initialize(), []
     for _ in range(count):
-      output = process.next(state, list(points))
+      output = process.next(state, list(points), model)
       state = output.state
       results.append(np.asarray(output.result, np.float64))
     np.testing.assert_array_equal(
@@ -267,7 +351,7 @@ _SMALL = dict(num_clients_per_round=7, num_byzantine=1, rlr_threshold=3,
 _REFERENCES = {
     'bulyan': lambda x: _numpy_bulyan(x, 1)[0],
     'rlr': lambda x: _numpy_rlr(x, 3)[0],
-    'flame': lambda x: _numpy_flame(x)[0],
+    'flame': lambda x: _numpy_flame(x, _GLOBAL)[0],
 }
 
 
@@ -281,7 +365,7 @@ def test_non_finite_updates_are_zeroed_before_the_defense(defense):
   updates = _as_updates(points)
   updates[2]['a'][0, 1] = np.nan
   updates[4]['b'][3] = -np.inf
-  result = _result(_run(aggregator, updates))
+  result = _result(_run(aggregator, updates, global_model=_as_model(_GLOBAL)))
   assert np.all(np.isfinite(result))
   if defense in _REFERENCES:
     points[[2, 4]] = 0.0
