@@ -121,13 +121,16 @@ def top_k_mask(estimate, mask_ratio: float):
   return update_math.unflatten_like(mask, estimate)
 
 
+NEUROTOXIN_MASK_SOURCES = ('global_gradient', 'benign_update')
+
+
 class Neurotoxin(base.ClientUpdateStrategy):
   """Neurotoxin (Zhang et al., ICML 2022, Sec. 3, Alg. 1).
 
   Mask m over all d coordinates: m_j = 0 for the ⌊ρ·d⌋ coordinates of largest
-  |e_j|, e the estimate of the benign clients' update (ρ = `mask_ratio`), 1
-  elsewhere. From w = w_t, SGD at rate η = `learning_rate` on D_trn ∪ D_mal
-  with masked gradients,
+  |e_j|, e the estimate of the coordinates benign clients change most
+  (ρ = `mask_ratio`), 1 elsewhere. From w = w_t, SGD at rate
+  η = `learning_rate` on D_trn ∪ D_mal with masked gradients,
       w ← w − η · m ⊙ ∇L(w),
   and every `project_frequency` steps (and at the end)
   w ← w_t + Π_ε(w − w_t), the ℓ2 ball of radius ε = `eps` (Wang et al.'s
@@ -135,21 +138,24 @@ class Neurotoxin(base.ClientUpdateStrategy):
   on the masked coordinates, ‖Δ‖₂ ≤ ε. Its aggregation weight is its number
   of benign examples.
 
-  The estimate e. The paper masks the top-k% coordinates of the last global
-  update w_t − w_{t−1}; the client work here is stateless and receives w_t
-  only, so e = Δ_benign = LocalTrain(w_t, D_trn) − w_t, the attacker's own
-  benign update of this round: the direction benign clients take from the same
-  w_t, one round fresher than w_t − w_{t−1}. This differs from the authors'
-  code, which ranks coordinates by the global model's gradient on the clean
-  data of 30 randomly chosen participants: an attacker who sees other
-  clients' data, which a client's stateless work here cannot. Masking the
-  gradient with a 0/1 mask is applied as w ← w_t + m ⊙ (w − w_t) after each
-  step: the masked coordinates never leave w_t, so the two are identical.
+  The estimate e (`mask_source`):
+  - 'global_gradient' (the authors' code, `grad_mask_cv`): the global
+    model's gradient on clean data, summed over its batches,
+    e = Σ_b ∇L(b; w_t). The authors sum it over the clean data of 30
+    randomly chosen participants; a client's stateless work here holds only
+    its own, so b runs over the attacker's D_trn.
+  - 'benign_update': e = LocalTrain(w_t, D_trn) − w_t, the attacker's own
+    benign update of this round (this project's rule before 0.4.0): the
+    paper's text masks the top-k% of the last global update w_t − w_{t−1},
+    which benign clients' updates from w_t approximate.
+  Masking the gradient with a 0/1 mask is applied as w ← w_t + m ⊙ (w − w_t)
+  after each step: the masked coordinates never leave w_t, so the two are
+  identical.
   """
 
   def __init__(self, mask_ratio: float, eps: float,
                project_frequency: int = 1, learning_rate: float = 0.1,
-               num_passes: int = 1):
+               num_passes: int = 1, mask_source: str = 'global_gradient'):
     self.mask_ratio = checks.number('mask_ratio', mask_ratio, 0.0,
                                     maximum=1.0, strict_max=True)
     self.eps = checks.positive('eps', eps)
@@ -157,15 +163,25 @@ class Neurotoxin(base.ClientUpdateStrategy):
                                             project_frequency)
     self.learning_rate = checks.positive('learning_rate', learning_rate)
     self.num_passes = checks.integer('num_passes', num_passes)
+    if mask_source not in NEUROTOXIN_MASK_SOURCES:
+      raise ValueError(f'`mask_source` must be one of '
+                       f'{NEUROTOXIN_MASK_SOURCES}, got {mask_source!r}.')
+    self.mask_source = mask_source
 
   def malicious_update(self, trainer, initial_weights, benign_dataset,
                        malicious_dataset, boost_share) -> base.ClientDelta:
     del boost_share
-    benign = base.benign_update(trainer, initial_weights, benign_dataset)
+    if self.mask_source == 'global_gradient':
+      trainer.assign_trainable(initial_weights)
+      estimate = trainer.summed_gradient(benign_dataset)
+      num_examples = base.count_examples(benign_dataset)
+    else:
+      benign = base.benign_update(trainer, initial_weights, benign_dataset)
+      estimate, num_examples = benign.delta, benign.num_benign_examples
     final = projected_sgd(
         trainer, initial_weights,
         base.trainer_union(trainer, benign_dataset, malicious_dataset),
         self.eps, self.project_frequency, self.learning_rate, self.num_passes,
-        mask=top_k_mask(benign.delta, self.mask_ratio))
+        mask=top_k_mask(estimate, self.mask_ratio))
     return base.ClientDelta(update_math.subtract(final, initial_weights),
-                            benign.num_benign_examples)
+                            num_examples)

@@ -254,8 +254,14 @@ class ExperimentConfig:
   # Today's attacks (Zhang et al. 2022; Baruch et al. 2019; Xie et al. 2019).
   neurotoxin_mask_ratio: float = setting(
       0.01, 'neurotoxin: fraction of coordinates masked off (those of largest '
-      '|Δ_benign|); the authors\' runs mask 1% (gradmask_ratio 0.99).',
-      Number(0.0, 1.0, strict_max=True))
+      '|e|, e of neurotoxin_mask_source); the authors\' runs mask 1% '
+      '(gradmask_ratio 0.99).', Number(0.0, 1.0, strict_max=True))
+  neurotoxin_mask_source: str = setting(
+      'global_gradient', 'neurotoxin: e, the estimate the mask ranks '
+      '(global_gradient: the global model\'s gradient summed over the '
+      'attacker\'s clean batches, as the authors\' code; benign_update: the '
+      'attacker\'s own benign update, this project\'s rule before 0.4.0).',
+      OneOf())
   alie_z: Optional[float] = setting(
       None, 'alie: Δ = μ − z·σ; default: the paper\'s z_max from the round\'s '
       'n clients and f attackers (0 for 1 attacker in 30).',

@@ -198,10 +198,11 @@ ATTACKS = Registry('attack', [
                     mask_ratio=c.neurotoxin_mask_ratio,
                     eps=c.pgd_eps or c.norm_bound,
                     project_frequency=c.project_frequency,
-                    learning_rate=c.attacker_learning_rate),
+                    learning_rate=c.attacker_learning_rate,
+                    mask_source=c.neurotoxin_mask_source),
                 'Zhang et al.: PGD within pgd_eps (default norm_bound), '
-                'gradients masked off the top neurotoxin_mask_ratio of '
-                '|Δ_benign|.'),
+                'gradients masked off the top neurotoxin_mask_ratio of the '
+                'global model\'s clean gradient (neurotoxin_mask_source).'),
     AttackEntry('alie',
                 lambda c: omniscient.ALIE(z=c.alie_z,
                                           knowledge=c.omniscient_knowledge),
@@ -471,6 +472,7 @@ CHOICES = {
     'trigger_placement': triggers.TRIGGER_PLACEMENTS,
     'foolsgold_features': foolsgold.FEATURES,
     'flame_cluster_on': filtering.FLAME_CLUSTER_ON,
+    'neurotoxin_mask_source': pgd.NEUROTOXIN_MASK_SOURCES,
 }
 
 

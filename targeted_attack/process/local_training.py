@@ -156,6 +156,26 @@ class LocalTrainer:
 
     return self.preserving_metrics(run)
 
+  def summed_gradient(self, dataset: tf.data.Dataset):
+    """Σ_b ∇_w L(b; w) over the batches b of `dataset` at the current
+    weights (no training, metrics unchanged): a structure like the weights."""
+    trainable = self.weights.trainable
+
+    # tf.data takes a Python list for one tensor: the sum is a flat tuple.
+    def accumulate(total, batch):
+      with tf.GradientTape() as tape:
+        output = self.model.forward_pass(batch, training=False)
+      gradients = tf.nest.flatten(tape.gradient(output.loss, trainable))
+      return tuple(t + g for t, g in zip(total, gradients))
+
+    def run():
+      total = dataset.reduce(
+          tuple(tf.zeros_like(v) for v in tf.nest.flatten(trainable)),
+          accumulate)
+      return tf.nest.pack_sequence_as(trainable, list(total))
+
+    return self.preserving_metrics(run)
+
   def mean_loss(self, dataset: tf.data.Dataset) -> tf.Tensor:
     """Mean per-batch loss over `dataset` (no training, metrics unchanged)."""
 

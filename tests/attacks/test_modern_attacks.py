@@ -67,15 +67,33 @@ def test_top_k_mask_zeroes_the_largest_magnitudes_over_all_tensors():
     assert [g.shape for g in got] == [a.shape for a in arrays]
 
 
-@pytest.mark.parametrize('ratio, frequency', [(0.25, 1), (0.5, 2)])
-def test_neurotoxin_is_pgd_with_gradients_masked_off_the_benign_top_k(
-    ratio, frequency):
+# The attacker's D_trn: on it the two sources rank different top-2 sets (a
+# test below checks), so the Neurotoxin test tells them apart.
+_NEUROTOXIN_BENIGN = (2, 8)
+
+
+def _neurotoxin_estimate(source, w0):
+  """e: the global model's gradient summed over D_trn's batches (the
+  authors' `grad_mask_cv`), or the attacker's benign SGD pass from w_t."""
+  xb, yb = ref.make_examples(*_NEUROTOXIN_BENIGN)
+  if source == 'benign_update':
+    return _flat(ref.delta(ref.sgd_pass(w0, xb, yb, LR), w0))
+  total = [np.zeros_like(a) for a in w0]
+  for start in range(0, len(xb), 2):
+    grads = ref.ce_gradients(w0, xb[start:start + 2], yb[start:start + 2])
+    total = [t + g for t, g in zip(total, grads)]
+  return _flat(total)
+
+
+@pytest.mark.parametrize('ratio, frequency, source', [
+    (0.25, 1, 'global_gradient'), (0.5, 2, 'global_gradient'),
+    (0.25, 1, 'benign_update')])
+def test_neurotoxin_is_pgd_with_gradients_masked_off_the_top_k(
+    ratio, frequency, source):
   eps = 0.05
   w0 = ref.initial_weights()
-  # The mask: top ⌊ρ·d⌋ coordinates of |Δ_benign| (the attacker's own benign
-  # pass over D_trn, plain SGD), zeroed.
-  xb, yb = ref.make_examples(1, 4)
-  estimate = _flat(ref.delta(ref.sgd_pass(w0, xb, yb, LR), w0))
+  # The mask: top ⌊ρ·d⌋ coordinates of |e|, zeroed.
+  estimate = _neurotoxin_estimate(source, w0)
   k = int(ratio * estimate.size)
   mask = np.ones(estimate.size)
   mask[np.argsort(-np.abs(estimate))[:k]] = 0.0
@@ -86,7 +104,8 @@ def test_neurotoxin_is_pgd_with_gradients_masked_off_the_benign_top_k(
     s = min(1.0, eps / ref.global_norm(d))
     return [a + s * b for a, b in zip(w0, d)]
 
-  x, y = builders.union_examples(builders.make_dataset(1, 4), builders.make_dataset(9, 6))
+  x, y = builders.union_examples(builders.make_dataset(*_NEUROTOXIN_BENIGN),
+                                 builders.make_dataset(9, 6))
   w = w0
   for t, start in enumerate(range(0, len(x), 2), start=1):
     grads = ref.ce_gradients(w, x[start:start + 2], y[start:start + 2])
@@ -96,9 +115,9 @@ def test_neurotoxin_is_pgd_with_gradients_masked_off_the_benign_top_k(
   expected = ref.delta(project(w), w0)
 
   got, metrics = _run_round(
-      pgd.Neurotoxin(mask_ratio=ratio, eps=eps,
-                                project_frequency=frequency,
-                                learning_rate=LR), [(1, 4)], [(9, 6)])
+      pgd.Neurotoxin(mask_ratio=ratio, eps=eps, project_frequency=frequency,
+                     learning_rate=LR, mask_source=source),
+      [_NEUROTOXIN_BENIGN], [(9, 6)])
   for a, b in zip(got, expected):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
   # Only unmasked coordinates move; the update is inside the ball.
@@ -109,6 +128,17 @@ def test_neurotoxin_is_pgd_with_gradients_masked_off_the_benign_top_k(
   clients = metrics['client_work']['clients']
   assert float(clients['malicious_update_norm_max']) == pytest.approx(
       ref.global_norm(got), rel=1e-4)
+
+
+def test_neurotoxin_mask_sources_rank_different_coordinates():
+  # The test above can tell the two sources apart only if they mask
+  # different coordinates on its data.
+  w0 = ref.initial_weights()
+  k = int(0.25 * sum(a.size for a in w0))
+  assert k == 2
+  tops = [set(np.argsort(-np.abs(_neurotoxin_estimate(s, w0)))[:k])
+          for s in pgd.NEUROTOXIN_MASK_SOURCES]
+  assert tops[0] != tops[1]
 
 
 # ---------------------------------------------------------------------------
@@ -178,6 +208,8 @@ def test_ipm_sends_minus_epsilon_times_the_benign_mean():
     (lambda: pgd.Neurotoxin(mask_ratio=-0.1, eps=1.0),
      'mask_ratio'),
     (lambda: pgd.Neurotoxin(mask_ratio=0.1, eps=0.0), 'eps'),
+    (lambda: pgd.Neurotoxin(mask_ratio=0.1, eps=1.0, mask_source='own'),
+     'mask_source'),
     (lambda: omniscient.ALIE(z=-1.0), 'z'),
     (lambda: omniscient.ALIE(knowledge='oracle'), 'knowledge'),
     (lambda: omniscient.IPM(epsilon=0.0), 'epsilon'),
