@@ -12,16 +12,29 @@ backdoor:
                                     + λ · CE(f_{θ'_t}(x ⊕ δ), ỹ) ]
 
 with ỹ the target label and x ⊕ δ = (1 − m) ⊙ x + m ⊙ δ the stamp of the
-pattern δ on the mask m. The two are alternated: each outer iteration copies
-θ_t into θ', trains θ' for `unlearn_steps` SGD steps (rate `unlearn_lr`) to
-unlearn the current δ, then takes `trigger_steps` sign-gradient (PGD) steps
+pattern δ on the mask m. The search, as the authors' `search_trigger`
+(`fl_utils/attacker.py`), runs `outer_iterations` K iterations; iteration k:
+- for k ≥ 1 (the authors skip the first), θ' ← θ_t and θ' is trained for
+  `unlearn_passes` passes over D_att by SGD (rate `unlearn_lr`) on
+  CE(f_θ'(x ⊕ δ), y), the TRUE labels (it unlearns the current δ); its weight
+  in the loss is λ · s, λ = `lam` (the authors' 0.01) and s the similarity
+  of θ' and θ_t: the mean over the model's layers of cos(g'_ℓ, g_ℓ), g' the
+  gradient of θ''s last unlearning batch, g θ_t's gradient of CE(f_θt(x ⊕ δ),
+  ỹ) on that batch (the authors average over conv layers; here every layer's
+  kernel). With `similarity_weighted=False`, the weight is λ alone;
+- `trigger_passes` passes over D_att of sign-gradient (PGD) steps
 
     δ ← clip(δ − α · sign(∇_δ L(δ)), lo, hi),   [lo, hi] = [0, 1] pixels,
 
-α = `trigger_lr`, L the objective above on a minibatch. ∇_δ L vanishes off
-the mask, so δ changes only on m. The attacker then trains ordinarily on
-poisoned data with the optimised trigger (`attacks.bagdasaryan.DataPoisoning`
-with a boost, `--attack=a3fl`).
+  α = `trigger_lr`, L the objective above on a minibatch (its second term
+  from k ≥ 1). ∇_δ L vanishes off the mask, so δ changes only on m.
+The attacker then trains ordinarily on poisoned data with the optimised
+trigger (`attacks.bagdasaryan.DataPoisoning` with a boost, `--attack=a3fl`).
+
+The authors' budget is the default: K = 200, 5 unlearning epochs, one pass of
+trigger steps per iteration, λ = 0.01 scaled by s; their step 0.01 is in
+CIFAR's normalised units (std ≈ 0.2 per channel), 0.002 in pixels here.
+The studies' `smoke` scale overrides it with a cheap search.
 
 Where the trigger is optimised. A3FL's attacker receives θ_t every round it
 is selected and keeps its trigger across rounds (the authors' code stores it
@@ -36,9 +49,10 @@ new δ, and keeps δ for the next attack round. Backdoor accuracy is
 therefore always measured with the trigger the attackers last trained on.
 
 Choices, where this differs from the authors' code:
-- λ is a constant; the paper scales λ₀ by the cosine similarity of the
-  gradients of θ_t and θ'_t (the code: λ₀ = 0.01 times that similarity over
-  conv layers), and averages over K adversarial copies (here one).
+- s: the authors' θ_t gradient is whatever `.grad` the trigger steps
+  accumulated on the global model; here it is the gradient on the last
+  unlearning batch. One adversarial copy (the authors' `dm_adv_model_count`
+  is 1 too).
 - θ' is trained with plain SGD (the code: momentum 0.9, weight decay 5e-4)
   and both models are run with `training=False` (no dropout), so the trigger
   is a deterministic function of θ_t, δ, the data and the seed.
@@ -72,7 +86,7 @@ def _cross_entropy(model, pixels, labels):
 
 
 def trigger_step(model, adversarial_model, pixels, delta, mask,
-                 target_label: int, lam: float, step_size: float,
+                 target_label: int, lam, step_size: float,
                  pixel_range=PIXEL_RANGE):
   """One PGD step on δ: clip(δ − α · sign(∇_δ L), lo, hi).
 
@@ -96,33 +110,59 @@ def trigger_step(model, adversarial_model, pixels, delta, mask,
 
 def unlearn_step(adversarial_model, pixels, labels, delta, mask,
                  learning_rate: float):
-  """One SGD step of θ' on CE(f_θ'(x ⊕ δ), y), y the TRUE labels; the loss."""
+  """One SGD step of θ' on CE(f_θ'(x ⊕ δ), y), y the TRUE labels; returns
+  the step's gradient (a list, one tensor per variable of θ')."""
   variables = adversarial_model.trainable_variables
   with tf.GradientTape() as tape:
     loss = _cross_entropy(adversarial_model, triggers.stamp(pixels, mask, delta),
                           labels)
-  for variable, gradient in zip(variables, tape.gradient(loss, variables)):
+  gradients = tape.gradient(loss, variables)
+  for variable, gradient in zip(variables, gradients):
     variable.assign_sub(learning_rate * gradient)
-  return loss
+  return gradients
+
+
+def gradient_similarity(model, adversarial_gradients, pixels, delta, mask,
+                        target_label: int):
+  """s = mean over kernels ℓ of cos(g'_ℓ, g_ℓ), g = ∇_θ CE(f_θ(x ⊕ δ), ỹ).
+
+  `adversarial_gradients` g': θ''s gradient (as `unlearn_step` returns), one
+  per variable of `model`; the kernels are the variables of rank ≥ 2.
+  """
+  variables = model.trainable_variables
+  targets = tf.fill([tf.shape(pixels)[0]], tf.constant(target_label,
+                                                        tf.int64))
+  with tf.GradientTape() as tape:
+    loss = _cross_entropy(model, triggers.stamp(pixels, mask, delta), targets)
+  cosines = []
+  for variable, g, g_adv in zip(variables, tape.gradient(loss, variables),
+                                adversarial_gradients):
+    if variable.shape.rank >= 2:
+      g, g_adv = tf.reshape(g, [-1]), tf.reshape(g_adv, [-1])
+      cosines.append(tf.math.divide_no_nan(
+          tf.reduce_sum(g * g_adv), tf.norm(g) * tf.norm(g_adv)))
+  return tf.reduce_mean(tf.stack(cosines))
 
 
 @dataclasses.dataclass(frozen=True)
 class A3FLSettings:
-  """The trigger search of one attack round (see the module docstring)."""
-  outer_iterations: int = 5
-  trigger_steps: int = 10
-  trigger_lr: float = 0.02
-  lam: float = 1.0
-  unlearn_steps: int = 10
+  """The trigger search of one attack round (see the module docstring); the
+  defaults are the authors' (`main/configs/config.yaml`)."""
+  outer_iterations: int = 200
+  trigger_passes: int = 1
+  trigger_lr: float = 0.002
+  lam: float = 0.01
+  similarity_weighted: bool = True
+  unlearn_passes: int = 5
   unlearn_lr: float = 0.01
   batch_size: int = 64
 
   def __post_init__(self):
     checks.integer('a3fl_outer_iterations', self.outer_iterations)
-    checks.integer('a3fl_trigger_steps', self.trigger_steps)
+    checks.integer('a3fl_trigger_passes', self.trigger_passes)
     checks.positive('a3fl_trigger_lr', self.trigger_lr)
     checks.number('a3fl_lambda', self.lam, 0.0)
-    checks.integer('a3fl_unlearn_steps', self.unlearn_steps, 0)
+    checks.integer('a3fl_unlearn_passes', self.unlearn_passes, 0)
     checks.positive('a3fl_unlearn_lr', self.unlearn_lr)
     checks.integer('a3fl_batch_size', self.batch_size)
 
@@ -158,40 +198,61 @@ class AdaptiveTrigger:
     s = settings
     spec = tf.TensorSpec([None] + list(self._pixels.shape[1:]), tf.float32)
     delta_spec = tf.TensorSpec(self._pixels.shape[1:], tf.float32)
+    scalar = tf.TensorSpec([], tf.float32)
     self._trigger_step = tf.function(
-        lambda x, d: trigger_step(self.model, self.adversarial_model, x, d,
-                                  self.mask, self.target_label, s.lam,
-                                  s.trigger_lr),
+        lambda x, d, lam: trigger_step(self.model, self.adversarial_model, x,
+                                       d, self.mask, self.target_label, lam,
+                                       s.trigger_lr),
+        input_signature=[spec, delta_spec, scalar])
+    self._global_trigger_step = tf.function(
+        lambda x, d: trigger_step(self.model, None, x, d, self.mask,
+                                  self.target_label, 0.0, s.trigger_lr),
         input_signature=[spec, delta_spec])
     self._unlearn_step = tf.function(
         lambda x, y, d: unlearn_step(self.adversarial_model, x, y, d,
                                      self.mask, s.unlearn_lr),
         input_signature=[spec, tf.TensorSpec([None], tf.int64), delta_spec])
+    gradient_specs = [tf.TensorSpec(v.shape, v.dtype)
+                      for v in self.adversarial_model.trainable_variables]
+    self._similarity = tf.function(
+        lambda x, d, g: gradient_similarity(self.model, g, x, d, self.mask,
+                                            self.target_label),
+        input_signature=[spec, delta_spec, gradient_specs])
 
-  def _batches(self, rng):
-    """Endless minibatch indices: one permutation after another."""
+  def _pass(self, rng):
+    """One pass over D_att: the minibatch indices of a fresh permutation
+    (full minibatches only; one of all images when there are fewer)."""
     n = len(self._pixels)
     size = min(self.settings.batch_size, n)
-    while True:
-      order = rng.permutation(n)
-      for start in range(0, n - size + 1, size):
-        yield order[start:start + size]
+    order = rng.permutation(n)
+    return [order[start:start + size]
+            for start in range(0, n - size + 1, size)]
 
   def search(self, delta, round_num: int = 0):
-    """δ after the alternation, from `delta`, against `self.model` (θ_t)."""
+    """δ after the K iterations, from `delta`, against `self.model` (θ_t)."""
     s = self.settings
     rng = np.random.default_rng([self.seed, round_num, 0xa3f1])
-    batches = self._batches(rng)
     delta = tf.convert_to_tensor(delta, tf.float32)
-    for _ in range(s.outer_iterations):
-      for copy, weight in zip(self.adversarial_model.weights,
-                              self.model.weights):
-        copy.assign(weight)                                   # θ' ← θ_t
-      for _ in range(s.unlearn_steps):
-        b = next(batches)
-        self._unlearn_step(self._pixels[b], self._labels[b], delta)
-      for _ in range(s.trigger_steps):
-        delta = self._trigger_step(self._pixels[next(batches)], delta)
+    for iteration in range(s.outer_iterations):
+      weight = None
+      if iteration > 0 and s.unlearn_passes > 0:
+        for copy, w in zip(self.adversarial_model.weights,
+                           self.model.weights):
+          copy.assign(w)                                      # θ' ← θ_t
+        for _ in range(s.unlearn_passes):
+          for b in self._pass(rng):
+            gradients = self._unlearn_step(self._pixels[b], self._labels[b],
+                                           delta)
+        weight = s.lam
+        if s.similarity_weighted:
+          weight *= float(self._similarity(self._pixels[b], delta, gradients))
+      for _ in range(s.trigger_passes):
+        for b in self._pass(rng):
+          if weight is None:
+            delta = self._global_trigger_step(self._pixels[b], delta)
+          else:
+            delta = self._trigger_step(self._pixels[b], delta,
+                                       tf.constant(weight, tf.float32))
     return delta
 
   def stamped(self, pixels) -> np.ndarray:

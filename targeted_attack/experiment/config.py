@@ -293,24 +293,28 @@ class ExperimentConfig:
       'triggers; malicious client k stamps part k mod K (Xie et al. 2020).',
       IntAtLeast(1, 36))
   # A3FL (Zhang et al. 2023): the trigger search before each attack round.
+  # The defaults are the authors' budget (their config.yaml).
   a3fl_outer_iterations: int = setting(
-      5, 'a3fl backdoor: alternations of unlearning (θ\' from w_t) and '
-      'trigger steps per attack round.', _POS_INT)
-  a3fl_trigger_steps: int = setting(
-      10, 'a3fl backdoor: sign-gradient steps on the trigger per '
-      'alternation.', _POS_INT)
+      200, 'a3fl backdoor: iterations K of the trigger search per attack '
+      'round (each: unlearn a copy θ\' of w_t, then trigger passes; the '
+      'first without θ\').', _POS_INT)
+  a3fl_trigger_passes: int = setting(
+      1, 'a3fl backdoor: passes of sign-gradient steps over the attackers\' '
+      'images per iteration.', _POS_INT)
   a3fl_trigger_lr: float = setting(
-      0.02, 'a3fl backdoor: step α of δ ← clip(δ − α·sign(∇_δ L), 0, 1).',
-      _POSITIVE)
+      0.002, 'a3fl backdoor: step α of δ ← clip(δ − α·sign(∇_δ L), 0, 1) in '
+      'pixels (the authors\' 0.01 in CIFAR\'s normalised units).', _POSITIVE)
   a3fl_lambda: float = setting(
-      1.0, 'a3fl backdoor: λ in CE(f_w(x⊕δ), ỹ) + λ·CE(f_w\'(x⊕δ), ỹ) (a '
-      'constant; the authors scale λ₀ = 0.01 by a gradient similarity).',
+      0.01, 'a3fl backdoor: λ in CE(f_w(x⊕δ), ỹ) + λ·s·CE(f_w\'(x⊕δ), ỹ), s '
+      'the gradient similarity of w\' and w (a3fl_similarity_weighted).',
       _NON_NEGATIVE)
-  a3fl_unlearn_steps: int = setting(
-      10, 'a3fl backdoor: SGD steps of the unlearned copy θ\' (triggered '
-      'images, true labels) per alternation; 0: θ\' = w_t (the trigger is '
-      'then optimised against w_t alone).',
-      IntAtLeast(0))
+  a3fl_similarity_weighted: bool = setting(
+      True, 'a3fl backdoor: scale λ by the similarity s of the gradients of '
+      'θ\' and w_t (the authors\'); false: λ alone.')
+  a3fl_unlearn_passes: int = setting(
+      5, 'a3fl backdoor: SGD passes over the attackers\' triggered images '
+      '(true labels) that train θ\' per iteration; 0: no θ\' (the trigger is '
+      'optimised against w_t alone).', IntAtLeast(0))
   a3fl_unlearn_lr: float = setting(
       0.01, 'a3fl backdoor: SGD rate of the unlearning steps.', _POSITIVE)
   a3fl_batch_size: int = setting(

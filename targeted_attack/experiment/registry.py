@@ -384,9 +384,10 @@ BACKDOORS = Registry('backdoor', [
               c.task_num, c.trigger_placement, c.model,
               a3fl.A3FLSettings(
                   outer_iterations=c.a3fl_outer_iterations,
-                  trigger_steps=c.a3fl_trigger_steps,
+                  trigger_passes=c.a3fl_trigger_passes,
                   trigger_lr=c.a3fl_trigger_lr, lam=c.a3fl_lambda,
-                  unlearn_steps=c.a3fl_unlearn_steps,
+                  similarity_weighted=c.a3fl_similarity_weighted,
+                  unlearn_passes=c.a3fl_unlearn_passes,
                   unlearn_lr=c.a3fl_unlearn_lr,
                   batch_size=c.a3fl_batch_size), c.random_seed),
           'A3FL (Zhang et al. 2023): the trigger_placement pattern, '

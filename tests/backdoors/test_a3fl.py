@@ -108,8 +108,9 @@ def test_unlearning_removes_the_backdoor_from_the_copy_only():
   before = _success(x, mask, pattern, kernel, bias, TARGET)
   assert before == 1.0
 
-  settings = a3fl.A3FLSettings(outer_iterations=1, trigger_steps=1,
-                               trigger_lr=1e-6, lam=1.0, unlearn_steps=20,
+  # Iteration 0 has no θ'; iteration 1 trains it: 10 passes of 2 batches.
+  settings = a3fl.A3FLSettings(outer_iterations=2, trigger_passes=1,
+                               trigger_lr=1e-6, lam=1.0, unlearn_passes=10,
                                unlearn_lr=0.5, batch_size=32)
   adaptive = a3fl.AdaptiveTrigger('linear', x, labels, x[:4], mask, pattern,
                                   TARGET, settings, seed=0)
@@ -124,6 +125,69 @@ def test_unlearning_removes_the_backdoor_from_the_copy_only():
   np.testing.assert_array_equal(adaptive.model.get_weights()[1], bias)
 
 
+def _np_cross_entropy_grads(x, labels, mask, delta, kernel, bias):
+  """(∂/∂W, ∂/∂b) of mean_n CE(softmax(W·(x_n ⊕ δ) + b), labels_n)."""
+  n = len(x)
+  flat = _np_stamp(x, mask, delta).reshape(n, -1).astype(np.float64)
+  p = _softmax(flat @ kernel + bias)
+  p[np.arange(n), labels] -= 1.0
+  return flat.T @ p / n, p.mean(axis=0)
+
+
+def _cosine(a, b):
+  a, b = np.ravel(a), np.ravel(b)
+  return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+@pytest.mark.parametrize('weighted', [True, False])
+def test_search_is_the_authors_loop_on_a_linear_model(weighted):
+  # D_att in one minibatch, so the passes' shuffles do not matter. NumPy: K
+  # iterations; from the second, θ' ← θ_t trained `unlearn_passes` SGD steps
+  # on the true labels, s = cos of θ''s last gradient and θ_t's backdoor
+  # gradient (the kernel: the linear model's only rank-2 weight), then sign
+  # steps on CE(θ_t) + λ·s·CE(θ') (λ alone when not weighted).
+  rng = np.random.default_rng(3)
+  model, kernel, bias = _linear(rng, 0.3)
+  mask, pattern = triggers.global_trigger(28, 'one_corner')
+  x = rng.uniform(0, 1, (24, 28, 28)).astype(np.float32)
+  labels = rng.choice([0, 2, 3, 4, 5, 6, 7, 8, 9], 24)
+  settings = a3fl.A3FLSettings(outer_iterations=4, trigger_passes=2,
+                               trigger_lr=0.01, lam=0.5,
+                               similarity_weighted=weighted,
+                               unlearn_passes=3, unlearn_lr=0.2,
+                               batch_size=64)
+  adaptive = a3fl.AdaptiveTrigger('linear', x, labels, x[:2], mask, pattern,
+                                  TARGET, settings, seed=0)
+  adaptive.model.set_weights([kernel, bias])
+  got = np.asarray(adaptive.search(pattern, round_num=1))
+
+  w, b = kernel.astype(np.float64), bias.astype(np.float64)
+  delta, weights = pattern.astype(np.float64), []
+  targets = np.full(len(x), TARGET)
+  for k in range(4):
+    adversarial = None
+    if k > 0:
+      w_adv, b_adv = w.copy(), b.copy()
+      for _ in range(3):
+        g_w, g_b = _np_cross_entropy_grads(x, labels, mask, delta, w_adv,
+                                           b_adv)
+        w_adv, b_adv = w_adv - 0.2 * g_w, b_adv - 0.2 * g_b
+      backdoor_w, _ = _np_cross_entropy_grads(x, targets, mask, delta, w, b)
+      weight = 0.5 * (_cosine(g_w, backdoor_w) if weighted else 1.0)
+      weights.append(weight)
+      adversarial = (w_adv, b_adv)
+    for _ in range(2):
+      grad = _grad_wrt_delta(x, mask, delta, w, b, TARGET)
+      if adversarial is not None:
+        grad += weight * _grad_wrt_delta(x, mask, delta, *adversarial, TARGET)
+      delta = np.clip(delta - 0.01 * np.sign(grad), 0.0, 1.0)
+  if weighted:
+    assert all(0.0 < abs(v) < 0.5 for v in weights)  # s scaled λ
+  assert np.abs(delta - pattern)[mask].max() > 0.05
+  np.testing.assert_allclose(got, delta, atol=1e-5)
+  np.testing.assert_array_equal(got[~mask], pattern[~mask])
+
+
 def test_a3fl_attack_needs_the_a3fl_backdoor(tmp_path):
   config = tiny(tmp_path, attack='a3fl', backdoor='trigger')
   with pytest.raises(config_lib.ConfigError) as e:
@@ -134,8 +198,8 @@ def test_a3fl_attack_needs_the_a3fl_backdoor(tmp_path):
 def test_tiny_run_evaluates_the_optimised_trigger(tmp_path, monkeypatch):
   config = tiny(tmp_path, attack='a3fl', backdoor='a3fl', num_rounds=2,
                 attack_freq=1, poison_per_batch=5, a3fl_boost_factor=1.5,
-                defense='none', a3fl_outer_iterations=2, a3fl_trigger_steps=5,
-                a3fl_unlearn_steps=3, a3fl_trigger_lr=0.05)
+                defense='none', a3fl_outer_iterations=2, a3fl_trigger_passes=2,
+                a3fl_unlearn_passes=1, a3fl_trigger_lr=0.05)
   registry.validate(config)
   built, evaluated = [], []
   real_trigger = a3fl.adaptive_trigger
@@ -188,8 +252,8 @@ def test_resumed_run_keeps_the_optimised_trigger(tmp_path, monkeypatch):
       lambda *a, **k: built.append(real_trigger(*a, **k)) or built[-1])
   settings = dict(attack='a3fl', backdoor='a3fl', attack_freq=2,
                   poison_per_batch=5, defense='none', checkpoint_every=1,
-                  a3fl_outer_iterations=1, a3fl_trigger_steps=5,
-                  a3fl_unlearn_steps=2, a3fl_trigger_lr=0.05)
+                  a3fl_outer_iterations=2, a3fl_trigger_passes=2,
+                  a3fl_unlearn_passes=1, a3fl_trigger_lr=0.05)
   full = tiny(tmp_path, experiment_name='full', num_rounds=3, **settings)
   full_rows = run_lib.run(full, progress=False)
   assert [int(r['num_attackers']) for r in full_rows] == [0, 1, 0]

@@ -26,7 +26,7 @@ _NEEDS = {
     'data_poisoning': dict(poison_per_batch=2),
     # The a3fl attack trains on the a3fl backdoor's trigger; a short search.
     'a3fl': dict(backdoor='a3fl', poison_per_batch=2, a3fl_outer_iterations=1,
-                 a3fl_trigger_steps=2, a3fl_unlearn_steps=2),
+                 a3fl_trigger_passes=1, a3fl_unlearn_passes=1),
 }
 
 
