@@ -17,9 +17,10 @@ from targeted_attack.attacks import base
 class DataPoisoning(base.ClientUpdateStrategy):
   """The naive (black-box) data-poisoning attack (Bagdasaryan et al. 2018).
 
-  The attacker follows the protocol on poisoned data: one pass of ordinary
-  local training over its benign batches with c = `poison_per_batch` items of
-  each batch replaced by backdoor items; no projection. With `boost_factor`
+  The attacker follows the protocol on poisoned data: `num_passes` passes of
+  ordinary local training over its benign batches with c = `poison_per_batch`
+  items of each batch replaced by backdoor items (1: the protocol's training;
+  DBA's attackers train longer); no projection. With `boost_factor`
   β (not None), it sends Δ = β · (w − w_t), β multiplied by `boost_share`
   (A3FL's attacker, `--attack=a3fl`: β = 1, the paper's, follows the
   protocol, and k attackers of a round each send 1/k of it with
@@ -28,17 +29,19 @@ class DataPoisoning(base.ClientUpdateStrategy):
   """
 
   def __init__(self, poison_per_batch: int,
-               boost_factor: Optional[float] = None):
+               boost_factor: Optional[float] = None, num_passes: int = 1):
     self.poison_per_batch = checks.integer('poison_per_batch', poison_per_batch)
     self.boost_factor = (None if boost_factor is None else
                          checks.positive('boost_factor', boost_factor))
+    self.num_passes = checks.integer('poison_passes', num_passes)
 
   def malicious_update(self, trainer, initial_weights, benign_dataset,
                        malicious_dataset, boost_share) -> base.ClientDelta:
     trainer.assign_trainable(initial_weights)
-    num_examples = trainer.train_pass(
-        base.poison_batches(benign_dataset, malicious_dataset,
-                            self.poison_per_batch))
+    poisoned = base.poison_batches(benign_dataset, malicious_dataset,
+                                   self.poison_per_batch)
+    for _ in range(self.num_passes):
+      num_examples = trainer.train_pass(poisoned)
     return base.ClientDelta(
         base.boost(base.delta_from(trainer, initial_weights),
                    self.boost_factor, boost_share), num_examples)

@@ -2,7 +2,8 @@
 
 `sample_clients` draws a round's clients; an `AttackerModel` marks the
 malicious ones (Sun et al. 2019, Sec. 2: fixed frequency, random sampling;
-Wang et al. 2020: a fixed pool), within the attack window.
+Wang et al. 2020: a fixed pool; Xie et al. 2020: a pool forced into every
+round), within the attack window.
 """
 
 import numpy as np
@@ -16,11 +17,26 @@ def sample_clients(num_clients: int, clients_per_round: int, seed: int,
 
 
 class AttackerModel:
-  """Which of a round's sampled clients are malicious: `malicious_mask`."""
+  """Which of a round's sampled clients are malicious: `malicious_mask`.
+
+  Two optional hooks: `include` may put attackers into the round's sample
+  (a model whose attackers are forced in; default: the sample as drawn), and
+  `identity` gives a malicious client's fixed index among the attackers (a
+  pool's), which a backdoor with parts uses to hand each attacker its own
+  part (default: the client's index in the population).
+  """
 
   def malicious_mask(self, sampled: np.ndarray, round_num: int,
                      seed: int) -> np.ndarray:
     raise NotImplementedError
+
+  def include(self, sampled: np.ndarray, round_num: int,
+              seed: int) -> np.ndarray:
+    del round_num, seed
+    return sampled
+
+  def identity(self, client: int) -> int:
+    return int(client)
 
 
 class FixedFrequencyAttackers(AttackerModel):
@@ -55,6 +71,14 @@ class AttackWindow(AttackerModel):
     if not self.active(round_num):
       return np.zeros(len(sampled), bool)
     return self.attackers.malicious_mask(sampled, round_num, seed)
+
+  def include(self, sampled, round_num, seed):
+    if not self.active(round_num):
+      return sampled
+    return self.attackers.include(sampled, round_num, seed)
+
+  def identity(self, client):
+    return self.attackers.identity(client)
 
 
 class NoAttackers(AttackerModel):
@@ -105,23 +129,59 @@ class RandomSamplingAttackers(AttackerModel):
 POOL_STREAM = 0x706F6F6C
 
 
+def draw_pool(attacker_pool_size: int, population: int, seed: int) -> tuple:
+  """The pool: `attacker_pool_size` distinct clients, in the order drawn from
+  the pool's own stream (`POOL_STREAM`)."""
+  if not 1 <= attacker_pool_size <= population:
+    raise ValueError(
+        f'`attacker_pool_size` must be in [1, {population}] (the '
+        f'population), got {attacker_pool_size}.')
+  # Its own stream: [seed, 2] was round 2's client sample (that round's
+  # sample then began with the pool).
+  rng = np.random.default_rng(
+      np.random.SeedSequence(seed, spawn_key=(POOL_STREAM,)))
+  return tuple(int(k) for k in rng.choice(population, attacker_pool_size,
+                                          replace=False))
+
+
 class FixedPoolAttackers(AttackerModel):
   """`attacker_pool_size` fixed malicious clients in the population, sampled
-  like every other client (Wang et al. 2020, "fixed pool")."""
+  like every other client (Wang et al. 2020, "fixed pool"). Attacker i of
+  the pool (in its drawn order) has identity i."""
 
   def __init__(self, attacker_pool_size: int, population: int, seed: int):
-    if not 1 <= attacker_pool_size <= population:
-      raise ValueError(
-          f'`attacker_pool_size` must be in [1, {population}] (the '
-          f'population), got {attacker_pool_size}.')
-    # Its own stream: [seed, 2] was round 2's client sample (that round's
-    # sample then began with the pool).
-    rng = np.random.default_rng(
-        np.random.SeedSequence(seed, spawn_key=(POOL_STREAM,)))
-    self.pool = frozenset(
-        int(k) for k in rng.choice(population, attacker_pool_size,
-                                   replace=False))
+    self.order = draw_pool(attacker_pool_size, population, seed)
+    self.pool = frozenset(self.order)
 
   def malicious_mask(self, sampled, round_num, seed):
     del round_num, seed
     return np.array([int(k) in self.pool for k in sampled], bool)
+
+  def identity(self, client):
+    return self.order.index(int(client)) if int(client) in self.pool else (
+        int(client))
+
+
+class ForcedPoolAttackers(FixedPoolAttackers):
+  """The fixed pool, every attacker forced into every round (of the window).
+
+  DBA's multi-shot attack (Xie et al. 2020; `is_random_adversary: false`):
+  the round's sample is the pool, in its order, then the drawn clients that
+  are not in it, cut to the round's size; so each attacker, with its
+  identity, takes part every round.
+  """
+
+  def __init__(self, attacker_pool_size: int, population: int, seed: int,
+               clients_per_round: int):
+    if attacker_pool_size > clients_per_round:
+      raise ValueError(
+          f'`attacker_pool_size` must be at most the clients per round '
+          f'({clients_per_round}) to force them all in, got '
+          f'{attacker_pool_size}.')
+    super().__init__(attacker_pool_size, population, seed)
+
+  def include(self, sampled, round_num, seed):
+    del round_num, seed
+    others = [int(k) for k in sampled if int(k) not in self.pool]
+    return np.array(list(self.order) + others[:len(sampled) - len(self.order)],
+                    dtype=np.asarray(sampled).dtype)

@@ -207,8 +207,8 @@ class ExperimentConfig:
       1 / 30, 'random_sampling: fraction ε of malicious clients, '
       'round(ε·N) of the N clients (Sun et al.\'s 3.3% = 1/30).', _FRACTION)
   attacker_pool_size: int = setting(
-      10, 'fixed_pool: number of malicious clients in the population.',
-      _POS_INT)
+      10, 'fixed_pool / forced_pool: number of malicious clients in the '
+      'population.', _POS_INT)
   task_num: int = setting(
       30, 'Number of target writers whose 7s are labelled 1.', _POS_INT)
   boost_factor: Optional[float] = setting(
@@ -224,6 +224,10 @@ class ExperimentConfig:
   poison_per_batch: int = setting(
       5, 'data_poisoning / constrain_and_scale / a3fl: backdoor items '
       'replacing benign ones in each batch (c).', _POS_INT)
+  poison_passes: int = setting(
+      1, 'data_poisoning / a3fl: passes of the attacker\'s poisoned local '
+      'training, each over its num_epochs-epoch dataset (DBA\'s attackers '
+      'train 10 epochs where benign clients train 1).', _POS_INT)
   attacker_learning_rate: float = setting(
       0.1, 'constrain_and_scale / pgd: the attacker\'s SGD rate.', _POSITIVE)
   cs_alpha: float = setting(

@@ -177,7 +177,8 @@ ATTACKS = Registry('attack', [
                 'PGD within norm_bound/β of w_t, then boosted by β: ‖Δ‖ ≤ '
                 'norm_bound (Sun et al.).'),
     AttackEntry('data_poisoning',
-                lambda c: bagdasaryan.DataPoisoning(c.poison_per_batch),
+                lambda c: bagdasaryan.DataPoisoning(
+                    c.poison_per_batch, num_passes=c.poison_passes),
                 'Ordinary training on batches with poison_per_batch backdoor '
                 'items (Bagdasaryan et al.).'),
     AttackEntry('constrain_and_scale', _constrain_and_scale,
@@ -218,7 +219,8 @@ ATTACKS = Registry('attack', [
                 'benign update.'),
     AttackEntry('a3fl',
                 lambda c: bagdasaryan.DataPoisoning(
-                    c.poison_per_batch, boost_factor=c.a3fl_boost_factor),
+                    c.poison_per_batch, boost_factor=c.a3fl_boost_factor,
+                    num_passes=c.poison_passes),
                 'A3FL (Zhang et al. 2023): poisoned training '
                 '(poison_per_batch items per batch) on the trigger the a3fl '
                 'backdoor optimises each attack round, scaled by '
@@ -404,6 +406,16 @@ def _fixed_pool_check(c):
   _at_most_the_clients(c, 'attacker_pool_size')
 
 
+def _forced_pool_check(c):
+  _fixed_pool_check(c)
+  _require(c.attacker_pool_size <= c.num_clients_per_round,
+           'attacker_pool_size',
+           f'`attacker_pool_size`={c.attacker_pool_size}: `attacker_model`='
+           'forced_pool puts every attacker in every round, so at most '
+           f'num_clients_per_round={c.num_clients_per_round}; allowed range: '
+           f'1..{c.num_clients_per_round}.')
+
+
 ATTACKER_MODELS = Registry('attacker_model', [
     Entry('fixed_frequency',
           lambda c, n: sampling.FixedFrequencyAttackers(c.attack_freq),
@@ -418,6 +430,14 @@ ATTACKER_MODELS = Registry('attacker_model', [
                                                    c.random_seed),
           'attacker_pool_size fixed malicious clients (Wang et al.).',
           check=_fixed_pool_check),
+    Entry('forced_pool',
+          lambda c, n: sampling.ForcedPoolAttackers(
+              c.attacker_pool_size, n, c.random_seed,
+              c.num_clients_per_round),
+          'attacker_pool_size fixed malicious clients, all forced into every '
+          'round of the window, attacker i of the pool with part i of a '
+          'backdoor with parts (DBA\'s multi-shot, Xie et al.).',
+          check=_forced_pool_check),
 ])
 
 

@@ -186,9 +186,10 @@ def run(config, progress: bool = True) -> list:
   # The loop.
   for round_num in range(start_round, c.num_rounds + 1):
     t0 = time.perf_counter()
-    sampled = sampling.sample_clients(data.num_clients,
-                                      c.num_clients_per_round, c.random_seed,
-                                      round_num)
+    sampled = attackers.include(
+        sampling.sample_clients(data.num_clients, c.num_clients_per_round,
+                                c.random_seed, round_num),
+        round_num, c.random_seed)
     is_malicious = attackers.malicious_mask(sampled, round_num, c.random_seed)
     if backdoor.adaptive and is_malicious.any():
       # Re-optimised against w_t by the attackers, used for their D_mal and,
@@ -197,7 +198,8 @@ def run(config, progress: bool = True) -> list:
       evaluator.set_backdoor_images(task)
     client_data = round_data.round_client_data(
         data, task, sampled, is_malicious, c.num_epochs, c.batch_size,
-        c.random_seed, round_num, split_boost=c.split_boost)
+        c.random_seed, round_num, split_boost=c.split_boost,
+        attacker_identity=attackers.identity)
     output = process.next(state, client_data)
     state = output.state
     row = _round_row(round_num, is_malicious, output.metrics,

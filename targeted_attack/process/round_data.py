@@ -59,12 +59,14 @@ def client_seed(run_seed: int, round_num: int, client: int) -> np.ndarray:
 def round_client_data(data, task,
                       sampled: np.ndarray, is_malicious: np.ndarray,
                       num_epochs: int, batch_size: int, run_seed: int,
-                      round_num: int, split_boost: bool = True) -> list:
+                      round_num: int, split_boost: bool = True,
+                      attacker_identity=int) -> list:
   """The one place a round's client data is assembled.
 
   For each sampled client: its benign dataset D_trn (shuffled with a seed
   derived from (run_seed, round, client)), D_mal when it is malicious (part
-  k mod K, for client k, of a task with K `train_parts`), and its context
+  i mod K of a task with K `train_parts`, i = `attacker_identity(k)` for
+  client k: its index in a pool of attackers, else k), and its context
   (seed, boost share, client id k: its index in the population, which
   aggregators keyed by client read); see `client_data_lib.build_client_data`.
 
@@ -89,7 +91,7 @@ def round_client_data(data, task,
                                  shuffle_seed))
     malicious.append(
         malicious_dataset(task, num_epochs, batch_size, shuffle_seed,
-                          part=int(k))
+                          part=attacker_identity(int(k)))
         if is_malicious[i] else None)
   if data.root is not None:
     seeds.append(client_seed(run_seed, round_num, root_dataset.ROOT_STREAM))

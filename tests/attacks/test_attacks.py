@@ -68,6 +68,14 @@ def test_data_poisoning_is_ordinary_training_on_poisoned_batches():
   got = _attacker_delta(bagdasaryan.DataPoisoning(poison_per_batch=1))
   for a, b in zip(got, ref.delta(w, w0)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+  # Three passes (DBA's attackers train longer): the same batches again,
+  # from where the last pass ended.
+  for _ in range(2):
+    w, _ = _sgd(w, _poisoned(benign, poison, 1), lambda t: LR)
+  got = _attacker_delta(bagdasaryan.DataPoisoning(poison_per_batch=1,
+                                                  num_passes=3))
+  for a, b in zip(got, ref.delta(w, w0)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_anomaly_terms_match_numpy():
@@ -183,6 +191,7 @@ def test_pgd_projects_every_k_steps_then_scales(frequency, replacement):
     (lambda: pgd.PGDAttack(eps=1.0, project_frequency=0),
      'project_frequency'),
     (lambda: bagdasaryan.DataPoisoning(poison_per_batch=0), 'poison_per_batch'),
+    (lambda: bagdasaryan.DataPoisoning(1, num_passes=0), 'poison_passes'),
 ])
 def test_bad_parameters_fail_early_naming_them(build, name):
   with pytest.raises(ValueError, match=name):

@@ -11,6 +11,7 @@ from targeted_attack import attacked_fedavg
 from targeted_attack.attacks import omniscient
 from targeted_attack.backdoors import triggers
 from targeted_attack.data import federated
+from targeted_attack.data import sampling
 from targeted_attack.attacks import pgd
 from targeted_attack.process import round_data
 import builders
@@ -293,3 +294,31 @@ def test_dba_attacker_k_trains_on_part_k_mod_K_and_eval_has_the_global_one():
     assert np.all(y == task.target_label) and len(x) == len(expected)
     order = lambda a: a[np.lexsort(a.reshape(len(a), -1).T)]
     np.testing.assert_array_equal(order(x), order(expected))
+
+
+def _malicious_images(client):
+  return np.concatenate([b['x'].numpy()[..., 0] for b in client['malicious']])
+
+
+def test_dba_attackers_of_a_pool_each_keep_their_own_part_every_round():
+  # DBA's multi-shot attack: 4 attackers, each with its own local trigger in
+  # every round (attacker i of the pool: part i), whatever their ids mod K.
+  digits = federated.load_synthetic(40, 20, seed=0)
+  parts = 4
+  task = triggers.dba_task(digits, task_num=2, amplitude=1.0, parts=parts,
+                           seed=3)
+  model = sampling.ForcedPoolAttackers(4, 40, seed=5, clients_per_round=6)
+  order = lambda a: a[np.lexsort(a.reshape(len(a), -1).T)]
+  for r in (1, 2, 3):
+    sampled = model.include(sampling.sample_clients(40, 6, 5, r), r, 5)
+    mask = model.malicious_mask(sampled, r, 5)
+    client_data = round_data.round_client_data(
+        digits, task, sampled, mask, num_epochs=1, batch_size=1000,
+        run_seed=0, round_num=r, attacker_identity=model.identity)
+    got = [order(_malicious_images(c)) for c, m in zip(client_data, mask)
+           if m]
+    assert len(got) == parts
+    for i, x in enumerate(got):
+      np.testing.assert_array_equal(x, order(task.train_parts[i]))
+  # The pool's ids collide mod K here, so k mod K would not give 4 parts.
+  assert len({k % parts for k in model.order}) < parts

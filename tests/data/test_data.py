@@ -238,3 +238,37 @@ def test_attack_window_has_no_attacker_outside_it():
   open_ended = sampling.AttackWindow(sampling.FixedFrequencyAttackers(2), 3)
   assert [int(open_ended.malicious_mask(sampled, r, 0).sum())
           for r in range(1, 9)] == [0, 0, 0, 1, 0, 1, 0, 1]
+
+
+def test_forced_pool_puts_every_attacker_in_every_round_of_the_window():
+  # DBA's multi-shot threat model: the K attackers in every round (forced
+  # in), the rest of the round the drawn sample; attacker i has identity i.
+  model = sampling.ForcedPoolAttackers(4, 50, seed=1, clients_per_round=10)
+  window = sampling.AttackWindow(model, 3, 6)
+  pool = list(model.order)
+  assert len(set(pool)) == 4 and set(pool) == model.pool
+  assert set(pool) == set(sampling.FixedPoolAttackers(4, 50, seed=1).pool)
+  for r in range(1, 10):
+    drawn = sampling.sample_clients(50, 10, 1, r)
+    sampled = window.include(drawn, r, 1)
+    mask = window.malicious_mask(sampled, r, 1)
+    assert len(sampled) == 10 and len(set(int(k) for k in sampled)) == 10
+    if 3 <= r <= 6:
+      assert [int(k) for k in sampled[:4]] == pool
+      others = [int(k) for k in drawn if int(k) not in model.pool]
+      assert [int(k) for k in sampled[4:]] == others[:6]
+      np.testing.assert_array_equal(mask, [True] * 4 + [False] * 6)
+    else:
+      np.testing.assert_array_equal(sampled, drawn)
+      assert not mask.any()
+  assert [window.identity(k) for k in pool] == [0, 1, 2, 3]
+  outsider = next(k for k in range(50) if k not in model.pool)
+  assert window.identity(outsider) == outsider
+  with pytest.raises(ValueError, match='attacker_pool_size'):
+    sampling.ForcedPoolAttackers(11, 50, seed=1, clients_per_round=10)
+
+
+def test_fixed_pool_attacker_identity_is_its_index_in_the_pool():
+  model = sampling.FixedPoolAttackers(6, 50, seed=2)
+  assert sorted(model.identity(k) for k in model.pool) == list(range(6))
+  assert sampling.RandomSamplingAttackers(0.1, 50, 10).identity(17) == 17

@@ -68,6 +68,8 @@ def test_each_setting_outside_its_range_is_a_one_line_flag_error(field):
     (dict(attacker_model='fixed_pool', attacker_pool_size=13,
           synthetic_num_clients=12, num_clients_per_round=3),
      'attacker_pool_size'),
+    (dict(attacker_model='forced_pool', attacker_pool_size=4,
+          num_clients_per_round=3), 'attacker_pool_size'),
     (dict(boost_factor=0.0), 'boost_factor'),
 ])
 def test_cross_setting_checks_name_the_setting(overrides, field):

@@ -22,6 +22,7 @@ _NEEDS = {
     'bulyan': dict(num_clients_per_round=7, num_byzantine=1),
     'rlr': dict(rlr_threshold=2),
     'fixed_pool': dict(attacker_pool_size=3),
+    'forced_pool': dict(attacker_pool_size=2),
     'constrain_and_scale': dict(poison_per_batch=2, cs_max_epochs=1),
     'data_poisoning': dict(poison_per_batch=2),
     # The a3fl attack trains on the a3fl backdoor's trigger; a short search.
