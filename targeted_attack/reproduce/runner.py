@@ -40,8 +40,9 @@ def plan(studies: Sequence[studies_lib.Study], scale: str, root: str,
         ) -> List[Run]:
   """Every cell-seed of `studies` at `scale`, as settings of the binary.
 
-  Precedence: the scale's table, then the study's settings, then the cell's,
-  then `extra`.
+  Precedence: the scale's table, then the study's settings (at the 'paper'
+  scale, its `paper_scale_settings` over them), then the cell's, then
+  `extra`.
   """
   overrides = dict(studies_lib.SCALES[scale])
   num_seeds = seeds or overrides['seeds']
@@ -53,7 +54,9 @@ def plan(studies: Sequence[studies_lib.Study], scale: str, root: str,
   for seed in range(num_seeds):
     for study in studies:
       for cell in study.cells:
-        settings = {**overrides, **study.settings, **cell.settings}
+        at_paper_scale = study.paper_scale_settings if scale == 'paper' else {}
+        settings = {**overrides, **study.settings, **at_paper_scale,
+                    **cell.settings}
         if study.name == 'bagdasaryan_replacement':
           settings.update(attack_start_round=attack_round,
                           attack_end_round=attack_round)

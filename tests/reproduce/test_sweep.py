@@ -174,3 +174,20 @@ def test_a_study_file_must_name_its_cells(tmp_path):
   path.write_text(json.dumps(dict(name='x', cells=[dict(settings={})])))
   with pytest.raises(ValueError, match='not a study'):
     studies_lib.load_study_file(str(path))
+
+
+def test_sun_norm_bounded_studies_keep_the_papers_ratios(tmp_path):
+  # Paper: 30 clients per round (β = 30), M = 10 against benign norms < 2.
+  # Generated writers' benign norms ≈ 1: M = 5, so M/benign ≈ 5 and the
+  # pre-boost radius M/β ≈ 1/6 of the benign norms, as the paper's; at the
+  # 'paper' scale, the paper's M itself.
+  for name, translated, literal in (('sun_fig2', 5.0, 10.0),
+                                    ('sun_fig3', 5.0, 10.0),
+                                    ('sun_fig4b', 2.5, 5.0)):
+    study = studies_lib.STUDIES[name]
+    for scale, bound in (('small', translated), ('paper', literal)):
+      for run in runner.plan([study], scale, str(tmp_path)):
+        assert run.settings['num_clients_per_round'] == 30, (name, scale)
+        assert run.settings['norm_bound'] == bound, (name, scale)
+        if name == 'sun_fig4b':
+          assert run.settings['l2_norm_clip'] == bound
