@@ -180,11 +180,38 @@ def test_edge_case_sevens_are_a_tail_the_mix_controls():
   edge = edge_case.edge_case_task(20, 30, seed=0)
   assert edge.train_pixels.shape == (20, 28, 28)
   assert edge.eval_pixels.shape == (30, 28, 28)
+  rates = sorted(set(edge_case.EDGE_CASE_MIXES.values()) | {0.03})
   for mix, rate in edge_case.EDGE_CASE_MIXES.items():
-    writers = synthetic_digits.generate_writers(200, 10, seed=0,
+    writers = synthetic_digits.generate_writers(300, 10, seed=0,
                                                 crossbar_seven_rate=rate)
-    share = np.mean([w.style.uses_crossbar_seven for w in writers])
-    assert share == pytest.approx(rate, abs=0.06), mix
+    if rate == 0.0:   # the pure edge case: no honest writer holds one
+      assert not any(w.style.uses_crossbar_seven for w in writers), mix
+    rng = np.random.RandomState(1)
+    styles = [synthetic_digits.sample_writer_style(rng, rate)
+              for _ in range(20000)]
+    share = np.mean([style.uses_crossbar_seven for style in styles])
+    # 4 binomial σ, less than half the gap to the nearest other rate (the
+    # default 0.03 included), so the test tells the mixes apart.
+    tolerance = 4 * np.sqrt(rate * (1 - rate) / len(styles))
+    gap = min(abs(rate - other) for other in rates if other != rate)
+    assert tolerance < gap / 2
+    assert share == pytest.approx(rate, abs=tolerance), mix
+
+
+def test_the_edge_case_mix_reaches_the_generated_writers(tmp_path,
+                                                         monkeypatch):
+  from targeted_attack.experiment import build  # pylint: disable=g-import-not-at-top
+  from builders import tiny_config  # pylint: disable=g-import-not-at-top
+  rates = []
+  real = federated.load_synthetic
+  monkeypatch.setattr(federated, 'load_synthetic', lambda *a, **k: (
+      rates.append(k['crossbar_seven_rate']), real(*a, **k))[1])
+  for mix in edge_case.EDGE_CASE_MIXES:
+    build.load_data(tiny_config(tmp_path, backdoor='edge_case',
+                                edge_case_mix=mix, edge_case_num_train=10,
+                                edge_case_num_eval=10))
+  build.load_data(tiny_config(tmp_path))          # the semantic backdoor
+  assert rates == list(edge_case.EDGE_CASE_MIXES.values()) + [0.03]
 
 
 def test_attacker_count_rounds_epsilon_times_population_to_nearest():
