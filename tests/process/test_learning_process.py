@@ -247,3 +247,63 @@ def test_a_benign_clients_empty_malicious_dataset_carries_none_of_its_data():
       input_dataset=d._variant_tensor).numpy())  # pylint: disable=protected-access
   assert size(benign) > pixels.nbytes  # the pixels travel with the dataset
   assert size(empty) < 0.01 * pixels.nbytes
+
+
+def _weighted_mean_delta(w, clients):
+  """Σ n_k Δ_k / Σ n_k, Δ_k one NumPy SGD pass from w on client (seed, n)."""
+  deltas = [ref.delta(ref.sgd_pass(w, *_numpy_client(*c), CLIENT_LR), w)
+            for c in clients]
+  sizes = [n for _, n in clients]
+  return [sum(n * d[i] for n, d in zip(sizes, deltas)) / sum(sizes)
+          for i in range(len(w))]
+
+
+def test_server_momentum_and_learning_rate_match_numpy():
+  # TFF's SGDM on the wire's update g = −Δ̄: m ← μ m + g; w ← w − η m.
+  eta, mu = 0.5, 0.9
+  clients = [(1, 4), (2, 6)]
+  process = attacked_fedavg.build_federated_averaging_process_attacked(
+      builders.model_fn,
+      client_optimizer_fn=tff.learning.optimizers.build_sgdm(CLIENT_LR),
+      server_optimizer_fn=tff.learning.optimizers.build_sgdm(eta, mu),
+      client_update_tf=attacked_fedavg.ClientExplicitBoosting(5.0))
+  data = attacked_fedavg.build_client_data(
+      [builders.make_dataset(*c) for c in clients], [None] * 2)
+  state = process.initialize()
+  w = ref.initial_weights()
+  m = [np.zeros_like(a) for a in w]
+  for _ in range(3):
+    state = process.next(state, data).state
+    g = [-d for d in _weighted_mean_delta(w, clients)]
+    m = [mu * a + b for a, b in zip(m, g)]
+    w = [a - eta * b for a, b in zip(w, m)]
+    for got, want in zip(_trainable(process, state), w):
+      np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_model_replacement_at_server_rate_below_one_lands_near_w_star():
+  # β = Σ n_k / (η n_a): w_{t+1} = w* + (η / Σ n) Σ_benign n_k Δ_k exactly,
+  # so w* up to the benign clients' share of the step (the README's ≈).
+  eta = 0.5
+  attacker, benign = (1, 4), [(2, 6), (3, 6)]
+  sizes = [attacker[1]] + [n for _, n in benign]
+  beta = sum(sizes) / (eta * attacker[1])
+  process = attacked_fedavg.build_federated_averaging_process_attacked(
+      builders.model_fn,
+      client_optimizer_fn=tff.learning.optimizers.build_sgdm(CLIENT_LR),
+      server_optimizer_fn=tff.learning.optimizers.build_sgdm(eta),
+      client_update_tf=attacked_fedavg.ModelReplacement(beta))
+  data = attacked_fedavg.build_client_data(
+      [builders.make_dataset(*c) for c in [attacker] + benign],
+      [builders.make_dataset(9, 6), None, None])
+  got = _trainable(process, process.next(process.initialize(), data).state)
+  w0 = ref.initial_weights()
+  union = builders.union_examples(builders.make_dataset(*attacker),
+                                  builders.make_dataset(9, 6))
+  w_star = ref.sgd_pass(w0, *union, CLIENT_LR)
+  benign_step = [sum(n * ref.delta(ref.sgd_pass(w0, *_numpy_client(s, n),
+                                                CLIENT_LR), w0)[i]
+                     for s, n in benign) * eta / sum(sizes)
+                 for i in range(len(w0))]
+  for a, b, c in zip(got, w_star, benign_step):
+    np.testing.assert_allclose(a, b + c, rtol=1e-4, atol=1e-5)
