@@ -331,3 +331,38 @@ def test_emnist_with_letters_builds_a_62_class_model(tmp_path):
   assert [int(r['round']) for r in rows] == [1, 2]
   with np.load(f'{config.output_dir}/checkpoint.npz') as saved:
     assert saved['model_trainable_0'].shape == (28 * 28, 62)  # linear
+
+
+def _emnist_cache(tmp_path, num_writers):
+  from targeted_attack.data import emnist_cache  # pylint: disable=g-import-not-at-top
+  digits = federated.load_synthetic(num_writers, 20, seed=5)
+  writers = [(f'f{k:04d}',) + digits.client_arrays(k) * 2
+             for k in range(digits.num_clients)]
+  cache = str(tmp_path / 'cache')
+  emnist_cache.write_emnist_cache(cache, writers, only_digits=True)
+  return cache
+
+
+@pytest.mark.parametrize('make, field', [
+    # The window ends before it starts.
+    (lambda tmp: tiny(tmp, attack_start_round=5, attack_end_round=3),
+     'attack_end_round'),
+    # A pool larger than the EMNIST population (known only once loaded).
+    (lambda tmp: tiny(tmp, dataset='emnist',
+                      emnist_cache_dir=_emnist_cache(tmp, 8), task_num=2,
+                      attacker_model='fixed_pool', attacker_pool_size=9),
+     'attacker_pool_size'),
+    # More clients per round than the Dirichlet split leaves (9 of 12 here:
+    # Dir(0.01) leaves some clients empty).
+    (lambda tmp: tiny(tmp, dataset='dirichlet', synthetic_num_clients=12,
+                      dirichlet_alpha=0.01, num_clients_per_round=12,
+                      task_num=1),
+     'num_clients_per_round'),
+])
+def test_cross_setting_errors_name_the_setting_before_anything_is_written(
+    tmp_path, make, field):
+  config = make(tmp_path)
+  with pytest.raises(config_lib.ConfigError) as error:
+    run_lib.run(config, progress=False)
+  assert error.value.field == field, str(error.value)
+  assert not os.path.exists(os.path.join(config.output_dir, 'metrics.csv'))
