@@ -65,11 +65,11 @@ define_flags()
 FLAGS = flags.FLAGS
 
 
-def main(argv):
+def main(argv, flag_values=FLAGS):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   runtime.install_signal_handlers()
-  config = config_from_flags()
+  config = config_from_flags(flag_values)
   try:
     registry.validate(config)
   except config_lib.ConfigError as e:
