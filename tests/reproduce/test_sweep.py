@@ -191,3 +191,57 @@ def test_sun_norm_bounded_studies_keep_the_papers_ratios(tmp_path):
         assert run.settings['norm_bound'] == bound, (name, scale)
         if name == 'sun_fig4b':
           assert run.settings['l2_norm_clip'] == bound
+
+
+def test_summary_is_recomputed_from_each_seeds_metrics(tmp_path):
+  # Two cells × 2 seeds of hand-written metrics.csv files (smoke: 3 rounds,
+  # the 2nd not evaluated); one seed of cell b unfinished. The summary must
+  # be NumPy's mean / population std over the finished seeds of: the last
+  # evaluated row, its cumulative mean, the highest backdoor accuracy; and
+  # the mean over attack rounds of the detection rates.
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  study = studies_lib.Study('hand', 'hand', 'hand', {}, (
+      studies_lib.Cell('a', {}), studies_lib.Cell('b', {})))
+  runs = runner.plan([study], 'smoke', str(tmp_path), seeds=2)
+  rng = np.random.RandomState(0)
+  written = {}
+  for run in runs:
+    rounds = 2 if (run.cell, run.seed) == ('b', 1) else 3
+    rows = []
+    for t in range(1, rounds + 1):
+      evaluated = t != 2
+      rows.append(dict(
+          round=t, num_attackers=int(t != 1),
+          main_task_accuracy=round(rng.rand(), 4) if evaluated else '',
+          backdoor_accuracy=round(rng.rand(), 4) if evaluated else '',
+          backdoor_accuracy_cumulative_mean=round(rng.rand(), 4)
+          if evaluated else '',
+          detection_tpr=round(rng.rand(), 4),
+          detection_fpr=round(rng.rand(), 4)))
+    os.makedirs(run.output_dir)
+    with open(os.path.join(run.output_dir, 'metrics.csv'), 'w',
+              newline='') as f:
+      writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+      writer.writeheader()
+      writer.writerows(rows)
+    written[(run.cell, run.seed)] = rows
+  table = {row['cell']: row for row in report.summarize(study, runs)}
+  for cell, seeds in (('a', (0, 1)), ('b', (0,))):
+    finished = [written[(cell, s)] for s in seeds]
+    last = [rows[-1] for rows in finished]
+    row = table[cell]
+    assert row['seeds'] == len(seeds)
+    for key, values in (
+        ('backdoor_final', [r['backdoor_accuracy'] for r in last]),
+        ('main_task_final', [r['main_task_accuracy'] for r in last]),
+        ('backdoor_cumulative_mean',
+         [r['backdoor_accuracy_cumulative_mean'] for r in last]),
+        ('backdoor_max', [max(r['backdoor_accuracy'] for r in rows
+                              if r['backdoor_accuracy'] != '')
+                          for rows in finished])):
+      assert row[key] == pytest.approx(np.mean(values)), (cell, key)
+      assert row[key + '_std'] == pytest.approx(np.std(values)), (cell, key)
+    for key in ('detection_tpr', 'detection_fpr'):
+      per_seed = [np.mean([r[key] for r in rows if r['num_attackers']])
+                  for rows in finished]
+      assert row[key] == pytest.approx(np.mean(per_seed)), (cell, key)
