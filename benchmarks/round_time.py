@@ -4,6 +4,7 @@ r"""Round-time benchmark: this project's attacked process vs TFF FedAvg vs plain
   .venv/bin/python -m benchmarks.round_time --memory_check       # RSS after 20 vs 200 rounds
   .venv/bin/python -m benchmarks.round_time --population_check   # 1,000 vs 100,000 clients
   .venv/bin/python -m benchmarks.round_time --dp_sgd_check       # client DP-SGD vs plain
+  .venv/bin/python -m benchmarks.round_time --contexts=tff_cpp,in_process  # context vs context
 
 Times, in one process, after a warm-up round, the median seconds per round of
   (a) the attacked process, one attacker (explicit boosting), clip + noise defense;
@@ -18,6 +19,14 @@ the round, against the rate of a large `tf.matmul` on the same device.
 
 With --dp_sgd_check: a round of client DP-SGD (`dp_sgd.DPSGD`, fast
 per-example clipping) against a plain round of the same process and clients.
+
+With --contexts=tff_cpp,in_process: (a) and (b) under each execution context
+(`runtime.EXECUTION_CONTEXTS`) in this one process, on the same clients, the
+medians per context, and the ratio in_process / tff_cpp of each median
+(below 1: the in-process context is faster); (c) once, for reference.
+--max_concurrency sets the in-process context's client threads. With
+--torch_anchor, also the same clients' training as a plain PyTorch loop
+(`benchmarks.torch_anchor`; skipped where torch is not installed).
 """
 
 import json
@@ -64,6 +73,15 @@ flags.DEFINE_bool('dp_sgd_check', False,
 flags.DEFINE_bool('dp_sgd_jacobian', False,
                   'With --dp_sgd_check, also time DP-SGD by the per-example '
                   'Jacobian (the reference path; slow).')
+flags.DEFINE_list('contexts', [],
+                  'Execution contexts to compare, of '
+                  f'{runtime.EXECUTION_CONTEXTS}: times (a) and (b) under '
+                  'each; empty: the default context, all variants.')
+flags.DEFINE_integer('max_concurrency', None,
+                     'Client threads of the in-process context (default: '
+                     'the number of CPUs).')
+flags.DEFINE_bool('torch_anchor', False,
+                  'Also time the same training as a plain PyTorch loop.')
 FLAGS = flags.FLAGS
 
 
@@ -239,9 +257,56 @@ def _time_eval(process, state, clients, rounds):
   return times[1:], len(clients.data.test_labels) + len(clients.task.eval_pixels)
 
 
+def _compare_contexts(model_fn, report):
+  """(a) and (b) under each of FLAGS.contexts; (c) once; the ratios."""
+  unknown = set(FLAGS.contexts) - set(runtime.EXECUTION_CONTEXTS)
+  if unknown:
+    raise app.UsageError(f'--contexts: unknown {sorted(unknown)}; choose of '
+                         f'{runtime.EXECUTION_CONTEXTS}.')
+  clients = Clients(3383)
+  medians = {}
+  for kind in FLAGS.contexts:
+    runtime.set_local_execution_context(kind=kind,
+                                        max_concurrency=FLAGS.max_concurrency)
+    t0 = time.perf_counter()
+    a_times, _ = _time_attacked(_attacked_process(model_fn), clients,
+                                FLAGS.rounds)
+    b_times = _time_tff_fedavg(model_fn, clients, FLAGS.rounds)
+    medians[kind] = dict(attacked_round_s=statistics.median(a_times),
+                         tff_fedavg_round_s=statistics.median(b_times),
+                         attacked_round_times=a_times,
+                         tff_fedavg_round_times=b_times,
+                         wall_s_with_warmup=time.perf_counter() - t0)
+  c_times, steps = _time_plain_tf(clients, FLAGS.rounds)
+  report.update(contexts=medians, plain_tf_round_s=statistics.median(c_times),
+                plain_tf_steps_per_round=steps,
+                max_concurrency=FLAGS.max_concurrency or os.cpu_count())
+  if 'in_process' in medians and 'tff_cpp' in medians:
+    ip, cpp = medians['in_process'], medians['tff_cpp']
+    report.update(
+        ratio_in_process_over_tff_cpp_attacked=(
+            ip['attacked_round_s'] / cpp['attacked_round_s']),
+        ratio_in_process_over_tff_cpp_fedavg=(
+            ip['tff_fedavg_round_s'] / cpp['tff_fedavg_round_s']))
+
+
 def main(argv):
   del argv
   runtime.install_signal_handlers()
+  if FLAGS.contexts:
+    model_fn = models.build_model_fn(FLAGS.model)
+    report = dict(
+        device=', '.join(d.name for d in tf.config.list_physical_devices(
+            'GPU')) or f'CPU ({os.cpu_count()} cores)', model=FLAGS.model,
+        clients_per_round=FLAGS.clients_per_round,
+        examples_per_client=FLAGS.examples_per_client,
+        num_epochs=FLAGS.num_epochs, batch_size=FLAGS.batch_size,
+        rounds=FLAGS.rounds)
+    _compare_contexts(model_fn, report)
+    _torch_anchor(report)
+    report['peak_rss_mib'] = _peak_rss_mib()
+    print(json.dumps(report))
+    return
   runtime.set_local_execution_context()
   model_fn = models.build_model_fn(FLAGS.model)
   device = ', '.join(d.name for d in tf.config.list_physical_devices('GPU')) or (
@@ -326,8 +391,20 @@ def main(argv):
         eval_s=d, ratio_a_over_b=a / b, ratio_a_over_c=a / c,
         ratio_d_over_a=d / a, note='(a) adds one attacker: its extra '
         'malicious training (D_trn ∪ D_mal) is part of its cost.')
+  _torch_anchor(report)
   report['peak_rss_mib'] = _peak_rss_mib()
   print(json.dumps(report))
+
+
+def _torch_anchor(report):
+  """With --torch_anchor: the PyTorch loop's median round, where torch is."""
+  if not FLAGS.torch_anchor:
+    return
+  from benchmarks import torch_anchor  # pylint: disable=g-import-not-at-top
+  result = torch_anchor.run(FLAGS.clients_per_round, FLAGS.examples_per_client,
+                            FLAGS.num_epochs, FLAGS.batch_size, FLAGS.rounds)
+  report['torch_anchor'] = result if result is not None else (
+      torch_anchor.SKIPPED)
 
 
 if __name__ == '__main__':

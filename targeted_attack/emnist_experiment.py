@@ -75,13 +75,23 @@ def main(argv, flag_values=FLAGS):
   except config_lib.ConfigError as e:
     print(f'error: {as_flag_error(e)}', file=sys.stderr)
     return 2
-  runtime.set_local_execution_context()
+  runtime.set_local_execution_context(
+      kind=config.execution_context,
+      max_concurrency=config.client_concurrency or None)
   from targeted_attack.experiment import run  # pylint: disable=g-import-not-at-top
   try:
     rows = run.run(config)
   except (config_lib.ConfigError, outputs.CorruptOutputError) as e:
     print(f'error: {as_flag_error(e)}', file=sys.stderr)
     return 2
+  except Exception as e:  # pylint: disable=broad-except
+    # A computation failed (in TFF's worker or in this process): its
+    # TensorFlow error in one line, not a page of gRPC frames.
+    line = runtime.computation_error_line(e)
+    if line is None:
+      raise
+    print(f'error: a TFF computation failed: {line}', file=sys.stderr)
+    return 1
   last = [r for r in rows if r.get('main_task_accuracy') not in ('', None)]
   if last:
     print(f'final round {last[-1]["round"]}: main task accuracy '

@@ -32,6 +32,7 @@ import errno
 import fcntl
 import gc
 import os
+import re
 import signal
 import socket
 import struct
@@ -43,6 +44,14 @@ from typing import Optional
 import psutil
 
 WORKER_BINARY_NAME = 'worker_binary'
+# The kinds of `set_local_execution_context`: TFF's computations interpreted
+# in this process, TF graphs run by TF here (`in_process_context`), or TFF's
+# C++ `worker_binary` over gRPC.
+EXECUTION_CONTEXTS = ('in_process', 'tff_cpp')
+# The kind when none is given; $TARGETED_ATTACK_EXECUTION_CONTEXT overrides it
+# (the tests run under either).
+DEFAULT_EXECUTION_CONTEXT = 'in_process'
+EXECUTION_CONTEXT_ENV = 'TARGETED_ATTACK_EXECUTION_CONTEXT'
 ISOLATE_NETWORK_ENV = 'TARGETED_ATTACK_ISOLATE_NETWORK'
 _registered = False
 
@@ -388,17 +397,79 @@ def patch_stub_readiness(timeout_s: float = 0.5) -> None:
   _PATCHED.append(original)
 
 
-def set_local_execution_context(default_num_clients: int = 0,
-                                isolate_network: Optional[bool] = None) -> bool:
-  """Sets TFF's synchronous local C++ context, with the worker reaped at exit.
+def computation_error_line(error: BaseException) -> Optional[str]:
+  """The TensorFlow error a failed computation raised, as one line, or None.
 
-  With `isolate_network` (default: True unless $TARGETED_ATTACK_ISOLATE_NETWORK
-  is 0), the context is created inside the private network namespace (see
-  the module docstring), so its worker can be reached only from inside; the
-  calling thread keeps its network, so downloads in this process still work.
-  Where that is not permitted, warns once on stderr and runs unisolated.
-  Returns whether the worker is isolated.
+  TFF's C++ context raises a `grpc.RpcError` whose details hold the worker's
+  TensorFlow error among function-node tags and the block's local names; the
+  in-process context raises the `tf.errors.OpError` itself. Either way: the
+  error's first line, without those.
   """
+  # By class name: importing grpc or TensorFlow here would make this module
+  # expensive to import.
+  bases = {c.__name__ for c in type(error).__mro__}
+  if 'RpcError' in bases and callable(getattr(error, 'details', None)):
+    text = error.details() or str(error)
+  elif 'OpError' in bases:
+    text = error.message
+  else:
+    return None
+  text = re.sub(r'\{\{function_node [^}]*\}\}\s*', '', text)
+  text = text.replace('Failed to run computation: ', '')
+  lines = [l.strip() for l in text.strip().splitlines() if l.strip() and
+           not l.startswith(('  ', 'Detected at node', 'Graph execution error',
+                             '<stack traces unavailable>'))]
+  if not lines:
+    return type(error).__name__
+  return lines[0].split(' while evaluating local')[0].strip()
+
+
+def set_local_execution_context(default_num_clients: int = 0,
+                                isolate_network: Optional[bool] = None,
+                                kind: Optional[str] = None,
+                                max_concurrency: Optional[int] = None) -> bool:
+  """Sets TFF's default context: `kind` 'in_process' or 'tff_cpp'.
+
+  `kind` None: $TARGETED_ATTACK_EXECUTION_CONTEXT if set, else
+  `DEFAULT_EXECUTION_CONTEXT` ('in_process').
+
+  'tff_cpp': TFF's synchronous local C++ context, with the worker reaped at
+  exit. With `isolate_network` (default: True unless
+  $TARGETED_ATTACK_ISOLATE_NETWORK is 0), the context is created inside the
+  private network namespace (see the module docstring), so its worker can be
+  reached only from inside; the calling thread keeps its network, so
+  downloads in this process still work. Where that is not permitted, warns
+  once on stderr and runs unisolated. Returns whether the worker is isolated.
+
+  'in_process': `targeted_attack.in_process_context`: no worker, no socket;
+  TensorFlow runs every graph in this process (on the GPU where it sees one),
+  clients of a `federated_map` on `max_concurrency` threads (default: the
+  number of CPUs). `isolate_network` does not apply; returns True (nothing
+  listens). `max_concurrency` is ignored for 'tff_cpp'.
+  """
+  if kind is None:
+    kind = os.environ.get(EXECUTION_CONTEXT_ENV) or DEFAULT_EXECUTION_CONTEXT
+  if kind not in EXECUTION_CONTEXTS:
+    raise ValueError(f'kind must be one of {EXECUTION_CONTEXTS}, got {kind!r}.')
+  if kind == 'in_process':
+    return _set_in_process_context(default_num_clients, max_concurrency)
+  return _set_cpp_context(default_num_clients, isolate_network)
+
+
+def _set_in_process_context(default_num_clients, max_concurrency) -> bool:
+  # Imported here so that importing this module stays cheap.
+  # pylint: disable=g-import-not-at-top
+  import tensorflow_federated as tff
+  from targeted_attack import in_process_context
+  # pylint: enable=g-import-not-at-top
+  context = in_process_context.create_in_process_context(
+      default_num_clients=default_num_clients, max_concurrency=max_concurrency)
+  tff.framework.set_default_context(context)
+  return True
+
+
+def _set_cpp_context(default_num_clients: int,
+                     isolate_network: Optional[bool]) -> bool:
   # Imported here so that importing this module stays cheap.
   import tensorflow_federated as tff  # pylint: disable=g-import-not-at-top
 

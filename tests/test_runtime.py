@@ -24,7 +24,7 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 import numpy as np
 import tensorflow_federated as tff
 from targeted_attack import runtime
-runtime.set_local_execution_context()
+runtime.set_local_execution_context(kind="tff_cpp")
 double = tff.tensorflow.computation(lambda x: x * 2.0, np.float32)
 assert double(np.float32(2.0)) == 4.0
 print("WORKERS", " ".join(str(p.pid) for p in runtime._worker_children()), flush=True)
@@ -43,9 +43,9 @@ mode, host, host_port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if mode == "grpc_first":
   import grpc
   channel = grpc.insecure_channel("localhost:1")  # starts gRPC's threads
-isolated = runtime.set_local_execution_context(isolate_network=mode != "off")
+isolated = runtime.set_local_execution_context(kind="tff_cpp", isolate_network=mode != "off")
 if mode == "grpc_first":
-  assert not runtime.set_local_execution_context()  # warns only once
+  assert not runtime.set_local_execution_context(kind="tff_cpp")  # warns only once
 double = tff.tensorflow.computation(lambda x: x * 2.0, np.float32)
 assert double(np.float32(2.0)) == 4.0
 (worker,) = runtime._worker_children()
@@ -65,7 +65,7 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 import numpy as np
 import tensorflow_federated as tff
 from targeted_attack import runtime
-isolated = runtime.set_local_execution_context(isolate_network=True)
+isolated = runtime.set_local_execution_context(kind="tff_cpp", isolate_network=True)
 double = tff.tensorflow.computation(lambda x: x * 2.0, np.float32)
 assert double(np.float32(2.0)) == 4.0
 child_netns = subprocess.run(["readlink", "/proc/self/ns/net"],
@@ -73,7 +73,7 @@ child_netns = subprocess.run(["readlink", "/proc/self/ns/net"],
                              text=True, check=True).stdout.strip()
 assert child_netns == os.readlink("/proc/self/ns/net"), child_netns
 runtime.reap_workers()
-runtime.set_local_execution_context(isolate_network=True)
+runtime.set_local_execution_context(kind="tff_cpp", isolate_network=True)
 assert double(np.float32(3.0)) == 6.0
 print("ISOLATED", int(isolated), flush=True)
 '''
@@ -217,7 +217,7 @@ def test_reap_workers_stops_a_live_worker_and_nothing_else():
   finally:
     other.kill()
     other.wait()
-    runtime.set_local_execution_context()  # reaping released the context
+    runtime.set_local_execution_context(kind="tff_cpp")  # reaping released the context
   assert double(np.float32(3.0)) == 6.0  # a fresh worker serves again
 
 

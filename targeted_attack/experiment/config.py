@@ -144,6 +144,15 @@ class ExperimentConfig:
   random_seed: int = setting(
       0, 'Seed of every random stream: data generation, sampling, local '
       'shuffles, attackers, noise.', IntAtLeast(0, 2**32 - 1))
+  execution_context: str = setting(
+      'in_process', 'Where TFF\'s computations run: in_process (interpreted '
+      'in this process, every TensorFlow graph on TensorFlow\'s runtime here, '
+      'on the GPU when TensorFlow sees one) or tff_cpp (TFF\'s C++ '
+      'worker_binary over gRPC, CPU only). The same results (bit-equal on '
+      'most configs, else in the last float bits).', OneOf())
+  client_concurrency: int = setting(
+      0, 'in_process: clients of a round trained at once, on threads (0: one '
+      'per CPU; the results do not depend on it).', IntAtLeast(0))
   evaluate_per_rounds: int = setting(1, 'Evaluate every this many rounds.',
                                      _POS_INT)
   checkpoint_every: int = setting(
@@ -402,7 +411,8 @@ class ExperimentConfig:
 # Settings that may differ between a run and its resumption.
 RESUMABLE_CHANGES = ('num_rounds', 'resume', 'root_output_dir',
                      'experiment_name', 'evaluate_per_rounds',
-                     'checkpoint_every', 'durability_threshold')
+                     'checkpoint_every', 'durability_threshold',
+                     'execution_context', 'client_concurrency')
 
 
 def fields():

@@ -23,6 +23,7 @@ from typing import Callable, Optional, Sequence
 
 import tensorflow_federated as tff
 
+from targeted_attack import runtime
 from targeted_attack.attacks import bagdasaryan
 from targeted_attack.attacks import base as attack_base
 from targeted_attack.attacks import boosting
@@ -494,6 +495,7 @@ CHOICES = {
     'foolsgold_features': foolsgold.FEATURES,
     'flame_cluster_on': filtering.FLAME_CLUSTER_ON,
     'neurotoxin_mask_source': pgd.NEUROTOXIN_MASK_SOURCES,
+    'execution_context': runtime.EXECUTION_CONTEXTS,
 }
 
 

@@ -15,6 +15,7 @@ INF = math.inf
 # included); integers are listed as ints.
 RANGES = {
     'random_seed': (0, True, 2**32 - 1, True),        # NumPy's seed range
+    'client_concurrency': (0, True, INF, False),      # threads; 0: CPUs
     'evaluate_per_rounds': (1, True, INF, False),
     'checkpoint_every': (1, True, INF, False),
     'durability_threshold': (0.0, True, 1.0, True),   # an accuracy

@@ -98,3 +98,32 @@ def test_resume_with_an_unreadable_config_is_a_clear_error(tmp_path):
   assert len(_rows(config)) == 2                 # nothing lost
   with open(path) as f:
     assert f.read().startswith('{"num_rounds"')  # nor overwritten
+
+
+@pytest.mark.parametrize('first, second', [('tff_cpp', 'in_process'),
+                                           ('in_process', 'tff_cpp')])
+def test_a_run_resumed_under_the_other_context_continues_exactly(
+    tmp_path, first, second):
+  # Checkpoints hold values, not a context's handles: 2 rounds under one
+  # context, resumed to 4 under the other, equal (bit for bit on this
+  # config) to 4 rounds under the second alone.
+  import tensorflow_federated as tff  # pylint: disable=g-import-not-at-top
+  from targeted_attack import runtime  # pylint: disable=g-import-not-at-top
+  previous = tff.framework.get_context_stack().current
+  settings = dict(defense='foolsgold', attack_freq=1, evaluate_per_rounds=1,
+                  checkpoint_every=2)
+  try:
+    runtime.set_local_execution_context(kind=second)
+    full = tiny(tmp_path, experiment_name='full', num_rounds=4, **settings)
+    run_lib.run(full, progress=False)
+    runtime.set_local_execution_context(kind=first)
+    part = tiny(tmp_path, experiment_name='part', num_rounds=2,
+                execution_context=first, **settings)
+    run_lib.run(part, progress=False)
+    runtime.set_local_execution_context(kind=second)
+    run_lib.run(dataclasses.replace(part, num_rounds=4, resume=True,
+                                    execution_context=second),
+                progress=False)
+  finally:
+    tff.framework.set_default_context(previous)
+  assert _rows(part) == _rows(full)
