@@ -133,3 +133,40 @@ def test_dp_sgd_tracker_reports_the_worst_client_so_far():
     epsilons.append(m['dp_sgd_example_epsilon'])
   assert tracker.participations == {0: 3, 1: 2, 2: 1, 3: 2}
   assert epsilons == sorted(epsilons)
+
+
+@pytest.mark.parametrize('defense, settings, z', [
+    # Weak DP: σ = mul_factor · C per coordinate of the sum, so z = σ / C =
+    # mul_factor (C = 2: z·C = 1.2 would show).
+    ('weak_dp', dict(l2_norm_clip=2.0, mul_factor=0.6), 0.6),
+    # TFF's DP factories: z is tff_dp_noise_multiplier, whatever C.
+    ('tff_dp_fixed', dict(l2_norm_clip=2.0, tff_dp_noise_multiplier=0.8), 0.8),
+    # (Adaptive clipping spends some of z on the clipped count: with 3
+    # clients per round TFF admits z < 2 · 0.05 · 3.)
+    ('tff_dp_adaptive', dict(tff_dp_noise_multiplier=0.25), 0.25),
+])
+def test_each_rows_epsilon_is_the_subsampled_gaussian_rdp(tmp_path, defense,
+                                                          settings, z):
+  from targeted_attack.experiment import run as run_lib  # pylint: disable=g-import-not-at-top
+  from builders import tiny_config  # pylint: disable=g-import-not-at-top
+  rows = run_lib.run(tiny_config(tmp_path, defense=defense, num_rounds=3,
+                                 **settings), progress=False)
+  delta = 12**-1.1                     # 12 clients, δ = N^−1.1
+  for t, row in enumerate(rows, start=1):
+    expected = reference.poisson_gaussian_epsilon(3 / 12, z, t, delta)
+    # The library's RDP orders are coarser than the reference's: its ε is
+    # the same bound, at most a little looser.
+    epsilon = float(row['privacy_epsilon'])
+    assert expected * (1 - 1e-3) <= epsilon <= expected * 1.03, (t, epsilon)
+    assert float(row['privacy_delta']) == pytest.approx(delta)
+
+
+def test_weak_dp_of_sun_et_al_after_500_emnist_rounds_is_about_1e7():
+  # The README: z = 0.005, 30 of 3,383 writers per round, 500 rounds.
+  epsilon = privacy.accountant_for(0.005, 30, 3383).epsilon(500)
+  expected = reference.poisson_gaussian_epsilon(30 / 3383, 0.005, 500,
+                                                3383**-1.1)
+  # At so small a z, ε is set by the lowest RDP order of the grid: the
+  # library's (dp_accounting's) and the reference's differ there, by < 10%.
+  assert expected * 0.99 < epsilon < expected * 1.15
+  assert 10**6.5 < epsilon < 10**7.5   # "ε ≈ 10⁷", within half a decade
