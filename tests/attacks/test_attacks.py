@@ -78,6 +78,18 @@ def test_data_poisoning_is_ordinary_training_on_poisoned_batches():
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+def test_a3fl_attack_boosts_the_poisoned_update():
+  # `--attack=a3fl`: DataPoisoning with β; Δ = β · (w − w_t), one attacker
+  # (boost share 1).
+  benign, poison = ref.make_examples(1, 4), ref.make_examples(9, 6)
+  w0 = ref.initial_weights()
+  w, _ = _sgd(w0, _poisoned(benign, poison, 2), lambda t: LR)
+  got = _attacker_delta(bagdasaryan.DataPoisoning(poison_per_batch=2,
+                                                  boost_factor=2.5))
+  for a, b in zip(got, ref.delta(w, w0)):
+    np.testing.assert_allclose(a, 2.5 * b, rtol=1e-4, atol=1e-6)
+
+
 def test_anomaly_terms_match_numpy():
   w0 = ref.initial_weights()
   w = [a + 0.3 * np.ones_like(a) for a in w0]

@@ -269,3 +269,39 @@ def test_resumed_run_keeps_the_optimised_trigger(tmp_path, monkeypatch):
   np.testing.assert_array_equal(resumed_delta, full_delta)
   assert float(resumed[-1]['backdoor_accuracy']) == pytest.approx(
       float(full_rows[-1]['backdoor_accuracy']))
+
+
+def test_attackers_train_on_the_trigger_of_their_round(tmp_path, monkeypatch):
+  # The round's D_mal (what `round_client_data` hands the attackers) is the
+  # attackers' images stamped with the δ just re-optimised for that round.
+  from targeted_attack.process import round_data  # pylint: disable=g-import-not-at-top
+  config = tiny(tmp_path, attack='a3fl', backdoor='a3fl', num_rounds=3,
+                attack_freq=1, poison_per_batch=5, defense='none',
+                a3fl_outer_iterations=2, a3fl_trigger_passes=2,
+                a3fl_unlearn_passes=1, a3fl_trigger_lr=0.05)
+  built, deltas, handed = [], [], []
+  real_trigger = a3fl.adaptive_trigger
+  monkeypatch.setattr(
+      a3fl, 'adaptive_trigger',
+      lambda *a, **k: built.append(real_trigger(*a, **k)) or built[-1])
+  real_call = a3fl.AdaptiveTrigger.__call__
+
+  def adapt(self, task, weights, round_num):
+    result = real_call(self, task, weights, round_num)
+    deltas.append(np.array(self.delta))
+    return result
+
+  monkeypatch.setattr(a3fl.AdaptiveTrigger, '__call__', adapt)
+  real_round = round_data.round_client_data
+  monkeypatch.setattr(
+      round_data, 'round_client_data',
+      lambda data, task, *a, **k: handed.append(np.array(task.train_pixels))
+      or real_round(data, task, *a, **k))
+  run_lib.run(config, progress=False)
+  (adaptive,) = built
+  mask, _ = triggers.global_trigger(28, config.trigger_placement)
+  assert len(deltas) == len(handed) == 3
+  assert not np.array_equal(deltas[0], deltas[-1])   # δ moved each round
+  for delta, pixels in zip(deltas, handed):
+    np.testing.assert_allclose(
+        pixels, _np_stamp(adaptive._pixels, mask, delta), atol=1e-6)  # pylint: disable=protected-access
