@@ -44,11 +44,15 @@ federated_apply, federated_broadcast, federated_eval (server, clients),
 federated_map and its all-equal variant, federated_value (server, clients),
 federated_zip (server, clients), federated_select and secure select,
 federated_sum, federated_mean, federated_weighted_mean, federated_min,
-federated_max, federated_secure_sum, federated_secure_sum_bitwidth,
-federated_secure_modular_sum (all as plain sums: no secure aggregation
-here), generic_plus/multiply/divide/zero, sequence_map, sequence_reduce,
-sequence_sum. Most of the second half is desugared away by step 1; they are
+federated_max, federated_secure_sum, federated_secure_sum_bitwidth (as
+plain sums: no secure aggregation here), generic_plus/multiply/divide/zero,
+sequence_map, sequence_reduce, sequence_sum. Most of the second half is desugared away by step 1; they are
 here for computations compiled otherwise.
+
+Randomness: a graph's op-seeded random ops (not the stateless ones this
+project uses) keep their state per graph instance, so their draws would
+depend on the threads' scheduling; TFF's C++ worker rebuilds such state at
+every call.
 
 Concurrency: the clients of a `federated_map` (and of `federated_eval` at
 clients) run on a `concurrent.futures.ThreadPoolExecutor` of
@@ -329,6 +333,8 @@ class _TFComputation:
     self._shared = None
     self._local = threading.local()
     self._lock = threading.Lock()
+    self._owned = []  # resource handles of every instance built
+    self._import_lock = threading.Lock()
 
   def _build(self):
     """(function, init function, table handles) for one graph instance."""
@@ -357,19 +363,39 @@ class _TFComputation:
     tables = [op.outputs[0] for op in graph.get_operations()
               if op.type in _TABLE_OPS]
     handles = tuple(wrapped.prune(feeds=[], fetches=tables)()) if tables else ()
+    # The instance's variables outlive its functions in TF's resource store
+    # (their shared names are unique): `release` destroys them.
+    variables = [op.outputs[0] for op in graph.get_operations()
+                 if op.type == 'VarHandleOp']
+    owned = handles + (tuple(wrapped.prune(feeds=[], fetches=variables)())
+                       if variables else ())
+    with self._lock:
+      self._owned.extend(owned)
     return fn, init, handles
+
+  def release(self) -> None:
+    """Destroys every instance's resources; the next call builds afresh."""
+    with self._lock:
+      owned, self._owned = self._owned, []
+      self._shared = None
+      self._local = threading.local()
+    for handle in owned:
+      tf.raw_ops.DestroyResourceOp(resource=handle, ignore_lookup_error=True)
 
   def _instance(self):
     if not self._per_thread:
-      if self._shared is None:
-        with self._lock:
+      shared = self._shared
+      if shared is None:
+        with self._import_lock:
           if self._shared is None:
             self._shared = self._build()
-      return self._shared
-    instance = getattr(self._local, 'instance', None)
+          shared = self._shared
+      return shared
+    local = self._local
+    instance = getattr(local, 'instance', None)
     if instance is None:
-      with self._lock:  # graph import is done one thread at a time
-        instance = self._local.instance = self._build()
+      with self._import_lock:  # graph import is done one thread at a time
+        instance = local.instance = self._build()
     return instance
 
   def __call__(self, arg=None):
@@ -655,18 +681,6 @@ def _first_of_pair_sum(run, type_spec, arg):
                                          type_spec.parameter[0].member))
 
 
-def _secure_modular_sum(run, type_spec, arg):
-  del run
-  modulus = arg[1]
-  total = _sum_values(_clients(arg[0]), type_spec.parameter[0].member)
-  if isinstance(modulus, _Federated):
-    modulus = modulus.value
-  if isinstance(modulus, structure.Struct):
-    return _Federated(_SERVER, _map_leaves(tf.math.floormod, total, modulus))
-  return _Federated(_SERVER, _map_leaves(
-      lambda t: tf.math.floormod(t, tf.cast(modulus, t.dtype)), total))
-
-
 def _mean(run, type_spec, arg):
   del run, type_spec
   members = _clients(arg)
@@ -813,9 +827,6 @@ _INTRINSICS = {
     intrinsic_defs.SEQUENCE_REDUCE.uri: _sequence_reduce,
     intrinsic_defs.SEQUENCE_SUM.uri: _sequence_sum,
 }
-if hasattr(intrinsic_defs, 'FEDERATED_SECURE_MODULAR_SUM'):
-  _INTRINSICS[intrinsic_defs.FEDERATED_SECURE_MODULAR_SUM.uri] = (
-      _secure_modular_sum)
 
 
 # ---------------------------------------------------------------------------
@@ -911,6 +922,8 @@ class _Program:
 
     def intrinsic(env, run):
       del env
+      if not isinstance(type_spec, computation_types.FunctionType):
+        return impl(run, type_spec, None)   # a value (GENERIC_ZERO: T)
       return functools.partial(impl, run, type_spec)
     return intrinsic
 
@@ -975,8 +988,9 @@ class InProcessContext(context_base.SyncContext):
     `runtime_grappler`: let TF run Grappler on each graph when it first runs
     it (off by default: as the C++ executor, which disables it; TFF's
     compilation has already run Grappler on the graphs)."""
-    if max_concurrency is None:
-      max_concurrency = os.cpu_count() or 1
+    if max_concurrency is None:  # the CPUs this process may run on
+      max_concurrency = len(os.sched_getaffinity(0)) if hasattr(
+          os, 'sched_getaffinity') else (os.cpu_count() or 1)
     if max_concurrency < 1:
       raise ValueError(f'max_concurrency must be ≥ 1, got {max_concurrency}.')
     self._default_num_clients = int(default_num_clients)
@@ -984,6 +998,7 @@ class InProcessContext(context_base.SyncContext):
     self._pipeline = (compiler_pipeline.CompilerPipeline(compiler_fn)
                       if compiler_fn is not None else None)
     self._programs = {}
+    self._invoked = {}  # id(computation) → (it, compiled, closure)
     self._tf_computations = {}
     self._lock = threading.Lock()
     self._pool = None
@@ -998,10 +1013,16 @@ class InProcessContext(context_base.SyncContext):
     return self._default_num_clients
 
   def close(self):
-    """Stops the thread pool (it restarts on the next concurrent map)."""
+    """Stops the thread pool (it restarts on the next concurrent map) and
+    destroys the TF resources (variables, tables) of every graph instance
+    (rebuilt on the next call)."""
     pool, self._pool = self._pool, None
     if pool is not None:
       pool.shutdown(wait=False, cancel_futures=True)
+    with self._lock:
+      computations = list(self._tf_computations.values())
+    for computation in computations:
+      computation.release()
 
   def __del__(self):
     try:
@@ -1082,8 +1103,16 @@ class InProcessContext(context_base.SyncContext):
       raise ValueError(f'Expected a tff.FunctionType, found '
                        f'{comp.type_signature}.')
     result_type = comp.type_signature.result  # keeps the Python containers
-    compiled = self._compile(comp)
-    closure, _ = self._program(compiled)
+    # By identity first: hashing a computation serializes its whole proto.
+    with self._lock:
+      known = self._invoked.get(id(comp))
+    if known is not None and known[0] is comp:
+      _, compiled, closure = known
+    else:
+      compiled = self._compile(comp)
+      closure, _ = self._program(compiled)
+      with self._lock:
+        self._invoked[id(comp)] = (comp, compiled, closure)
     compiled_type = compiled.type_signature
     parameter_type = compiled_type.parameter
 

@@ -319,6 +319,19 @@ def test_concurrency_does_not_change_results():
   _assert_same(serial, threaded)
 
 
+def test_close_destroys_the_graphs_variables_and_the_next_call_rebuilds():
+  runtime.set_local_execution_context(kind='in_process', max_concurrency=2)
+  context = tff.framework.get_context_stack().current
+  first = _fed_avg_rounds(rounds=1)
+  owned = [h for c in context._tf_computations.values() for h in c._owned]  # pylint: disable=protected-access
+  assert owned, 'the client update holds variables'
+  context.close()
+  for handle in owned:   # destroyed: a read fails
+    with pytest.raises(tf.errors.NotFoundError):
+      tf.raw_ops.DestroyResourceOp(resource=handle, ignore_lookup_error=False)
+  _assert_same(first, _fed_avg_rounds(rounds=1))
+
+
 def _attacked_rounds(aggregator, rounds=2):
   process = builders.attacked_process(aggregator, boost_factor=5.0)
   datasets = [builders.make_dataset(seed, n) for seed, n in
