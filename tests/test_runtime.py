@@ -200,6 +200,8 @@ def test_isolated_context_survives_a_fork_and_the_child_keeps_the_network():
 def test_reap_workers_stops_a_live_worker_and_nothing_else():
   # Runs before the `servers` children exist: their workers would be reaped
   # too (reap_workers covers all descendants).
+  previous = tff.framework.get_context_stack().current
+  runtime.set_local_execution_context(kind='tff_cpp')  # whatever the default
   other = subprocess.Popen(['sleep', '60'])
   try:
     double = tff.tensorflow.computation(lambda x: x * 2.0, np.float32)
@@ -219,6 +221,10 @@ def test_reap_workers_stops_a_live_worker_and_nothing_else():
     other.wait()
     runtime.set_local_execution_context(kind="tff_cpp")  # reaping released the context
   assert double(np.float32(3.0)) == 6.0  # a fresh worker serves again
+  from targeted_attack import in_process_context  # pylint: disable=g-import-not-at-top
+  if isinstance(previous, in_process_context.InProcessContext):
+    tff.framework.set_default_context(previous)   # conftest's, as it was
+  # (A C++ default's worker was reaped above: the fresh context replaces it.)
 
 
 def test_isolated_worker_is_unreachable_from_outside(servers):
