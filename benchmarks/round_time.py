@@ -80,6 +80,9 @@ flags.DEFINE_list('contexts', [],
 flags.DEFINE_integer('max_concurrency', None,
                      'Client threads of the in-process context (default: '
                      'the number of CPUs).')
+flags.DEFINE_string('torch_python', None,
+                    'With --torch_anchor: a Python interpreter with torch '
+                    '(e.g. a separate venv) to run the anchor in.')
 flags.DEFINE_bool('torch_anchor', False,
                   'Also time the same training as a plain PyTorch loop.')
 FLAGS = flags.FLAGS
@@ -397,14 +400,37 @@ def main(argv):
 
 
 def _torch_anchor(report):
-  """With --torch_anchor: the PyTorch loop's median round, where torch is."""
+  """With --torch_anchor: the PyTorch loop's median round, where torch is:
+  in this process, or (--torch_python) in that interpreter's process, run
+  right after the TF variants (torch never shares the TF process there)."""
   if not FLAGS.torch_anchor:
     return
   from benchmarks import torch_anchor  # pylint: disable=g-import-not-at-top
-  result = torch_anchor.run(FLAGS.clients_per_round, FLAGS.examples_per_client,
-                            FLAGS.num_epochs, FLAGS.batch_size, FLAGS.rounds)
+  args = (FLAGS.clients_per_round, FLAGS.examples_per_client,
+          FLAGS.num_epochs, FLAGS.batch_size, FLAGS.rounds)
+  if FLAGS.torch_python:
+    import subprocess  # pylint: disable=g-import-not-at-top
+    names = ('clients_per_round', 'examples_per_client', 'num_epochs',
+             'batch_size', 'rounds')
+    child = subprocess.run(
+        [FLAGS.torch_python, '-m', 'benchmarks.torch_anchor'] +
+        [f'--{n}={v}' for n, v in zip(names, args)],
+        capture_output=True, text=True, check=False,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    lines = [l for l in child.stdout.splitlines() if l.startswith('{')]
+    result = json.loads(lines[-1]) if lines else None
+  else:
+    result = torch_anchor.run(*args)
   report['torch_anchor'] = result if result is not None else (
       torch_anchor.SKIPPED)
+  if result is not None:  # each TF round's median over the torch loop's
+    ratios = {f'{kind}/{name}': seconds / result['torch_round_s']
+              for kind, medians in report.get('contexts', {}).items()
+              for name, seconds in medians.items()
+              if name.endswith('_round_s')}
+    if 'plain_tf_round_s' in report:
+      ratios['plain_tf'] = report['plain_tf_round_s'] / result['torch_round_s']
+    report['ratio_to_torch'] = ratios
 
 
 if __name__ == '__main__':
