@@ -78,14 +78,18 @@ def command(run: Run) -> list:
       flag(k, v) for k, v in sorted(run.settings.items())]
 
 
-def _die_with_parent() -> None:
-  """In the child: SIGTERM when the Ray worker that started it dies (Linux)."""
-  import ctypes  # pylint: disable=g-import-not-at-top
-  import signal  # pylint: disable=g-import-not-at-top
-  try:
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-  except (OSError, AttributeError):
-    pass
+# The child: sets PR_SET_PDEATHSIG (SIGTERM when the Ray worker that started
+# it dies; Linux), then execs the run's command, which keeps it. No Python runs
+# in a forked copy of this process, as it would with a `preexec_fn`: there a
+# TensorFlow object's `__del__` crashes the child (TF's runtime does not
+# survive a fork).
+_EXEC_DYING_WITH_PARENT = (
+    'import ctypes, os, signal, sys\n'
+    'try:\n'
+    '  ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)\n'
+    'except (OSError, AttributeError):\n'
+    '  pass\n'
+    'os.execv(sys.argv[1], sys.argv[1:])\n')
 
 
 def execute(run: Run) -> tuple:
@@ -100,9 +104,9 @@ def execute(run: Run) -> tuple:
   with open(run.log_path, 'a') as log:
     log.write(f'$ {" ".join(command(run))}\n')
     log.flush()
-    code = subprocess.run(command(run), stdout=log, stderr=subprocess.STDOUT,
-                          env=env, check=False,
-                          preexec_fn=_die_with_parent).returncode
+    code = subprocess.run(
+        [sys.executable, '-c', _EXEC_DYING_WITH_PARENT, *command(run)],
+        stdout=log, stderr=subprocess.STDOUT, env=env, check=False).returncode
   return run.name, code, time.time() - started
 
 

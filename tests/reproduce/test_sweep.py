@@ -245,3 +245,29 @@ def test_summary_is_recomputed_from_each_seeds_metrics(tmp_path):
       per_seed = [np.mean([r[key] for r in rows if r['num_attackers']])
                   for rows in finished]
       assert row[key] == pytest.approx(np.mean(per_seed)), (cell, key)
+
+
+def test_a_runs_process_ends_with_the_process_that_started_it(tmp_path):
+  # runner.execute's wrapper: PR_SET_PDEATHSIG, then exec. A parent starts
+  # `sleep 60` through it and exits at once: the sleep must get SIGTERM.
+  import time  # pylint: disable=g-import-not-at-top
+  import psutil  # pylint: disable=g-import-not-at-top
+  parent = subprocess.run(
+      [sys.executable, '-c',
+       'import subprocess, sys\n'
+       'from targeted_attack.reproduce import runner\n'
+       'child = subprocess.Popen([sys.executable, "-c", '
+       'runner._EXEC_DYING_WITH_PARENT, "/bin/sleep", "60"])\n'
+       'print(child.pid, flush=True)\n'
+       'import time; time.sleep(1)\n'],
+      capture_output=True, text=True, cwd=ROOT, timeout=60)
+  pid = int(parent.stdout.split()[0])
+  deadline = time.time() + 10
+  while time.time() < deadline:
+    if not psutil.pid_exists(pid) or psutil.Process(pid).status() == (
+        psutil.STATUS_ZOMBIE):
+      break
+    time.sleep(0.1)
+  else:
+    os.kill(pid, 9)
+    pytest.fail('the run outlived the process that started it')
