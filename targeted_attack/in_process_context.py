@@ -437,14 +437,22 @@ def _call_flat(fn, inputs):
   return call_flat(list(inputs), fn.captured_inputs)
 
 
+# Lines TF adds around an error's own message: the graph-construction stack
+# (indented), its headers, and the placeholder for a missing stack.
+_STACK_LINE_PREFIXES = ('  ', 'Detected at node', 'Graph execution error',
+                        '<stack traces unavailable>')
+
+
+def error_message_lines(text: str) -> list:
+  """The non-empty lines of a TF error message that are not its stack."""
+  return [line for line in text.splitlines()
+          if line.strip() and not line.startswith(_STACK_LINE_PREFIXES)]
+
+
 def _short_error(error: tf.errors.OpError) -> tf.errors.OpError:
   """The same TF error, without the graph-construction stack TF prepends
   (it would point into this module's graph import, not at the user's code)."""
-  lines = [line for line in error.message.splitlines()
-           if line.strip() and not line.startswith(
-               ('  ', 'Detected at node', 'Graph execution error',
-                '<stack traces unavailable>'))]
-  message = '\n'.join(lines) or error.message
+  message = '\n'.join(error_message_lines(error.message)) or error.message
   try:
     return type(error)(error.node_def, error.op, message)
   except TypeError:  # an OpError subclass with another constructor

@@ -416,9 +416,10 @@ def computation_error_line(error: BaseException) -> Optional[str]:
     return None
   text = re.sub(r'\{\{function_node [^}]*\}\}\s*', '', text)
   text = text.replace('Failed to run computation: ', '')
-  lines = [l.strip() for l in text.strip().splitlines() if l.strip() and
-           not l.startswith(('  ', 'Detected at node', 'Graph execution error',
-                             '<stack traces unavailable>'))]
+  # TensorFlow is loaded when a computation has failed: importing it is free.
+  from targeted_attack import in_process_context  # pylint: disable=g-import-not-at-top
+  lines = [l.strip() for l in
+           in_process_context.error_message_lines(text.strip())]
   if not lines:
     return type(error).__name__
   return lines[0].split(' while evaluating local')[0].strip()
