@@ -137,3 +137,22 @@ def tiny_config(tmp_path, **overrides):
       defense='clip', norm_bound=1.0, checkpoint_every=2)
   settings.update(overrides)
   return config_lib.ExperimentConfig(**settings)
+
+
+def run_killed_in_round(config, round_num: int, monkeypatch) -> None:
+  """`experiment.run.run(config)`, killed (KeyboardInterrupt) as round
+  `round_num` starts: the rounds before it are written, as by a killed run."""
+  import pytest  # pylint: disable=g-import-not-at-top
+  from targeted_attack.data import sampling  # pylint: disable=g-import-not-at-top
+  from targeted_attack.experiment import run as run_lib  # pylint: disable=g-import-not-at-top
+  real_sample = sampling.sample_clients
+
+  def dies(num_clients, per_round, seed, current_round):
+    if current_round == round_num:
+      raise KeyboardInterrupt('simulated kill')
+    return real_sample(num_clients, per_round, seed, current_round)
+
+  with monkeypatch.context() as patch:
+    patch.setattr(sampling, 'sample_clients', dies)
+    with pytest.raises(KeyboardInterrupt):
+      run_lib.run(config, progress=False)

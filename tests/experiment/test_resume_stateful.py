@@ -14,9 +14,9 @@ import os
 
 import pytest
 
-from targeted_attack.data import sampling
 from targeted_attack.experiment import outputs
 from targeted_attack.experiment import run as run_lib
+import builders
 from builders import tiny_config as tiny
 
 _STATEFUL = {
@@ -69,17 +69,7 @@ def test_resume_with_metrics_but_no_checkpoint_starts_over(tmp_path,
   reference = tiny(tmp_path, experiment_name='reference', **settings)
   run_lib.run(reference, progress=False)
   config = tiny(tmp_path, **settings)
-  real_sample = sampling.sample_clients
-
-  def dies_in_round_2(num_clients, per_round, seed, round_num):
-    if round_num == 2:
-      raise KeyboardInterrupt('simulated kill')
-    return real_sample(num_clients, per_round, seed, round_num)
-
-  monkeypatch.setattr(sampling, 'sample_clients', dies_in_round_2)
-  with pytest.raises(KeyboardInterrupt):
-    run_lib.run(config, progress=False)
-  monkeypatch.setattr(sampling, 'sample_clients', real_sample)
+  builders.run_killed_in_round(config, 2, monkeypatch)
   assert [int(r['round']) for r in _rows(config)] == [1]
   assert not os.path.exists(os.path.join(config.output_dir, 'checkpoint.npz'))
   run_lib.run(dataclasses.replace(config, resume=True), progress=False)

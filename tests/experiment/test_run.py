@@ -17,6 +17,7 @@ from targeted_attack.experiment import build
 from targeted_attack.experiment import run as run_lib
 from targeted_attack.data import sampling
 import reference
+import builders
 from builders import tiny_config as tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -60,18 +61,8 @@ def test_resume_continues_without_repeating_or_losing_rounds(tmp_path,
   run_lib.run(full, progress=False)
 
   killed = tiny(tmp_path, experiment_name='killed', num_rounds=5)
-  real_sample = sampling.sample_clients
-
-  def dies_in_round_4(num_clients, per_round, seed, round_num):
-    if round_num == 4:
-      raise KeyboardInterrupt('simulated kill')
-    return real_sample(num_clients, per_round, seed, round_num)
-
-  monkeypatch.setattr(sampling, 'sample_clients', dies_in_round_4)
-  with pytest.raises(KeyboardInterrupt):
-    run_lib.run(killed, progress=False)
+  builders.run_killed_in_round(killed, 4, monkeypatch)
   assert [int(r['round']) for r in _rows(killed)] == [1, 2, 3]
-  monkeypatch.setattr(sampling, 'sample_clients', real_sample)
 
   run_lib.run(dataclasses.replace(killed, resume=True), progress=False)
   resumed = _rows(killed)
