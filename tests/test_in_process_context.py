@@ -290,6 +290,17 @@ def test_uncompiled_intrinsics_match_compiled():
 # Learning processes.
 
 
+def _rounds(process, data, rounds):
+  """(trainable weights, each round's metrics) after `rounds` rounds."""
+  state = process.initialize()
+  metrics = []
+  for _ in range(rounds):
+    output = process.next(state, data)
+    state = output.state
+    metrics.append(output.metrics)
+  return list(process.get_model_weights(state).trainable), metrics
+
+
 def _fed_avg_rounds(rounds=3):
   process = tff.learning.algorithms.build_weighted_fed_avg(
       builders.model_fn,
@@ -297,14 +308,7 @@ def _fed_avg_rounds(rounds=3):
       server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0))
   datasets = [builders.make_dataset(seed, n) for seed, n in
               ((1, 4), (2, 6), (3, 5))]
-  state = process.initialize()
-  metrics = []
-  for _ in range(rounds):
-    output = process.next(state, datasets)
-    state = output.state
-    metrics.append(output.metrics)
-  weights = process.get_model_weights(state)
-  return list(weights.trainable), metrics
+  return _rounds(process, datasets, rounds)
 
 
 def test_tff_weighted_fed_avg_is_bit_equal_to_cpp():
@@ -339,13 +343,7 @@ def _attacked_rounds(aggregator, rounds=2):
   malicious = [None, builders.make_dataset(9, 4), None]
   data = attacked_fedavg.build_client_data(datasets, malicious,
                                            [False, True, False])
-  state = process.initialize()
-  metrics = []
-  for _ in range(rounds):
-    output = process.next(state, data)
-    state = output.state
-    metrics.append(output.metrics)
-  return list(process.get_model_weights(state).trainable), metrics
+  return _rounds(process, data, rounds)
 
 
 @pytest.mark.parametrize('aggregator', ['clip', 'zero_non_finite_clip_noise'])
