@@ -70,12 +70,14 @@ def plan(studies: Sequence[studies_lib.Study], scale: str, root: str,
 
 
 def command(run: Run) -> list:
+  """The binary's command line; a setting of None is left out (the binary's
+  default, as a cell that resets its study's setting)."""
   def flag(key, value):
     if isinstance(value, bool):
       return f'--{key}' if value else f'--no{key}'
     return f'--{key}={value}'
   return [sys.executable, '-m', 'targeted_attack.emnist_experiment'] + [
-      flag(k, v) for k, v in sorted(run.settings.items())]
+      flag(k, v) for k, v in sorted(run.settings.items()) if v is not None]
 
 
 # The child: sets PR_SET_PDEATHSIG (SIGTERM when the Ray worker that started

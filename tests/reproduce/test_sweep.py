@@ -57,6 +57,22 @@ def test_every_cell_of_every_study_is_a_valid_config(scale, tmp_path):
     assert config.output_dir == run.output_dir
 
 
+def test_each_runs_command_line_parses_to_its_config(tmp_path):
+  # What the binary reads from the command line the runner writes is the
+  # config the cell states, a setting of None (the binary's default) too.
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from targeted_attack import emnist_experiment  # pylint: disable=g-import-not-at-top
+  runs = runner.plan(list(studies_lib.STUDIES.values()), 'small',
+                     str(tmp_path))
+  assert any(v is None for r in runs for v in r.settings.values())
+  for run in runs:
+    flag_values = flags.FlagValues()
+    emnist_experiment.define_flags(flag_values)
+    flag_values(['binary'] + runner.command(run)[3:])
+    assert (emnist_experiment.config_from_flags(flag_values) ==
+            config_lib.ExperimentConfig(**run.settings)), run.name
+
+
 @pytest.fixture(scope='module')
 def smoke_sweep(tmp_path_factory):
   root = str(tmp_path_factory.mktemp('sweep'))
