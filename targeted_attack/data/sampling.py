@@ -3,7 +3,8 @@
 `sample_clients` draws a round's clients; an `AttackerModel` marks the
 malicious ones (Sun et al. 2019, Sec. 2: fixed frequency, random sampling;
 Wang et al. 2020: a fixed pool; Xie et al. 2020: a pool forced into every
-round), within the attack window.
+round, or each of its attackers into one round of its own), within the attack
+window.
 """
 
 import numpy as np
@@ -185,3 +186,47 @@ class ForcedPoolAttackers(FixedPoolAttackers):
     others = [int(k) for k in sampled if int(k) not in self.pool]
     return np.array(list(self.order) + others[:len(sampled) - len(self.order)],
                     dtype=np.asarray(sampled).dtype)
+
+
+class StaggeredPoolAttackers(FixedPoolAttackers):
+  """The fixed pool, each attacker forced into one round only: attacker i
+  (of the pool, in its drawn order) in round `first_round` + i·`stagger`.
+
+  DBA's single shot (Xie et al. 2020, `is_random_adversary: false`; MNIST's
+  four attackers in rounds 12, 14, 16, 18): the round's sample is that
+  attacker, then the drawn clients, cut to the round's size. Outside its
+  round a pool member that is drawn follows the protocol.
+  """
+
+  def __init__(self, attacker_pool_size: int, population: int, seed: int,
+               first_round: int, stagger: int):
+    if stagger < 1:
+      raise ValueError(f'`attack_stagger` must be >= 1, got {stagger}.')
+    super().__init__(attacker_pool_size, population, seed)
+    self.first_round = first_round
+    self.stagger = stagger
+
+  def shot_round(self, identity: int) -> int:
+    return self.first_round + identity * self.stagger
+
+  def shooter(self, round_num: int):
+    """The client whose single shot is `round_num`, or None."""
+    offset = round_num - self.first_round
+    if offset < 0 or offset % self.stagger:
+      return None
+    i = offset // self.stagger
+    return self.order[i] if i < len(self.order) else None
+
+  def include(self, sampled, round_num, seed):
+    del seed
+    shooter = self.shooter(round_num)
+    if shooter is None:
+      return sampled
+    others = [int(k) for k in sampled if int(k) != shooter]
+    return np.array([shooter] + others[:len(sampled) - 1],
+                    dtype=np.asarray(sampled).dtype)
+
+  def malicious_mask(self, sampled, round_num, seed):
+    del seed
+    shooter = self.shooter(round_num)
+    return np.array([int(k) == shooter for k in sampled], bool)

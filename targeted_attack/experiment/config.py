@@ -218,6 +218,10 @@ class ExperimentConfig:
   attacker_pool_size: int = setting(
       10, 'fixed_pool / forced_pool: number of malicious clients in the '
       'population.', _POS_INT)
+  attack_stagger: int = setting(
+      2, 'staggered_pool: attacker i of the pool attacks once, in round '
+      'attack_start_round + i·attack_stagger (DBA\'s single shot: 2).',
+      _POS_INT)
   task_num: int = setting(
       30, 'Number of target writers whose 7s are labelled 1.', _POS_INT)
   boost_factor: Optional[float] = setting(
@@ -233,6 +237,11 @@ class ExperimentConfig:
   poison_per_batch: int = setting(
       5, 'data_poisoning / constrain_and_scale / a3fl: backdoor items '
       'replacing benign ones in each batch (c).', _POS_INT)
+  poison_boost_factor: Optional[float] = setting(
+      None, 'data_poisoning: Δ = γ·(w − w_t) after poisoned training (DBA\'s '
+      'single-shot scale_weights_poison; divided among a round\'s attackers '
+      'with split_boost); default: no scaling, Δ = w − w_t.',
+      OrNone(_POSITIVE))
   poison_passes: int = setting(
       1, 'data_poisoning / a3fl: passes of the attacker\'s poisoned local '
       'training, each over its num_epochs-epoch dataset (DBA\'s attackers '

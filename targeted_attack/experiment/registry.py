@@ -179,9 +179,11 @@ ATTACKS = Registry('attack', [
                 'norm_bound (Sun et al.).'),
     AttackEntry('data_poisoning',
                 lambda c: bagdasaryan.DataPoisoning(
-                    c.poison_per_batch, num_passes=c.poison_passes),
+                    c.poison_per_batch, boost_factor=c.poison_boost_factor,
+                    num_passes=c.poison_passes),
                 'Ordinary training on batches with poison_per_batch backdoor '
-                'items (Bagdasaryan et al.).'),
+                'items (Bagdasaryan et al.), scaled by poison_boost_factor '
+                '(DBA\'s single shot).'),
     AttackEntry('constrain_and_scale', _constrain_and_scale,
                 'Bagdasaryan et al. Algorithm 2: anomaly-regularized '
                 'training, scaled by γ.'),
@@ -417,6 +419,21 @@ def _forced_pool_check(c):
            f'1..{c.num_clients_per_round}.')
 
 
+def _staggered_pool_check(c):
+  """Every attacker's single shot within the window and the run."""
+  _fixed_pool_check(c)
+  if c.attacker_pool_size < 2:
+    return
+  last_round = min(c.num_rounds, c.attack_end_round or c.num_rounds)
+  widest = (last_round - c.attack_start_round) // (c.attacker_pool_size - 1)
+  _require(c.attack_stagger <= widest, 'attack_stagger',
+           f'`attack_stagger`={c.attack_stagger}: the last of the '
+           f'{c.attacker_pool_size} single shots would be in round '
+           f'{c.attack_start_round + (c.attacker_pool_size - 1) * c.attack_stagger}'
+           f', after round {last_round} (the end of the attack window or of '
+           f'the run); allowed range: 1..{widest}.')
+
+
 ATTACKER_MODELS = Registry('attacker_model', [
     Entry('fixed_frequency',
           lambda c, n: sampling.FixedFrequencyAttackers(c.attack_freq),
@@ -439,6 +456,14 @@ ATTACKER_MODELS = Registry('attacker_model', [
           'round of the window, attacker i of the pool with part i of a '
           'backdoor with parts (DBA\'s multi-shot, Xie et al.).',
           check=_forced_pool_check),
+    Entry('staggered_pool',
+          lambda c, n: sampling.StaggeredPoolAttackers(
+              c.attacker_pool_size, n, c.random_seed, c.attack_start_round,
+              c.attack_stagger),
+          'attacker_pool_size fixed malicious clients, attacker i forced '
+          'into round attack_start_round + i·attack_stagger only, with part '
+          'i of a backdoor with parts (DBA\'s single shot, Xie et al.).',
+          check=_staggered_pool_check),
 ])
 
 

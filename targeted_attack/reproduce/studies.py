@@ -634,7 +634,8 @@ STUDIES = {s.name: s for s in (
 
 def bigger_run(parent: Study, name: str, why: str, settings: dict,
                cells: tuple, claims: tuple = (),
-               claims_kept: tuple = ()) -> Study:
+               claims_kept: tuple = (),
+               paper_scale_settings: Optional[dict] = None) -> Study:
   """A bigger run of `parent`: where one of its claims does not hold at
   `small`, the same claim in a setting nearer the paper's (a trained start,
   more rounds, the paper's ratios exactly), to tell the scale from the
@@ -642,7 +643,8 @@ def bigger_run(parent: Study, name: str, why: str, settings: dict,
 
   Its settings are `parent`'s, then `settings`; `cells` are labels of
   `parent`'s cells (kept as they are) or new `Cell`s; its claims are
-  `parent.claims[i]` for i in `claims_kept`, then `claims`.
+  `parent.claims[i]` for i in `claims_kept`, then `claims`; at the 'paper'
+  scale `paper_scale_settings` go over `parent`'s.
   """
   by_label = {cell.label: cell for cell in parent.cells}
   return Study(name, f'{parent.title}; bigger run: {why}', parent.paper_says,
@@ -650,7 +652,8 @@ def bigger_run(parent: Study, name: str, why: str, settings: dict,
                tuple(by_label[c] if isinstance(c, str) else c for c in cells),
                default=False,
                claims=tuple(parent.claims[i] for i in claims_kept) + claims,
-               paper_scale_settings=parent.paper_scale_settings,
+               paper_scale_settings={**parent.paper_scale_settings,
+                                     **(paper_scale_settings or {})},
                bigger_run_of=parent.name)
 
 
@@ -671,6 +674,27 @@ _BIGGER_RUNS = (
                     attack_end_round=80),
                ('dba_4_parts', 'centralized', 'no_attack'),
                claims_kept=(0, 1)),
+    # DBA's single shot (the paper's headline setting), on a trained model:
+    # attacker i alone in round 61 + 2i (61, 63, 65, 67, as MNIST's 12–18),
+    # its update scaled by γ = 10, the paper's γ·η / n = 100 · 0.1 / 10 = 1
+    # (full replacement) at η = 1 and 10 clients a round; the centralized
+    # baseline one attacker with the whole trigger in the last of those
+    # rounds (the authors' code: one shot, round 18 / 209); 33 rounds after.
+    # The attackers' poison and training are the multi-shot study's.
+    bigger_run(STUDIES['xie_dba'], 'xie_dba_single_shot',
+               'single shots scaled to replace the model, rounds 61–67 of 100',
+               dict(attacker_model='staggered_pool', attack_stagger=2,
+                    poison_boost_factor=10.0, num_rounds=100,
+                    attack_start_round=61, attack_end_round=0),
+               ('dba_4_parts',
+                Cell('centralized', dict(backdoor='trigger',
+                                         trigger_placement='four_corners',
+                                         attacker_pool_size=1,
+                                         attack_start_round=67)),
+                'no_attack'),
+               claims_kept=(0, 1),
+               # γ = n/η at the paper scale's 30 clients a round.
+               paper_scale_settings=dict(poison_boost_factor=30.0)),
     # FLAME against the edge-case attacker at one attacker in ten (the
     # matrix's share, where FLAME held it), not a quarter of the clients.
     bigger_run(STUDIES['nguyen_flame'], 'nguyen_flame_one_in_ten',

@@ -295,6 +295,36 @@ def test_forced_pool_puts_every_attacker_in_every_round_of_the_window():
     sampling.ForcedPoolAttackers(11, 50, seed=1, clients_per_round=10)
 
 
+def test_staggered_pool_forces_each_attacker_into_its_own_round_only():
+  # DBA's single shot: attacker i of the pool alone, in round 5 + 2i (rounds
+  # 5, 7, 9, 11), first in the sample; drawn in any other round, it is
+  # benign. The pool is the fixed pool's (same seed, same stream).
+  model = sampling.StaggeredPoolAttackers(4, 50, seed=1, first_round=5,
+                                          stagger=2)
+  window = sampling.AttackWindow(model, 5)
+  pool = list(sampling.FixedPoolAttackers(4, 50, seed=1).order)
+  assert list(model.order) == pool
+  shots = {5: pool[0], 7: pool[1], 9: pool[2], 11: pool[3]}
+  for r in range(1, 16):
+    # Every pool member in the draw: their presence outside a shot is benign.
+    drawn = np.array(pool + [k for k in sampling.sample_clients(50, 10, 1, r)
+                             if k not in pool][:6])
+    sampled = window.include(drawn, r, 1)
+    mask = window.malicious_mask(sampled, r, 1)
+    assert len(sampled) == 10 and len(set(int(k) for k in sampled)) == 10
+    if r in shots:
+      assert int(sampled[0]) == shots[r]
+      assert [int(k) for k in sampled[1:]] == [int(k) for k in drawn
+                                               if int(k) != shots[r]][:9]
+      np.testing.assert_array_equal(mask, [True] + [False] * 9)
+    else:
+      np.testing.assert_array_equal(sampled, drawn)
+      assert not mask.any()
+  assert [window.identity(k) for k in pool] == [0, 1, 2, 3]
+  with pytest.raises(ValueError, match='attack_stagger'):
+    sampling.StaggeredPoolAttackers(4, 50, seed=1, first_round=5, stagger=0)
+
+
 def test_fixed_pool_attacker_identity_is_its_index_in_the_pool():
   model = sampling.FixedPoolAttackers(6, 50, seed=2)
   assert sorted(model.identity(k) for k in model.pool) == list(range(6))

@@ -71,6 +71,13 @@ def test_each_setting_outside_its_range_is_a_one_line_flag_error(field):
     (dict(attacker_model='forced_pool', attacker_pool_size=4,
           num_clients_per_round=3), 'attacker_pool_size'),
     (dict(boost_factor=0.0), 'boost_factor'),
+    # 4 single shots 3 rounds apart from round 5: round 14 > 12 rounds.
+    (dict(attacker_model='staggered_pool', attacker_pool_size=4,
+          attack_start_round=5, attack_stagger=3, num_rounds=12),
+     'attack_stagger'),
+    (dict(attacker_model='staggered_pool', attacker_pool_size=4,
+          attack_start_round=5, attack_stagger=2, attack_end_round=10,
+          num_rounds=60), 'attack_stagger'),
 ])
 def test_cross_setting_checks_name_the_setting(overrides, field):
   # (A Krum config at n = 2f + 3 is valid: `test_krum_admits_n_above_2f_plus_2`.)

@@ -40,6 +40,8 @@ RANGES = {
     'client_round_num': (1, True, INF, False),
     'poison_per_batch': (1, True, INF, False),
     'poison_passes': (1, True, INF, False),
+    'poison_boost_factor': (0.0, False, INF, False),
+    'attack_stagger': (1, True, INF, False),
     'attacker_learning_rate': (0.0, False, INF, False),
     'cs_alpha': (0.0, True, 1.0, True),               # α·L_class + (1−α)·L_ano
     'cs_gamma': (0.0, False, INF, False),

@@ -23,6 +23,8 @@ _NEEDS = {
     'rlr': dict(rlr_threshold=2),
     'fixed_pool': dict(attacker_pool_size=3),
     'forced_pool': dict(attacker_pool_size=2),
+    # One attacker, its single shot in round 1 (the run's only round).
+    'staggered_pool': dict(attacker_pool_size=1),
     'constrain_and_scale': dict(poison_per_batch=2, cs_max_epochs=1),
     'data_poisoning': dict(poison_per_batch=2),
     # The a3fl attack trains on the a3fl backdoor's trigger; a short search.
@@ -67,7 +69,7 @@ def test_registry_entry_runs_a_round(tmp_path, cell):
   assert len(rows) == 1
   assert 0.0 <= float(rows[0]['backdoor_accuracy']) <= 1.0
   expected_attackers = registry.ATTACKS[cell['attack']].has_attackers
-  if cell['attacker_model'] == 'fixed_frequency':
+  if cell['attacker_model'] in ('fixed_frequency', 'staggered_pool'):
     assert int(rows[0]['num_attackers']) == int(expected_attackers)
   if not expected_attackers:
     assert int(rows[0]['num_attackers']) == 0
@@ -98,3 +100,13 @@ def test_norm_bounded_radius_is_bound_over_boost():
   strategy = build.build_attack(config)
   assert strategy.boost_factor == 30.0
   assert strategy.norm_bound * strategy.boost_factor == pytest.approx(10.0)
+
+
+def test_data_poisoning_sends_its_update_scaled_by_the_poison_boost():
+  # DBA's single shot: Δ = γ·(w − w_t); by default Δ = w − w_t (γ unset).
+  plain = build.build_attack(config_lib.ExperimentConfig(
+      attack='data_poisoning'))
+  boosted = build.build_attack(config_lib.ExperimentConfig(
+      attack='data_poisoning', poison_boost_factor=10.0, poison_passes=3))
+  assert plain.boost_factor is None
+  assert (boosted.boost_factor, boosted.num_passes) == (10.0, 3)
