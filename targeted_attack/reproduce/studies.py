@@ -432,9 +432,10 @@ STUDIES = {s.name: s for s in (
     # same attackers, poison and training, each stamping the whole trigger.
     # Cannot keep: a converged start (no init checkpoint inside a study: the
     # first 20 rounds stand in for it), the attackers' lr 0.05 against the
-    # benign 0.1, Dir(0.5) label skew (the scale's writers instead), the
-    # staggered single-shot rounds with γ = 100 (not built). At smoke (3
-    # rounds) the window never opens: the cells run attack-free.
+    # benign 0.1, Dir(0.5) label skew (the scale's writers instead). The
+    # single shot (staggered rounds, γ·η/n = 1) is the bigger run
+    # `xie_dba_single_shot`. At smoke (3 rounds) the window never opens: the
+    # cells run attack-free.
     Study('xie_dba', 'Xie et al. 2020 (DBA): multi-shot distributed vs '
           'centralized trigger, 4 of 10 clients per round, rounds 21–40 of '
           '60',
