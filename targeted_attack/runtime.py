@@ -36,9 +36,11 @@ import re
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
+import types
 from typing import Optional
 
 import psutil
@@ -397,6 +399,53 @@ def patch_stub_readiness(timeout_s: float = 0.5) -> None:
   _PATCHED.append(original)
 
 
+# ---------------------------------------------------------------------------
+# A fix for a hang when a C++ context is dropped (TFF 0.87).
+#
+# TFF's `ServiceManager.__del__` stops its worker with SIGINT and then waits
+# for it with no timeout. A worker that does not act on SIGINT (one left
+# stopped, or busy shutting its gRPC server down) makes that wait, and so
+# whatever dropped the context (replacing TFF's default context, a garbage
+# collection), hang forever. `patch_worker_wait` gives TFF's module a `Popen`
+# whose untimed `wait()` kills the worker after `WORKER_STOP_TIMEOUT_S`.
+
+WORKER_STOP_TIMEOUT_S = 5.0
+_WAIT_PATCHED = []
+
+
+class _BoundedWaitPopen(subprocess.Popen):
+  """A `Popen` whose `wait()` without a timeout ends: after
+  `WORKER_STOP_TIMEOUT_S` it sends SIGKILL, then reaps."""
+
+  def wait(self, timeout=None):
+    if timeout is not None:
+      return super().wait(timeout)
+    try:
+      return super().wait(WORKER_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+      self.kill()
+      return super().wait()
+
+
+class _SubprocessWithBoundedWait(types.ModuleType):
+  """`subprocess`, its `Popen` replaced by `_BoundedWaitPopen`."""
+  Popen = _BoundedWaitPopen
+
+  def __getattr__(self, name):
+    return getattr(subprocess, name)
+
+
+def patch_worker_wait() -> None:
+  """Idempotently gives TFF's executor factory `_BoundedWaitPopen`."""
+  if _WAIT_PATCHED:
+    return
+  # pylint: disable=g-import-not-at-top
+  from tensorflow_federated.python.core.impl.executor_stacks import executor_factory
+  # pylint: enable=g-import-not-at-top
+  _WAIT_PATCHED.append(executor_factory.subprocess)
+  executor_factory.subprocess = _SubprocessWithBoundedWait('subprocess')
+
+
 def computation_error_line(error: BaseException) -> Optional[str]:
   """The TensorFlow error a failed computation raised, as one line, or None.
 
@@ -476,6 +525,7 @@ def _set_cpp_context(default_num_clients: int,
 
   register_reaper()
   patch_stub_readiness()
+  patch_worker_wait()
   if isolate_network is None:
     isolate_network = _isolation_default()
 

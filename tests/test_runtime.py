@@ -176,6 +176,41 @@ def test_piped_run_terminates_and_leaves_no_worker():
         psutil.STATUS_ZOMBIE), f'worker {pid} outlived its parent'
 
 
+# Drops a C++ context whose worker does not act on SIGINT (stopped): TFF's
+# `__del__` sends SIGINT and waited forever; it now kills it after the
+# bounded wait and returns.
+_DROP_STOPPED_WORKER = r'''
+import gc, os, signal, time
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+import numpy as np
+import tensorflow_federated as tff
+from targeted_attack import runtime
+runtime.set_local_execution_context(kind="tff_cpp")
+double = tff.tensorflow.computation(lambda x: x * 2.0, np.float32)
+assert double(np.float32(2.0)) == 4.0
+(worker,) = runtime._worker_children()
+worker.send_signal(signal.SIGSTOP)
+start = time.monotonic()
+runtime.set_local_execution_context(kind="in_process")   # drops the C++ one
+gc.collect()
+print("DROPPED", worker.pid, round(time.monotonic() - start, 1), flush=True)
+assert double(np.float32(3.0)) == 6.0                     # in process now
+'''
+
+
+def test_dropping_a_context_whose_worker_ignores_sigint_does_not_hang():
+  child = subprocess.run([sys.executable, '-c', _DROP_STOPPED_WORKER],
+                         capture_output=True, text=True, cwd=_ROOT,
+                         timeout=120)
+  assert child.returncode == 0, child.stderr[-3000:]
+  (line,) = [l for l in child.stdout.splitlines() if l.startswith('DROPPED')]
+  _, pid, seconds = line.split()
+  # Killed after the bounded wait, and reaped (by TFF's own `wait`).
+  assert float(seconds) >= runtime.WORKER_STOP_TIMEOUT_S - 0.5
+  assert not psutil.pid_exists(int(pid)) or psutil.Process(
+      int(pid)).status() == psutil.STATUS_ZOMBIE
+
+
 # CI sets REQUIRE_ISOLATION=1 (it runs as root, where isolation is
 # permitted): a test that would skip for want of isolation fails instead.
 _REQUIRE_ISOLATION = os.environ.get('REQUIRE_ISOLATION') == '1'
