@@ -11,7 +11,8 @@ make a claim hold.
 The builders below cover the claims of this library's studies:
 `greater(metric, a, b, margin)`, `decreasing(metric, cells, margin)`,
 `at_most(metric, cell, bound)`, `at_least(metric, cell, bound)`,
-`close(metric, a, b, tolerance)`, and `all_of(...)`.
+`close(metric, a, b, tolerance)`, `at_least_times(metric, a, b, factor)`,
+and `all_of(...)`.
 """
 
 import dataclasses
@@ -110,6 +111,20 @@ def close(metric: str, a: str, b: str, tolerance: float) -> Callable:
     if va is None or vb is None:
       return _missing(*[c for c, v in ((a, va), (b, vb)) if v is None])
     return f'{_show(a, va)} vs {_show(b, vb)}', va[0] >= vb[0] - tolerance
+
+  return check
+
+
+def at_least_times(metric: str, a: str, b: str, factor: float) -> Callable:
+  """`a`'s metric is at least `factor` times `b`'s, past their spread:
+  mean_a − std_a ≥ factor · (mean_b + std_b), and mean_a > 0."""
+
+  def check(table):
+    va, vb = _value(table, a, metric), _value(table, b, metric)
+    if va is None or vb is None:
+      return _missing(*[c for c, v in ((a, va), (b, vb)) if v is None])
+    holds = va[0] > 0 and va[0] - va[1] >= factor * (vb[0] + vb[1])
+    return f'{_show(a, va)} vs {_show(b, vb)}', holds
 
   return check
 

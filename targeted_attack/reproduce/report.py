@@ -6,6 +6,7 @@ import os
 import sys
 from typing import List, Sequence
 
+from targeted_attack.experiment import config as config_lib
 from targeted_attack.experiment import outputs
 from targeted_attack.reproduce import claims as claims_lib
 
@@ -34,17 +35,20 @@ def _mean_std(values):
 
 def summarize(study, runs: Sequence) -> List[dict]:
   """Per cell, over its finished seeds: final, cumulative-mean and highest
-  backdoor accuracy, final main-task accuracy (mean, std), detection rates
-  (mean), and seeds counted."""
+  backdoor accuracy, final main-task accuracy, the backdoor's durability in
+  rounds (`_durability_rounds`) (mean, std), detection rates (mean), and
+  seeds counted."""
   table = []
   for cell in study.cells:
     cell_runs = [r for r in runs if r.study == study.name and
                  r.cell == cell.label and is_finished(r)]
     # Each run's metrics.csv, read once: (all rows, the evaluated ones).
-    read = [(rows, [r for r in rows
-                    if r.get('main_task_accuracy') not in ('', None)])
-            for rows in (metrics_rows(run, False) for run in cell_runs)]
-    read = [(rows, evaluated) for rows, evaluated in read if evaluated]
+    read = [(run, rows, [r for r in rows
+                         if r.get('main_task_accuracy') not in ('', None)])
+            for run, rows in ((run, metrics_rows(run, False))
+                              for run in cell_runs)]
+    runs_read = [run for run, _, evaluated in read if evaluated]
+    read = [(rows, evaluated) for _, rows, evaluated in read if evaluated]
     finals = [evaluated[-1] for _, evaluated in read]
     row = dict(cell=cell.label, seeds=len(finals))
     for key, column in (('backdoor_final', 'backdoor_accuracy'),
@@ -57,12 +61,31 @@ def summarize(study, runs: Sequence) -> List[dict]:
     peaks = [max(float(r['backdoor_accuracy']) for r in evaluated)
              for _, evaluated in read]
     row['backdoor_max'], row['backdoor_max_std'] = _mean_std(peaks)
+    lifetimes = [_durability_rounds(rows, run)
+                 for (rows, _), run in zip(read, runs_read)]
+    row['durability_rounds'], row['durability_rounds_std'] = _mean_std(
+        [d for d in lifetimes if d is not None])
     detections = [d for d in (_detection(rows) for rows, _ in read)
                   if d is not None]
     for key in ('detection_tpr', 'detection_fpr'):
       row[key] = _mean_std([d[key] for d in detections])[0]
     table.append(row)
   return table
+
+
+def _durability_rounds(rows, run):
+  """Rounds the backdoor stays at or above the run's durability threshold
+  after the last attack (`outputs.durability`); a backdoor above it to the
+  end counts the rounds there were (a lower bound); None without attacks."""
+  threshold = run.settings.get(
+      'durability_threshold',
+      config_lib.ExperimentConfig().durability_threshold)
+  result = outputs.durability(rows, float(threshold))
+  if result['last_attack_round'] is None:
+    return None
+  if result['lasted_to_end']:
+    return int(rows[-1]['round']) - result['last_attack_round']
+  return result['rounds_above_threshold']
 
 
 def _detection(rows):

@@ -497,7 +497,14 @@ STUDIES = {s.name: s for s in (
                                 'no_mask', 0.1)),
               c.Claim('… and with the CIFAR runs\' 1% mask',
                       c.greater('backdoor_final', 'neurotoxin_top1pct',
-                                'no_mask', 0.1)),)),
+                                'no_mask', 0.1)),
+              # The paper's own measure (added in 0.4.1, after the bigger
+              # run): rounds above the durability threshold after the window.
+              c.Claim('Neurotoxin doubles the durability: rounds above 0.5 '
+                      'after the window, top 5% vs no mask',
+                      c.at_least_times('durability_rounds',
+                                       'neurotoxin_top5pct', 'no_mask',
+                                       2.0)),)),
     # Zhang et al. 2023 (A3FL), at `small`. Keeps: 1% of the clients
     # compromised (3 of 300), taking part only when sampled (≈ 0.1 attackers
     # per round: ≈ 4 attack rounds in the 40, as ≈ 10 in the authors' 100),
@@ -730,7 +737,7 @@ _BIGGER_RUNS = (
                dict(num_rounds=100, attack_start_round=41,
                     attack_end_round=80),
                ('neurotoxin_top5pct', 'no_mask', 'no_attack'),
-               claims_kept=(0, 1)),
+               claims_kept=(0, 1, 3)),
     # ALIE as the authors' code runs it: every corrupt worker in every round
     # (2 of 10, forced in) and z = 1.5; `alie_krum_z_max` keeps the paper's
     # z_max (0.25 at n = 10, f = 2) with the workers forced in, to tell the

@@ -56,6 +56,21 @@ def test_bounds_and_closeness_account_for_the_spread():
   assert not c.close('m', 'd', 'b', 0.01)(table)[1]
 
 
+def test_at_least_times_needs_the_factor_past_the_spread():
+  check = c.at_least_times('d', 'a', 'b', factor=2.0)
+  assert check(_table(_row('a', d=(6.0, 0.0)), _row('b', d=(2.0, 0.0))))[1]
+  assert check(_table(_row('a', d=(4.0, 0.0)), _row('b', d=(2.0, 0.0))))[1]
+  assert not check(_table(_row('a', d=(3.9, 0.0)),
+                          _row('b', d=(2.0, 0.0))))[1]
+  # 6 − 1 < 2 · (2 + 1): twice the mean, not past the spread.
+  assert not check(_table(_row('a', d=(6.0, 1.0)),
+                          _row('b', d=(2.0, 1.0))))[1]
+  # Neither lasts: 0 ≥ 2 · 0, but nothing doubled.
+  assert not check(_table(_row('a', d=(0.0, 0.0)),
+                          _row('b', d=(0.0, 0.0))))[1]
+  assert check(_table(_row('a', d=(6.0, 0.0))))[1] is None
+
+
 def test_all_of_fails_on_any_failure_and_cannot_tell_on_a_gap():
   table = _table(_row('a', m=(0.9, 0.0)))
   yes, no = c.at_least('m', 'a', 0.5), c.at_most('m', 'a', 0.5)
@@ -82,7 +97,7 @@ def test_every_claim_names_only_cells_of_its_study(study):
   # On a table of every cell with equal values each claim gives a verdict
   # (True or False), never "not measured": its cells are the study's.
   metrics = ('backdoor_final', 'backdoor_cumulative_mean', 'backdoor_max',
-             'main_task_final')
+             'main_task_final', 'durability_rounds')
   table = _table(*[_row(cell.label, **{m: (0.5, 0.0) for m in metrics})
                    for cell in study.cells])
   for claim in study.claims:

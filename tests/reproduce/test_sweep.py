@@ -8,6 +8,7 @@ then never shares the test process (and its gRPC threads) with TFF.
 
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -227,7 +228,7 @@ def test_summary_is_recomputed_from_each_seeds_metrics(tmp_path):
     for t in range(1, rounds + 1):
       evaluated = t != 2
       rows.append(dict(
-          round=t, num_attackers=int(t != 1),
+          round=t, attacked=int(t != 1), num_attackers=int(t != 1),
           main_task_accuracy=round(rng.rand(), 4) if evaluated else '',
           backdoor_accuracy=round(rng.rand(), 4) if evaluated else '',
           backdoor_accuracy_cumulative_mean=round(rng.rand(), 4)
@@ -261,6 +262,39 @@ def test_summary_is_recomputed_from_each_seeds_metrics(tmp_path):
       per_seed = [np.mean([r[key] for r in rows if r['num_attackers']])
                   for rows in finished]
       assert row[key] == pytest.approx(np.mean(per_seed)), (cell, key)
+
+
+def test_summary_durability_counts_rounds_above_the_threshold(tmp_path):
+  # Attacks in rounds 1–3, threshold 0.5 (the default): the backdoor first
+  # below it in round 6 (seed 0: 6 − 3 = 3 rounds) and round 4 (seed 1: 1);
+  # cell b never falls below it in 8 rounds (8 − 3 = 5, a lower bound); cell
+  # c has no attack (NaN).
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  study = studies_lib.Study('hand', 'hand', 'hand', {}, tuple(
+      studies_lib.Cell(label, {}) for label in 'abc'))
+  runs = runner.plan([study], 'smoke', str(tmp_path), seeds=2)
+  series = {('a', 0): [.9, .9, .9, .8, .6, .4, .3, .2],
+            ('a', 1): [.9, .9, .9, .45, .6, .6, .6, .6],
+            ('b', 0): [.9] * 8, ('b', 1): [.9] * 8,
+            ('c', 0): [.9] * 8, ('c', 1): [.9] * 8}
+  for run in runs:
+    run.settings['num_rounds'] = 8
+    os.makedirs(run.output_dir)
+    with open(os.path.join(run.output_dir, 'metrics.csv'), 'w',
+              newline='') as f:
+      writer = csv.writer(f)
+      writer.writerow(['round', 'attacked', 'num_attackers',
+                       'main_task_accuracy',
+                       'backdoor_accuracy',
+                       'backdoor_accuracy_cumulative_mean'])
+      for t, value in enumerate(series[(run.cell, run.seed)], start=1):
+        attacked = int(run.cell != 'c' and t <= 3)
+        writer.writerow([t, attacked, attacked, 0.9, value, value])
+  table = {row['cell']: row for row in report.summarize(study, runs)}
+  assert table['a']['durability_rounds'] == pytest.approx(np.mean([3, 1]))
+  assert table['a']['durability_rounds_std'] == pytest.approx(np.std([3, 1]))
+  assert table['b']['durability_rounds'] == 5
+  assert math.isnan(table['c']['durability_rounds'])
 
 
 def test_a_runs_process_ends_with_the_process_that_started_it(tmp_path):
