@@ -103,3 +103,28 @@ def test_every_claim_names_only_cells_of_its_study(study):
   for claim in study.claims:
     measured, holds = claim.check(table)
     assert holds is not None, (claim.text, measured)
+
+
+def test_a_bigger_run_is_its_study_plus_its_own_settings():
+  first = c.Claim('a > b', c.greater('m', 'a', 'b', 0.1))
+  second = c.Claim('a high', c.at_least('m', 'a', 0.5))
+  extra = c.Claim('new > b', c.greater('m', 'new', 'b', 0.1))
+  parent = studies_lib.Study(
+      'p', 'the paper', 'it says', dict(x=1, y=2),
+      (studies_lib.Cell('a', dict(z=1)), studies_lib.Cell('b', dict(z=2))),
+      claims=(first, second), paper_scale_settings=dict(x=10))
+  new_cell = studies_lib.Cell('new', dict(z=3))
+  bigger = studies_lib.bigger_run(
+      parent, 'p_long', 'longer', dict(y=3, w=4), ('b', new_cell),
+      claims=(extra,), claims_kept=(1,), paper_scale_settings=dict(w=40))
+  assert bigger.settings == dict(x=1, y=3, w=4)
+  assert bigger.cells == (parent.cells[1], new_cell)
+  assert bigger.claims == (second, extra)
+  assert bigger.paper_scale_settings == dict(x=10, w=40)
+  assert (bigger.default, bigger.bigger_run_of) == (False, 'p')
+  assert bigger.title == 'the paper; bigger run: longer'
+  with pytest.raises(KeyError):
+    studies_lib.bigger_run(parent, 'q', 'q', {}, ('no_such_cell',))
+  # None of the library's bigger runs is in the default sweep.
+  names = {s.name for s in studies_lib.STUDIES.values() if s.bigger_run_of}
+  assert names and not names & set(studies_lib.default_studies())
