@@ -783,6 +783,13 @@ _BIGGER_RUNS = (
                            'vs 0.89)',
                            c.greater('backdoor_final', 'fedavg_1_sybils',
                                      'foolsgold_1_sybils', 0.5)))),
+    # A3FL's window as the authors': 100 rounds of attack from a trained
+    # model (rounds 41–140, ≈ 10 attack rounds at 0.1 attackers a round, as
+    # their ≈ 10 in 100); under clipping only (the cheapest defense here).
+    bigger_run(STUDIES['zhang_a3fl'], 'zhang_a3fl_100_round_window',
+               'a 100-round window on a trained model, rounds 41–140',
+               dict(num_rounds=140, attack_start_round=41),
+               ('a3fl__clip', 'fixed__clip'), claims_kept=(2,)),
     # RLR at the Fashion-MNIST setting's ratios exactly: 10 agents, all in
     # every round, one of them corrupt in every round (forced in), each agent
     # a tenth of the data (600 examples), the corrupt agent's 5% poisoned;
