@@ -422,9 +422,13 @@ def _forced_pool_check(c):
 def _staggered_pool_check(c):
   """Every attacker's single shot within the window and the run."""
   _fixed_pool_check(c)
+  last_round = min(c.num_rounds, c.attack_end_round or c.num_rounds)
+  _require(c.attack_start_round <= last_round, 'attack_start_round',
+           f'`attack_start_round`={c.attack_start_round}: the first single '
+           f'shot would be after round {last_round} (the end of the attack '
+           f'window or of the run); allowed range: 1..{last_round}.')
   if c.attacker_pool_size < 2:
     return
-  last_round = min(c.num_rounds, c.attack_end_round or c.num_rounds)
   widest = (last_round - c.attack_start_round) // (c.attacker_pool_size - 1)
   _require(c.attack_stagger <= widest, 'attack_stagger',
            f'`attack_stagger`={c.attack_stagger}: the last of the '

@@ -678,8 +678,8 @@ _BIGGER_RUNS = (
                claims_kept=(0,)),
     # DBA's window on a trained model: rounds 61–80 of 100 (main task ≈ 0.97
     # at round 60 at small), then 20 rounds without attack, as the paper's
-    # pretrained start. Still multi-shot: the single shot (γ = 100,
-    # staggered rounds) is not built.
+    # pretrained start. Still multi-shot: the single shot is
+    # `xie_dba_single_shot`.
     bigger_run(STUDIES['xie_dba'], 'xie_dba_trained_start',
                'the window on a trained model, rounds 61–80 of 100',
                dict(num_rounds=100, attack_start_round=61,

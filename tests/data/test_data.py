@@ -320,6 +320,12 @@ def test_staggered_pool_forces_each_attacker_into_its_own_round_only():
     else:
       np.testing.assert_array_equal(sampled, drawn)
       assert not mask.any()
+  # A shooter not drawn takes the first place; the draw's last one drops.
+  drawn = np.array([k for k in range(50) if k not in pool][:10])
+  sampled = window.include(drawn, 9, 1)
+  assert [int(k) for k in sampled] == [shots[9]] + [int(k) for k in drawn[:9]]
+  np.testing.assert_array_equal(window.malicious_mask(sampled, 9, 1),
+                                [True] + [False] * 9)
   assert [window.identity(k) for k in pool] == [0, 1, 2, 3]
   with pytest.raises(ValueError, match='attack_stagger'):
     sampling.StaggeredPoolAttackers(4, 50, seed=1, first_round=5, stagger=0)

@@ -78,6 +78,9 @@ def test_each_setting_outside_its_range_is_a_one_line_flag_error(field):
     (dict(attacker_model='staggered_pool', attacker_pool_size=4,
           attack_start_round=5, attack_stagger=2, attack_end_round=10,
           num_rounds=60), 'attack_stagger'),
+    # One attacker whose single shot would come after the run.
+    (dict(attacker_model='staggered_pool', attacker_pool_size=1,
+          attack_start_round=70, num_rounds=60), 'attack_start_round'),
 ])
 def test_cross_setting_checks_name_the_setting(overrides, field):
   # (A Krum config at n = 2f + 3 is valid: `test_krum_admits_n_above_2f_plus_2`.)
