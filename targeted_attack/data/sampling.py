@@ -163,6 +163,14 @@ class FixedPoolAttackers(AttackerModel):
         int(client))
 
 
+def _forced_first(sampled, forced) -> np.ndarray:
+  """`forced` (in order), then the drawn clients not among them, cut to the
+  round's size."""
+  others = [int(k) for k in sampled if int(k) not in forced]
+  return np.array(list(forced) + others[:len(sampled) - len(forced)],
+                  dtype=np.asarray(sampled).dtype)
+
+
 class ForcedPoolAttackers(FixedPoolAttackers):
   """The fixed pool, every attacker forced into every round (of the window).
 
@@ -183,9 +191,7 @@ class ForcedPoolAttackers(FixedPoolAttackers):
 
   def include(self, sampled, round_num, seed):
     del round_num, seed
-    others = [int(k) for k in sampled if int(k) not in self.pool]
-    return np.array(list(self.order) + others[:len(sampled) - len(self.order)],
-                    dtype=np.asarray(sampled).dtype)
+    return _forced_first(sampled, self.order)
 
 
 class StaggeredPoolAttackers(FixedPoolAttackers):
@@ -206,9 +212,6 @@ class StaggeredPoolAttackers(FixedPoolAttackers):
     self.first_round = first_round
     self.stagger = stagger
 
-  def shot_round(self, identity: int) -> int:
-    return self.first_round + identity * self.stagger
-
   def shooter(self, round_num: int):
     """The client whose single shot is `round_num`, or None."""
     offset = round_num - self.first_round
@@ -222,9 +225,7 @@ class StaggeredPoolAttackers(FixedPoolAttackers):
     shooter = self.shooter(round_num)
     if shooter is None:
       return sampled
-    others = [int(k) for k in sampled if int(k) != shooter]
-    return np.array([shooter] + others[:len(sampled) - 1],
-                    dtype=np.asarray(sampled).dtype)
+    return _forced_first(sampled, (shooter,))
 
   def malicious_mask(self, sampled, round_num, seed):
     del seed

@@ -43,13 +43,14 @@ def summarize(study, runs: Sequence) -> List[dict]:
     cell_runs = [r for r in runs if r.study == study.name and
                  r.cell == cell.label and is_finished(r)]
     # Each run's metrics.csv, read once: (all rows, the evaluated ones).
-    read = [(run, rows, [r for r in rows
-                         if r.get('main_task_accuracy') not in ('', None)])
-            for run, rows in ((run, metrics_rows(run, False))
-                              for run in cell_runs)]
-    runs_read = [run for run, _, evaluated in read if evaluated]
-    read = [(rows, evaluated) for _, rows, evaluated in read if evaluated]
-    finals = [evaluated[-1] for _, evaluated in read]
+    read = []
+    for run in cell_runs:
+      rows = metrics_rows(run, False)
+      evaluated = [r for r in rows
+                   if r.get('main_task_accuracy') not in ('', None)]
+      if evaluated:
+        read.append((run, rows, evaluated))
+    finals = [evaluated[-1] for _, _, evaluated in read]
     row = dict(cell=cell.label, seeds=len(finals))
     for key, column in (('backdoor_final', 'backdoor_accuracy'),
                         ('backdoor_cumulative_mean',
@@ -59,13 +60,12 @@ def summarize(study, runs: Sequence) -> List[dict]:
       row[key] = mean
       row[key + '_std'] = std
     peaks = [max(float(r['backdoor_accuracy']) for r in evaluated)
-             for _, evaluated in read]
+             for _, _, evaluated in read]
     row['backdoor_max'], row['backdoor_max_std'] = _mean_std(peaks)
-    lifetimes = [_durability_rounds(rows, run)
-                 for (rows, _), run in zip(read, runs_read)]
+    lifetimes = [_durability_rounds(rows, run) for run, rows, _ in read]
     row['durability_rounds'], row['durability_rounds_std'] = _mean_std(
         [d for d in lifetimes if d is not None])
-    detections = [d for d in (_detection(rows) for rows, _ in read)
+    detections = [d for d in (_detection(rows) for _, rows, _ in read)
                   if d is not None]
     for key in ('detection_tpr', 'detection_fpr'):
       row[key] = _mean_std([d[key] for d in detections])[0]

@@ -61,6 +61,21 @@ _SUN_NORM_BOUNDED = dict(attack='norm_bounded', defense='clip',
                          norm_bound=5.0, num_clients_per_round=30)
 
 
+def _foolsgold_claims(two_sybils: str, one_sybil: str) -> tuple:
+  """FoolsGold's claims on cells `fedavg_<x>` / `foolsgold_<x>` (x: the
+  2-sybil and 1-sybil labels) and `no_attack`."""
+  return (
+      c.Claim('with 2 sybils among 10 honest clients FedAvg learns the '
+              'backdoor (0.98)',
+              c.at_least('backdoor_final', f'fedavg_{two_sybils}', 0.9)),
+      c.Claim('FoolsGold holds it at the no-attack rate (0.06 vs 0.09)',
+              c.close('backdoor_final', 'no_attack',
+                      f'foolsgold_{two_sybils}', 0.05)),
+      c.Claim('one poisoner: FoolsGold far below FedAvg (0.00 vs 0.89)',
+              c.greater('backdoor_final', f'fedavg_{one_sybil}',
+                        f'foolsgold_{one_sybil}', 0.5)))
+
+
 _ATTACKER_GRID = (
     Cell('fixed_every_round', dict(attacker_model='fixed_frequency',
                                    attack_freq=1)),
@@ -370,18 +385,7 @@ STUDIES = {s.name: s for s in (
                                        attacker_pool_size=50)),
            Cell('foolsgold_pool_50', dict(defense='foolsgold',
                                           attacker_pool_size=50))),
-          claims=(
-              c.Claim('with 2 sybils among 10 honest clients FedAvg learns '
-                      'the backdoor (0.98)',
-                      c.at_least('backdoor_final', 'fedavg_pool_50', 0.9)),
-              c.Claim('FoolsGold holds it at the no-attack rate (0.06 vs '
-                      '0.09)',
-                      c.close('backdoor_final', 'no_attack',
-                              'foolsgold_pool_50', 0.05)),
-              c.Claim('one poisoner: FoolsGold far below FedAvg (0.00 vs '
-                      '0.89)',
-                      c.greater('backdoor_final', 'fedavg_pool_27',
-                                'foolsgold_pool_27', 0.5)),)),
+          claims=_foolsgold_claims('pool_50', 'pool_27')),
     # RLR (Ozdayi et al.). Kept: the Fashion-MNIST setting's 10 agents a
     # round with 1 corrupt in every round (10%) and θ = 4 (40% of the round,
     # above its one corrupt agent); plain data poisoning, no boost, from round
@@ -770,19 +774,7 @@ _BIGGER_RUNS = (
                    for n in (1, 2)
                    for label, defense in (('fedavg', 'none'),
                                           ('foolsgold', 'foolsgold'))),
-               claims=(
-                   c.Claim('with 2 sybils among 10 honest clients FedAvg '
-                           'learns the backdoor (0.98)',
-                           c.at_least('backdoor_final', 'fedavg_2_sybils',
-                                      0.9)),
-                   c.Claim('FoolsGold holds it at the no-attack rate (0.06 '
-                           'vs 0.09)',
-                           c.close('backdoor_final', 'no_attack',
-                                   'foolsgold_2_sybils', 0.05)),
-                   c.Claim('one poisoner: FoolsGold far below FedAvg (0.00 '
-                           'vs 0.89)',
-                           c.greater('backdoor_final', 'fedavg_1_sybils',
-                                     'foolsgold_1_sybils', 0.5)))),
+               claims=_foolsgold_claims('2_sybils', '1_sybils')),
     # A3FL's window as the authors': 100 rounds of attack from a trained
     # model (rounds 41–140, ≈ 10 attack rounds at 0.1 attackers a round, as
     # their ≈ 10 in 100); under clipping only (the cheapest defense here).
