@@ -5,6 +5,8 @@ import collections
 import tensorflow as tf
 import tensorflow_federated as tff
 
+from targeted_attack import legacy_keras
+
 MODEL_NAMES = ('cnn', 'small_cnn', 'linear')
 
 
@@ -15,6 +17,7 @@ def create_keras_model(name: str = 'cnn', num_classes: int = 10,
   dense `num_classes` (1.2M parameters). `small_cnn`: the same shape with 8/16
   filters and 32 units, for fast runs. `linear`: softmax regression.
   """
+  legacy_keras.require_keras_2()
   init = lambda i: tf.keras.initializers.GlorotUniform(seed=seed + i)
   if name == 'linear':
     layers = [tf.keras.layers.Flatten(input_shape=(28, 28, 1)),
