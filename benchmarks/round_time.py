@@ -40,6 +40,7 @@ from absl import flags
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+import targeted_attack  # pylint: disable=g-import-not-at-top,unused-import  # Keras 2 before TF loads
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 import tensorflow_federated as tff  # pylint: disable=g-import-not-at-top
@@ -255,7 +256,7 @@ def _time_eval(process, state, clients, rounds):
   times = []
   for _ in range(rounds + 1):
     t0 = time.perf_counter()
-    evaluator(weights)
+    evaluator.metrics(weights)
     times.append(time.perf_counter() - t0)
   return times[1:], len(clients.data.test_labels) + len(clients.task.eval_pixels)
 

@@ -8,8 +8,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="${PYTHON:-python3.12}"
-if ! "$python" -c '' 2>/dev/null && command -v pyenv >/dev/null; then
-  python="$(ls -d "$(pyenv root)"/versions/3.12*/bin/python3.12 | sort -V | tail -n 1)"
+if ! "$python" -c '' 2>/dev/null; then  # a pyenv shim not selected: its interpreter
+  pyenv_root="$(pyenv root 2>/dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")"
+  python="$(ls -d "$pyenv_root"/versions/3.12*/bin/python3.12 | sort -V | tail -n 1)"
 fi
 tensorflow="${COLAB_TENSORFLOW:-$(sed -n 's/^tensorflow==//p' "$root/requirements/current.txt")}"
 scratch="$(mktemp -d)"

@@ -26,9 +26,10 @@ python_version() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2
 resolve_python() {
   local name="$1"
   if python_version "$name" >/dev/null; then echo "$name"; return; fi
-  if command -v pyenv >/dev/null && [[ "$name" != */* ]]; then
-    local candidate
-    candidate="$(ls -d "$(pyenv root)"/versions/*/bin/"$name" 2>/dev/null | sort -V | tail -n 1)"
+  if [[ "$name" != */* ]]; then
+    local pyenv_root candidate
+    pyenv_root="$(pyenv root 2>/dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")"
+    candidate="$(ls -d "$pyenv_root"/versions/*/bin/"$name" 2>/dev/null | sort -V | tail -n 1)"
     if [[ -n "$candidate" ]] && python_version "$candidate" >/dev/null; then
       echo "$candidate"; return
     fi
