@@ -17,6 +17,10 @@ from typing import List, Optional, Sequence
 from targeted_attack.reproduce import report as report_lib
 from targeted_attack.reproduce import studies as studies_lib
 
+# The address a local sweep's Ray binds its servers to (Ray 2.48 and older
+# bind to loopback when the node's address is loopback; 2.60 does not).
+LOOPBACK = '127.0.0.1'
+
 
 @dataclasses.dataclass(frozen=True)
 class Run:
@@ -123,6 +127,10 @@ def run_all(runs: Sequence[Run], ray_address: Optional[str] = None,
             stream=sys.stdout) -> List[tuple]:
   """Runs the unfinished `runs` as Ray tasks; returns the failed (run, code).
 
+  Without `ray_address`, a local Ray whose processes (GCS, raylet, workers)
+  listen on loopback only; with it, Ray joins that cluster, whose servers
+  listen beyond this machine (Ray expects a trusted network).
+
   `max_runs` stops after that many runs have finished (for tests: a sweep
   killed partway).
   """
@@ -136,8 +144,10 @@ def run_all(runs: Sequence[Run], ray_address: Optional[str] = None,
   if ray_address:
     ray.init(address=ray_address, log_to_driver=False)
   else:
+    # Ray's servers are unauthenticated: a local sweep's listen on loopback.
     ray.init(address='local', num_cpus=max(os.cpu_count() or 1, 1),
-             include_dashboard=False, log_to_driver=False)
+             include_dashboard=False, log_to_driver=False,
+             _node_ip_address=LOOPBACK)
   remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(execute)
   failed = []
   started = time.time()

@@ -12,7 +12,9 @@ import math
 import os
 import subprocess
 import sys
+import time
 
+import psutil
 import pytest
 
 from targeted_attack.experiment import config as config_lib
@@ -30,15 +32,53 @@ SMOKE_STUDIES = ('sun_fig1', 'bagdasaryan_replacement')
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _command(*flags: str) -> list:
+  return [sys.executable, '-m', 'targeted_attack.reproduce', '--scale=smoke',
+          '--cpus_per_task=1', *flags]
+
+
+_ENV = dict(os.environ, RAY_USAGE_STATS_ENABLED='0')
+
+
 def _sweep(*flags: str) -> int:
   """Runs the sweep binary with `flags` at smoke scale; its exit status."""
-  command = [sys.executable, '-m', 'targeted_attack.reproduce',
-             '--scale=smoke', '--cpus_per_task=1', *flags]
-  result = subprocess.run(command, cwd=ROOT,
+  result = subprocess.run(_command(*flags), cwd=ROOT,
                           capture_output=True, text=True, timeout=900,
-                          env=dict(os.environ, RAY_USAGE_STATS_ENABLED='0'))
+                          env=_ENV)
   assert 'Traceback' not in result.stderr, result.stderr[-3000:]
   return result.returncode
+
+
+def _listening_sockets(process: psutil.Process) -> set:
+  """(address, port, name) of every socket that `process` and its
+  descendants listen on now."""
+  found = set()
+  for p in [process] + process.children(recursive=True):
+    try:
+      for c in p.net_connections(kind='inet'):
+        if c.status == psutil.CONN_LISTEN:
+          found.add((c.laddr.ip, c.laddr.port, p.name()))
+    except psutil.Error:
+      continue
+  return found
+
+
+def _sweep_watching_sockets(*flags: str) -> tuple:
+  """`_sweep`, reading the listening sockets of the sweep's process tree
+  (Ray's GCS, raylet and workers among them) every 0.2 s while it runs:
+  (exit status, every socket seen)."""
+  with open(os.devnull, 'w') as devnull:
+    child = subprocess.Popen(_command(*flags), cwd=ROOT, env=_ENV,
+                             stdout=devnull, stderr=subprocess.PIPE,
+                             text=True)
+    seen = set()
+    process = psutil.Process(child.pid)
+    while child.poll() is None:
+      seen |= _listening_sockets(process)
+      time.sleep(0.2)
+    stderr = child.stderr.read()
+  assert 'Traceback' not in stderr, stderr[-3000:]
+  return child.returncode, seen
 
 
 def _summary(root, scale, study):
@@ -77,13 +117,13 @@ def test_each_runs_command_line_parses_to_its_config(tmp_path):
 @pytest.fixture(scope='module')
 def smoke_sweep(tmp_path_factory):
   root = str(tmp_path_factory.mktemp('sweep'))
-  failed = _sweep('--studies=' + ','.join(SMOKE_STUDIES),
-                  f'--root_output_dir={root}')
-  return root, failed
+  failed, sockets = _sweep_watching_sockets(
+      '--studies=' + ','.join(SMOKE_STUDIES), f'--root_output_dir={root}')
+  return root, failed, sockets
 
 
 def test_studies_run_at_smoke_scale_with_figures_and_tables(smoke_sweep):
-  root, failed = smoke_sweep
+  root, failed, _ = smoke_sweep
   assert failed == 0
   for study in (studies_lib.STUDIES[s] for s in SMOKE_STUDIES):
     directory = os.path.join(root, 'smoke', study.name)
@@ -98,8 +138,19 @@ def test_studies_run_at_smoke_scale_with_figures_and_tables(smoke_sweep):
       assert study.paper_says in f.read()
 
 
+def test_a_local_sweep_listens_on_loopback_only(smoke_sweep):
+  _, failed, sockets = smoke_sweep
+  assert failed == 0
+  names = {name for _, _, name in sockets}
+  # Ray's own servers were seen (the check saw the sweep, not an empty tree).
+  assert {'gcs_server', 'raylet'} <= names, sockets
+  outside = {s for s in sockets
+             if s[0] not in ('127.0.0.1', '::ffff:127.0.0.1', '::1')}
+  assert not outside, outside
+
+
 def test_single_shot_replacement_attacks_in_one_round_only(smoke_sweep):
-  root, _ = smoke_sweep
+  root, _, _ = smoke_sweep
   attack_round = studies_lib.SCALES['smoke']['attack_round']
   path = os.path.join(root, 'smoke', 'bagdasaryan_replacement', 'no_defense',
                       'seed_0', 'metrics.csv')
@@ -110,7 +161,7 @@ def test_single_shot_replacement_attacks_in_one_round_only(smoke_sweep):
 
 
 def test_interrupted_sweep_resumes_without_recomputing(smoke_sweep, tmp_path):
-  reference_root, _ = smoke_sweep
+  reference_root, _, _ = smoke_sweep
   study = studies_lib.STUDIES['bagdasaryan_replacement']  # 2 cells: the cheapest
   root = str(tmp_path)
   flags = ('--studies=bagdasaryan_replacement', f'--root_output_dir={root}')
