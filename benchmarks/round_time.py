@@ -420,6 +420,13 @@ def _torch_anchor(report):
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     lines = [l for l in child.stdout.splitlines() if l.startswith('{')]
     result = json.loads(lines[-1]) if lines else None
+    if result is None and torch_anchor.SKIPPED not in child.stdout:
+      # Not a missing torch: say what failed.
+      last = (child.stderr.strip().splitlines() or ['no output'])[-1]
+      report['torch_anchor'] = (f'{FLAGS.torch_python} -m '
+                                f'benchmarks.torch_anchor failed (exit '
+                                f'{child.returncode}): {last}')
+      return
   else:
     result = torch_anchor.run(*args)
   report['torch_anchor'] = result if result is not None else (

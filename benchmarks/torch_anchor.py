@@ -84,26 +84,22 @@ def run(clients: int = 30, examples: int = 100, epochs: int = 5,
               torch_threads=torch.get_num_threads())
 
 
-def main():
-  # pylint: disable=g-import-not-at-top
-  from absl import app
-  from absl import flags
-  # pylint: enable=g-import-not-at-top
-  flags.DEFINE_integer('clients_per_round', 30, 'Clients per round.')
-  flags.DEFINE_integer('examples_per_client', 100, 'Examples per client.')
-  flags.DEFINE_integer('num_epochs', 5, 'Local epochs.')
-  flags.DEFINE_integer('batch_size', 20, 'Batch size.')
-  flags.DEFINE_integer('rounds', 5, 'Timed rounds (after warm-up).')
-
-  def _main(argv):
-    del argv
-    f = flags.FLAGS
-    result = run(f.clients_per_round, f.examples_per_client, f.num_epochs,
-                 f.batch_size, f.rounds)
-    if result is not None:
-      print(json.dumps(result))
-
-  app.run(_main)
+def main(argv=None):
+  """Its flags with argparse: the anchor's interpreter needs only torch and
+  numpy (not absl, nor anything of this project's stack)."""
+  import argparse  # pylint: disable=g-import-not-at-top
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--clients_per_round', type=int, default=30)
+  parser.add_argument('--examples_per_client', type=int, default=100)
+  parser.add_argument('--num_epochs', type=int, default=5)
+  parser.add_argument('--batch_size', type=int, default=20)
+  parser.add_argument('--rounds', type=int, default=5,
+                      help='Timed rounds (after warm-up).')
+  f = parser.parse_args(argv)
+  result = run(f.clients_per_round, f.examples_per_client, f.num_epochs,
+               f.batch_size, f.rounds)
+  if result is not None:
+    print(json.dumps(result))
 
 
 if __name__ == '__main__':
