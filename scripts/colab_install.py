@@ -93,11 +93,12 @@ def plan(pins: dict, installed) -> tuple:
     have = installed(name)
     if have is None or (name in MUST_MATCH and have != version):
       wanted.append(f'{name}=={version}')
-  kept = sorted(n for n, v in pins.items() if n not in LEFT_ALONE and
-                installed(n) not in (None, v) and n not in MUST_MATCH)
+  kept = {n: installed(n) for n, v in sorted(pins.items())
+          if n not in LEFT_ALONE and n not in MUST_MATCH and
+          installed(n) not in (None, v)}
   if kept:
     notes.append('keeping the environment\'s own ' + ', '.join(
-        f'{n} {installed(n)}' for n in kept))
+        f'{n} {v}' for n, v in kept.items()))
   return wanted, notes, restart
 
 

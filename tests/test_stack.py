@@ -17,23 +17,18 @@ STACK = 'released' if sys.version_info < (3, 12) else 'current'
 ENSURE_VENV = os.path.join(ROOT, 'scripts', 'ensure_venv.sh')
 
 
-def _pins(name):
-  pins = {}
-  with open(os.path.join(ROOT, 'requirements', name)) as f:
-    for line in f:
-      line = line.split('#', 1)[0].strip()
-      if line:
-        package, version = line.split('==')
-        pins[package] = version
-  return pins
-
-
 def _load_colab_install():
   spec = importlib.util.spec_from_file_location(
       'colab_install', os.path.join(ROOT, 'scripts', 'colab_install.py'))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
+
+
+def _pins(name):
+  """The stack file's pins, read by the notebook's installer."""
+  return _load_colab_install().read_pins(
+      os.path.join(ROOT, 'requirements', name))
 
 
 def test_every_installed_package_is_the_stack_pin():
@@ -165,4 +160,4 @@ def test_current_pins_cover_the_fitting_tensorflow_keras():
   colab_install = _load_colab_install()
   pins = _pins('current.txt')
   tf_minor = '.'.join(pins['tensorflow'].split('.')[:2])
-  assert colab_install.FITTING_TENSORFLOW[tf_minor] == pins['tf_keras']
+  assert colab_install.FITTING_TENSORFLOW[tf_minor] == pins['tf-keras']
