@@ -47,6 +47,7 @@ import tensorflow_federated as tff  # pylint: disable=g-import-not-at-top
 
 from targeted_attack import aggregate_fn  # pylint: disable=g-import-not-at-top
 from targeted_attack import attacked_fedavg  # pylint: disable=g-import-not-at-top
+from targeted_attack import process as process_lib  # pylint: disable=g-import-not-at-top
 from targeted_attack.experiment import evaluation  # pylint: disable=g-import-not-at-top
 from targeted_attack.process import models  # pylint: disable=g-import-not-at-top
 from targeted_attack import runtime  # pylint: disable=g-import-not-at-top
@@ -186,7 +187,7 @@ def _attacked_process(model_fn):
   defense = aggregate_fn.build_zero_non_finite(
       aggregate_fn.build_clip_per_client(
           3.0, inner=aggregate_fn.build_gaussian_noise(1e-3, seed=0)))
-  return attacked_fedavg.build_federated_averaging_process_attacked(
+  return process_lib.build_federated_averaging_process_attacked(
       model_fn,
       client_optimizer_fn=tff.learning.optimizers.build_sgdm(0.1),
       server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0),
@@ -345,7 +346,7 @@ def main(argv):
                        dp_sgd.DPSGD(1.0, 1.0, fast_clipping=False)))
     seconds = {}
     for name, dp_sgd in variants:
-      process = attacked_fedavg.build_federated_averaging_process_attacked(
+      process = process_lib.build_federated_averaging_process_attacked(
           model_fn,
           client_optimizer_fn=tff.learning.optimizers.build_sgdm(0.1),
           server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0),

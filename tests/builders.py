@@ -68,14 +68,15 @@ def attacked_process(aggregator, boost_factor: float = 10.0,
   the unconstrained attack with β = `boost_factor`, `aggregator` plugged in
   (`client_weighting`: the process's, default its number of examples)."""
   from targeted_attack import attacked_fedavg  # pylint: disable=g-import-not-at-top
-  return attacked_fedavg.build_federated_averaging_process_attacked(
+  from targeted_attack import process as process_lib  # pylint: disable=g-import-not-at-top
+  return process_lib.build_federated_averaging_process_attacked(
       model_fn,
       client_optimizer_fn=tff.learning.optimizers.build_sgdm(0.1),
       server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0),
       model_update_aggregation_factory=aggregator,
       client_update_tf=attacked_fedavg.ClientExplicitBoosting(boost_factor),
       client_weighting=(client_weighting or
-                        attacked_fedavg.ClientWeighting.NUM_EXAMPLES))
+                        process_lib.ClientWeighting.NUM_EXAMPLES))
 
 
 VALUE_TYPE = tff.StructWithPythonType(

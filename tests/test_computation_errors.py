@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from targeted_attack import attacked_fedavg
+from targeted_attack import process as process_lib
 from targeted_attack import runtime
 import builders
 
@@ -29,7 +29,7 @@ def test_a_label_out_of_range_is_one_line(kind, restore_context):
       x=np.zeros([4, 3], np.float32), y=labels)).batch(2)
   with pytest.raises(Exception) as error:
     process.next(process.initialize(),
-                 attacked_fedavg.build_client_data([dataset], [None]))
+                 process_lib.build_client_data([dataset], [None]))
   line = runtime.computation_error_line(error.value)
   assert line is not None, repr(error.value)[:2000]
   assert line.startswith('Received a label value of 50 which is outside the '

@@ -24,7 +24,7 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 from targeted_attack import aggregate_fn
-from targeted_attack import attacked_fedavg
+from targeted_attack import process as process_lib
 from targeted_attack import in_process_context
 from targeted_attack import runtime
 from targeted_attack.attacks import base as attack_base
@@ -341,7 +341,7 @@ def _attacked_rounds(aggregator, rounds=2):
   datasets = [builders.make_dataset(seed, n) for seed, n in
               ((1, 4), (2, 6), (3, 5))]
   malicious = [None, builders.make_dataset(9, 4), None]
-  data = attacked_fedavg.build_client_data(datasets, malicious,
+  data = process_lib.build_client_data(datasets, malicious,
                                            [False, True, False])
   return _rounds(process, data, rounds)
 

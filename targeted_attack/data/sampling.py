@@ -41,17 +41,23 @@ class AttackerModel:
 
 
 class FixedFrequencyAttackers(AttackerModel):
-  """One attacker in every `attack_freq`-th round (Sun et al. 2019, Sec. 2)."""
+  """One attacker in every `attack_freq`-th round (Sun et al. 2019, Sec. 2):
+  the rounds t with t mod f = `phase` mod f (f = `attack_freq`; rounds
+  counted from 1). The original binary attacked in its (0-based) rounds r
+  with r mod f = ⌊f/2⌋, i.e. phase ⌊f/2⌋ + 1."""
 
-  def __init__(self, attack_freq: int):
+  def __init__(self, attack_freq: int, phase: int = 0):
     if attack_freq < 1:
       raise ValueError(f'`attack_freq` must be >= 1, got {attack_freq}.')
+    if phase < 0:
+      raise ValueError(f'`attack_phase` must be >= 0, got {phase}.')
     self.attack_freq = attack_freq
+    self.phase = phase % attack_freq
 
   def malicious_mask(self, sampled, round_num, seed):
     del seed
     mask = np.zeros(len(sampled), bool)
-    mask[0] = round_num % self.attack_freq == 0
+    mask[0] = round_num % self.attack_freq == self.phase
     return mask
 
 

@@ -15,12 +15,12 @@ read by the experiment's detection metrics), `kept_clients` (their count),
 Identity. A `tff.aggregators` factory receives only (update, weight) per
 client, so the identity travels in the weight channel, as a declared
 client-weighting policy of the process (TFF's idiom for what the weight
-means): `attacked_fedavg.build_federated_averaging_process_attacked(...,
+means): `process.build_federated_averaging_process_attacked(...,
 client_weighting=ClientWeighting.CLIENT_ID)` has every client send
 `update_weight = client_id + 1` (float32, exact below 2^24) instead of its
 example count; the experiment sets it for `--defense=foolsgold`. The client
 id is the `client_id` of the client's `context`
-(`attacked_fedavg.build_client_data(client_ids=...)`;
+(`process.build_client_data(client_ids=...)`;
 `process.round_data.round_client_data` passes the sampled clients' indices
 into the population). A weight of 0 means "no identity": `build_zero_non_finite`
 zeroes the weight of a client whose update is non-finite, and a client built

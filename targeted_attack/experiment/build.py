@@ -10,7 +10,6 @@ the process. A library error that names a setting (as `name`) becomes a
 import contextlib
 import os
 
-import tensorflow_federated as tff
 
 from targeted_attack.data import root_dataset
 from targeted_attack.data import sampling
@@ -98,9 +97,6 @@ def build_defense(config, population: int):
   return aggregator, client_dp_sgd
 
 
-def _optimizer(learning_rate, momentum):
-  return tff.learning.optimizers.build_sgdm(
-      learning_rate=learning_rate, momentum=momentum if momentum > 0 else None)
 
 
 def build_process(config, population: int, num_classes: int = 10):
@@ -110,8 +106,10 @@ def build_process(config, population: int, num_classes: int = 10):
   aggregator, client_dp_sgd = build_defense(c, population)
   return learning_process.build_federated_averaging_process_attacked(
       models.build_model_fn(c.model, num_classes, seed=c.random_seed),
-      client_optimizer_fn=_optimizer(c.client_learning_rate, c.client_momentum),
-      server_optimizer_fn=_optimizer(c.server_learning_rate, c.server_momentum),
+      client_optimizer_fn=learning_process.build_sgdm(c.client_learning_rate,
+                                                      c.client_momentum),
+      server_optimizer_fn=learning_process.build_sgdm(
+          c.server_learning_rate, c.server_momentum, c.server_nesterov),
       model_update_aggregation_factory=aggregator,
       client_update_tf=build_attack(c), client_dp_sgd=client_dp_sgd,
       client_weighting=registry.DEFENSES.chosen(c).client_weighting)

@@ -194,6 +194,9 @@ class ExperimentConfig:
   server_learning_rate: float = setting(1.0, 'Server SGD learning rate η.',
                                         _POSITIVE)
   server_momentum: float = setting(0.0, 'Server momentum.', _MOMENTUM)
+  server_nesterov: bool = setting(
+      False, 'Server momentum is Nesterov\'s (Keras\' SGD(nesterov=True), as '
+      'the original binary) instead of heavy ball.')
   num_epochs: int = setting(5, 'Local epochs per round.', _POS_INT)
   batch_size: int = setting(20, 'Local batch size.', _POS_INT)
   client_learning_rate: float = setting(0.1, 'Client SGD learning rate.',
@@ -212,6 +215,11 @@ class ExperimentConfig:
       IntAtLeast(0))
   attack_freq: int = setting(
       1, 'fixed_frequency: one attacker every this many rounds.', _POS_INT)
+  attack_phase: int = setting(
+      0, 'fixed_frequency: the attack rounds t are those with t mod '
+      'attack_freq = attack_phase mod attack_freq (0: rounds attack_freq, '
+      '2·attack_freq, ...; the original binary\'s: attack_freq // 2 + 1).',
+      IntAtLeast(0))
   malicious_fraction: float = setting(
       1 / 30, 'random_sampling: fraction ε of malicious clients, '
       'round(ε·N) of the N clients (Sun et al.\'s 3.3% = 1/30).', _FRACTION)

@@ -440,8 +440,10 @@ def _staggered_pool_check(c):
 
 ATTACKER_MODELS = Registry('attacker_model', [
     Entry('fixed_frequency',
-          lambda c, n: sampling.FixedFrequencyAttackers(c.attack_freq),
-          'One attacker every attack_freq rounds (Sun et al.).'),
+          lambda c, n: sampling.FixedFrequencyAttackers(c.attack_freq,
+                                                        c.attack_phase),
+          'One attacker every attack_freq rounds, in the rounds t with t mod '
+          'attack_freq = attack_phase (Sun et al.).'),
     Entry('random_sampling',
           lambda c, n: sampling.RandomSamplingAttackers(
               c.malicious_fraction, n, c.num_clients_per_round),

@@ -74,12 +74,60 @@ def _client_stats_aggregator():
   return aggregate
 
 
+def build_client_training(
+    model_fn: Callable[[], tff.learning.models.VariableModel],
+    client_optimizer: tff.learning.optimizers.Optimizer,
+    client_update_tf: base.ClientUpdateStrategy,
+    client_dp_sgd: Optional[dp_sgd.DPSGD] = None,
+    client_weighting: ClientWeighting = ClientWeighting.NUM_EXAMPLES):
+  """One client's work, for the body of a `tff.tensorflow.computation`.
+
+  Returns `train(initial_weights, benign, malicious, is_malicious, seed,
+  boost_share, client_id)`, which builds the model and trainer (call it once
+  per computation) and returns `(ClientResult, unfinalized metrics, ‖Δ‖,
+  is_malicious, boost_share · is_malicious)`, the last two float32; the
+  result is on TFF's wire (update = −Δ). Its `update_weight` is the number of
+  benign examples trained on, or with `client_weighting` CLIENT_ID,
+  `client_id + 1` (float32).
+  """
+
+  def train(initial_weights, benign, malicious, is_malicious, seed,
+            boost_share, client_id):
+    trainer = local_training.LocalTrainer(model_fn(), client_optimizer,
+                                          client_dp_sgd)
+
+    @tf.function
+    def run(initial_weights, benign, malicious, is_malicious, seed,
+            boost_share, client_id):
+      trainer.assign_weights(initial_weights)
+      trainer.set_seed(seed)
+      result = client_update_tf(trainer, initial_weights.trainable, benign,
+                                malicious, is_malicious, boost_share)
+      update = tf.nest.map_structure(tf.negative, result.delta)
+      norm = update_math.global_norm(result.delta)
+      if client_weighting == ClientWeighting.CLIENT_ID:
+        weight = tf.cast(client_id + 1, tf.float32)
+      else:
+        weight = tf.cast(result.num_benign_examples, tf.float32)
+      malicious_flag = tf.cast(is_malicious, tf.float32)
+      return (tff.learning.templates.ClientResult(
+          update=update, update_weight=weight),
+              trainer.model.report_local_unfinalized_metrics(),
+              norm, malicious_flag, boost_share * malicious_flag)
+
+    return run(initial_weights, benign, malicious, is_malicious, seed,
+               boost_share, client_id)
+
+  return train
+
+
 def build_attacked_client_work(
     model_fn: Callable[[], tff.learning.models.VariableModel],
     client_optimizer: tff.learning.optimizers.Optimizer,
     client_update_tf: base.ClientUpdateStrategy,
     client_dp_sgd: Optional[dp_sgd.DPSGD] = None,
     client_weighting: ClientWeighting = ClientWeighting.NUM_EXAMPLES,
+    metrics_aggregator=tff.learning.metrics.sum_then_finalize,
 ) -> tff.learning.templates.ClientWorkProcess:
   """A stateless `ClientWorkProcess` running `client_update_tf` on each client.
 
@@ -92,13 +140,14 @@ def build_attacked_client_work(
   updates are then replaced by the ones it crafts from the round's updates
   (`omniscient.craft_from_round`).
 
-  Measurements: `train` (the model's metrics over benign training), and the
-  client statistics of `_client_stats_aggregator`.
+  Measurements: `train` (the model's metrics over benign training, combined
+  over clients by `metrics_aggregator(metric_finalizers)`, as TFF 0.87's
+  own client work calls it), and the client statistics of
+  `_client_stats_aggregator`.
   """
   with tf.Graph().as_default():
     model = model_fn()
-    metrics_aggregation_fn = tff.learning.metrics.sum_then_finalize(
-        model.metric_finalizers())
+    metrics_aggregation_fn = metrics_aggregator(model.metric_finalizers())
   element_type = tff.types.tensorflow_to_type(model.input_spec)
   context_type = tff.types.StructWithPythonType(
       [('seed', tff.TensorType(np.int64, [2])),
@@ -110,37 +159,19 @@ def build_attacked_client_work(
        ('context', tff.SequenceType(context_type))],
       collections.OrderedDict)
   weights_type = tff.learning.models.weights_type_from_model(model)
+  train = build_client_training(model_fn, client_optimizer, client_update_tf,
+                                client_dp_sgd, client_weighting)
 
   @tff.tensorflow.computation(weights_type, data_type)
   def client_update(initial_weights, data):
-    trainer = local_training.LocalTrainer(model_fn(), client_optimizer,
-                                          client_dp_sgd)
-
-    @tf.function
-    def run(initial_weights, benign, malicious, context):
-      trainer.assign_weights(initial_weights)
-      seed, boost_share, client_id = context.reduce(
-          (tf.zeros([2], tf.int64), tf.constant(1.0),
-           tf.constant(-1, tf.int64)),
-          lambda _, c: (c['seed'], c['boost_share'], c['client_id']))
-      trainer.set_seed(seed)
-      is_malicious = tf.logical_not(local_training.dataset_is_empty(malicious))
-      result = client_update_tf(trainer, initial_weights.trainable, benign,
-                                malicious, is_malicious, boost_share)
-      update = tf.nest.map_structure(tf.negative, result.delta)
-      norm = update_math.global_norm(result.delta)
-      if client_weighting == ClientWeighting.CLIENT_ID:
-        weight = tf.cast(client_id + 1, tf.float32)
-      else:
-        weight = tf.cast(result.num_benign_examples, tf.float32)
-      return (tff.learning.templates.ClientResult(
-          update=update, update_weight=weight),
-              trainer.model.report_local_unfinalized_metrics(),
-              norm, tf.cast(is_malicious, tf.float32),
-              boost_share * tf.cast(is_malicious, tf.float32))
-
-    return run(initial_weights, data['benign'], data['malicious'],
-               data['context'])
+    seed, boost_share, client_id = data['context'].reduce(
+        (tf.zeros([2], tf.int64), tf.constant(1.0),
+         tf.constant(-1, tf.int64)),
+        lambda _, c: (c['seed'], c['boost_share'], c['client_id']))
+    is_malicious = tf.logical_not(
+        local_training.dataset_is_empty(data['malicious']))
+    return train(initial_weights, data['benign'], data['malicious'],
+                 is_malicious, seed, boost_share, client_id)
 
   aggregate_client_stats = _client_stats_aggregator()
 

@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
+from targeted_attack import checks
 from targeted_attack.attacks import base
 from targeted_attack.attacks import boosting
 from targeted_attack.defenses import clipping
@@ -39,6 +40,55 @@ OptimizerArg = Union[tff.learning.optimizers.Optimizer,
                      Callable[[], tf.keras.optimizers.Optimizer]]
 
 
+class _NesterovSGD(tff.learning.optimizers.Optimizer):
+  """SGD with Nesterov momentum: a ← m·a + g; w ← w − η·(g + m·a).
+
+  Keras' `SGD(nesterov=True)` in accumulator form (its velocity v = −η·a at
+  a constant rate η); a starts at 0. State: learning rate, momentum,
+  accumulator; hyperparameters: learning rate and momentum.
+  """
+
+  def __init__(self, learning_rate: float, momentum: float):
+    self._learning_rate = checks.positive('learning_rate', learning_rate)
+    self._momentum = checks.number('momentum', momentum, 0.0, maximum=1.0)
+
+  def initialize(self, specs):
+    return collections.OrderedDict(
+        learning_rate=self._learning_rate, momentum=self._momentum,
+        accumulator=tf.nest.map_structure(
+            lambda s: tf.zeros(s.shape, s.dtype), specs))
+
+  def next(self, state, weights, gradients):
+    rate, momentum = state['learning_rate'], state['momentum']
+    accumulator = tf.nest.map_structure(lambda a, g: momentum * a + g,
+                                        state['accumulator'], gradients)
+    updated = tf.nest.map_structure(
+        lambda w, g, a: w - rate * (g + momentum * a), weights, gradients,
+        accumulator)
+    return collections.OrderedDict(
+        learning_rate=rate, momentum=momentum,
+        accumulator=accumulator), updated
+
+  def get_hparams(self, state):
+    return collections.OrderedDict(learning_rate=state['learning_rate'],
+                                   momentum=state['momentum'])
+
+  def set_hparams(self, state, hparams):
+    updated = collections.OrderedDict(state)
+    updated.update(hparams)
+    return updated
+
+
+def build_sgdm(learning_rate: float, momentum: float = 0.0,
+               nesterov: bool = False) -> tff.learning.optimizers.Optimizer:
+  """SGD: w ← w − η·g; with momentum m, TFF's heavy ball (a ← m·a + g,
+  w ← w − η·a) or, `nesterov`, `_NesterovSGD` (Keras' SGD(nesterov=True))."""
+  if nesterov and momentum > 0:
+    return _NesterovSGD(learning_rate, momentum)
+  return tff.learning.optimizers.build_sgdm(
+      learning_rate=learning_rate, momentum=momentum if momentum > 0 else None)
+
+
 def _keras_to_tff_optimizer(keras_optimizer) -> tff.learning.optimizers.Optimizer:
   """The `tff.learning.optimizers` equivalent of a Keras optimizer's config."""
   config = keras_optimizer.get_config()
@@ -46,8 +96,7 @@ def _keras_to_tff_optimizer(keras_optimizer) -> tff.learning.optimizers.Optimize
   lr = float(config['learning_rate'])
   if name == 'sgd':
     momentum = float(config.get('momentum', 0.0) or 0.0)
-    return tff.learning.optimizers.build_sgdm(
-        learning_rate=lr, momentum=momentum if momentum > 0 else None)
+    return build_sgdm(lr, momentum, bool(config.get('nesterov', False)))
   if name == 'adam':
     return tff.learning.optimizers.build_adam(
         learning_rate=lr, beta_1=config['beta_1'], beta_2=config['beta_2'],
@@ -83,7 +132,9 @@ def as_tff_optimizer(optimizer: OptimizerArg,
       f'callable returning a Keras optimizer, got {optimizer!r}.')
 
 
-def _create_weighted_aggregator(factory, update_type):
+def create_weighted_aggregator(factory, update_type):
+  """The weighted `AggregationProcess` of `factory` for `update_type` (an
+  unweighted factory's ignores the weights; None: the default mean)."""
   if factory is None:
     factory = clipping.build_default_aggregation()
   if isinstance(factory, (tff.aggregators.UnweightedAggregationFactory,
@@ -183,6 +234,7 @@ def build_federated_averaging_process_attacked(
         boost_factor=1.0),
     client_dp_sgd: Optional[dp_sgd.DPSGD] = None,
     client_weighting: ClientWeighting = ClientWeighting.NUM_EXAMPLES,
+    metrics_aggregator=tff.learning.metrics.sum_then_finalize,
 ) -> tff.learning.templates.LearningProcess:
   """FedAvg where malicious clients follow `client_update_tf`.
 
@@ -204,6 +256,10 @@ def build_federated_averaging_process_attacked(
     client_weighting: each client's aggregation weight: `NUM_EXAMPLES`, its
       number of benign examples; `CLIENT_ID`, its context's `client_id + 1`,
       for an aggregator keyed by client (`defenses.foolsgold`).
+    metrics_aggregator: combines the clients' training metrics, called as
+      TFF 0.87's own algorithms call it: `metrics_aggregator(
+      model.metric_finalizers())` returns the federated computation
+      (default `tff.learning.metrics.sum_then_finalize`).
 
   Returns:
     A `tff.learning.templates.LearningProcess`; `next(state, client_data)`
@@ -228,8 +284,8 @@ def build_federated_averaging_process_attacked(
       model_weights_type)
   client_work = client_work_lib.build_attacked_client_work(
       model_fn, client_optimizer, client_update_tf, client_dp_sgd,
-      client_weighting)
-  aggregator = _create_weighted_aggregator(model_update_aggregation_factory,
+      client_weighting, metrics_aggregator)
+  aggregator = create_weighted_aggregator(model_update_aggregation_factory,
                                            model_weights_type.trainable)
   finalizer = tff.learning.templates.build_apply_optimizer_finalizer(
       server_optimizer, model_weights_type)

@@ -6,6 +6,7 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 from targeted_attack import attacked_fedavg
+from targeted_attack import process as process_lib
 from targeted_attack.attacks import bagdasaryan
 from targeted_attack.attacks import pgd
 import builders
@@ -16,12 +17,12 @@ LR = 0.1
 
 def _attacker_delta(strategy, benign=(1, 4), malicious=(9, 6)):
   """Δ sent by a lone malicious client (mean of one update, server η = 1)."""
-  process = attacked_fedavg.build_federated_averaging_process_attacked(
+  process = process_lib.build_federated_averaging_process_attacked(
       builders.model_fn,
       client_optimizer_fn=tff.learning.optimizers.build_sgdm(LR),
       server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0),
       client_update_tf=strategy)
-  data = attacked_fedavg.build_client_data([builders.make_dataset(*benign)],
+  data = process_lib.build_client_data([builders.make_dataset(*benign)],
                                            [builders.make_dataset(*malicious)],
                                            [True])
   state = process.next(process.initialize(), data).state
@@ -211,12 +212,12 @@ def test_bad_parameters_fail_early_naming_them(build, name):
 
 
 def _benign_delta_with_dp(dp, seed=1, n=4):
-  process = attacked_fedavg.build_federated_averaging_process_attacked(
+  process = process_lib.build_federated_averaging_process_attacked(
       builders.model_fn,
       client_optimizer_fn=tff.learning.optimizers.build_sgdm(LR),
       server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0),
       client_dp_sgd=dp)
-  data = attacked_fedavg.build_client_data([builders.make_dataset(seed, n)], [None],
+  data = process_lib.build_client_data([builders.make_dataset(seed, n)], [None],
                                            [False])
   state = process.next(process.initialize(), data).state
   return ref.delta([np.asarray(w, np.float64)
@@ -291,12 +292,12 @@ def test_attackers_ignore_client_dp_sgd(strategy):
   # is noise; a malicious client's is exactly its update without DP-SGD
   # (the README: a malicious client has no reason to add noise).
   def attacker_delta(dp_sgd):
-    process = attacked_fedavg.build_federated_averaging_process_attacked(
+    process = process_lib.build_federated_averaging_process_attacked(
         builders.model_fn,
         client_optimizer_fn=tff.learning.optimizers.build_sgdm(LR),
         server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0),
         client_update_tf=strategy, client_dp_sgd=dp_sgd)
-    data = attacked_fedavg.build_client_data(
+    data = process_lib.build_client_data(
         [builders.make_dataset(1, 4)], [builders.make_dataset(9, 6)], [True])
     state = process.next(process.initialize(), data).state
     return np.concatenate([np.ravel(w) for w in

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from targeted_attack import attacked_fedavg
+from targeted_attack import process as process_lib
 from targeted_attack.attacks import omniscient
 from targeted_attack.backdoors import triggers
 from targeted_attack.data import federated
@@ -37,12 +37,12 @@ def _run_round(strategy, benign, malicious):
 
   `benign`: (seed, n) per client; `malicious`: (seed, n) or None per client.
   """
-  process = attacked_fedavg.build_federated_averaging_process_attacked(
+  process = process_lib.build_federated_averaging_process_attacked(
       builders.model_fn,
       client_optimizer_fn=tff.learning.optimizers.build_sgdm(LR),
       server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0),
       client_update_tf=strategy)
-  data = attacked_fedavg.build_client_data(
+  data = process_lib.build_client_data(
       [builders.make_dataset(*b) for b in benign],
       [None if m is None else builders.make_dataset(*m) for m in malicious])
   output = process.next(process.initialize(), data)

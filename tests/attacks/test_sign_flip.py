@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow_federated as tff
 
-from targeted_attack import attacked_fedavg
+from targeted_attack import process as process_lib
 from targeted_attack.attacks import sign_flip
 from targeted_attack.experiment import config as config_lib
 from targeted_attack.experiment import registry
@@ -13,12 +13,12 @@ import reference as ref
 
 def test_attacker_sends_minus_its_benign_update():
   # One malicious client, server η = 1: w_1 − w_0 is the Δ it sends.
-  process = attacked_fedavg.build_federated_averaging_process_attacked(
+  process = process_lib.build_federated_averaging_process_attacked(
       builders.model_fn,
       client_optimizer_fn=tff.learning.optimizers.build_sgdm(0.1),
       server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0),
       client_update_tf=sign_flip.SignFlip())
-  data = attacked_fedavg.build_client_data([builders.make_dataset(2, 6)],
+  data = process_lib.build_client_data([builders.make_dataset(2, 6)],
                                            [builders.make_dataset(9, 4)])
   state = process.next(process.initialize(), data).state
   sent = ref.delta([np.asarray(w, np.float64) for w in

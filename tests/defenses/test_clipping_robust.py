@@ -7,7 +7,7 @@ import scipy.optimize
 import tensorflow_federated as tff
 
 from targeted_attack import aggregate_fn
-from targeted_attack import attacked_fedavg
+from targeted_attack import process as process_lib
 import builders
 import reference as ref
 from builders import flat as _flat
@@ -188,7 +188,7 @@ def test_composed_defense_end_to_end_in_attacked_process():
       aggregate_fn.build_clip_per_client(
           clip, inner=aggregate_fn.build_gaussian_noise(sigma, seed=1)))
   process = builders.attacked_process(factory)
-  data = attacked_fedavg.build_client_data(
+  data = process_lib.build_client_data(
       [builders.make_dataset(1, 4), builders.make_dataset(2, 6)],
       [builders.make_dataset(9, 6), None], [True, False])
   output = process.next(process.initialize(), data)

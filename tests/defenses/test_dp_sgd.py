@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from targeted_attack import attacked_fedavg
+from targeted_attack import process as process_lib
 from targeted_attack.defenses import fast_clipping
 from targeted_attack.defenses import dp_sgd
 
@@ -138,7 +138,7 @@ def _tff_conv_model():
 
 
 def _round(dp):
-  process = attacked_fedavg.build_federated_averaging_process_attacked(
+  process = process_lib.build_federated_averaging_process_attacked(
       _tff_conv_model,
       client_optimizer_fn=tff.learning.optimizers.build_sgdm(0.5),
       server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0),
@@ -148,7 +148,7 @@ def _round(dp):
     x, y = _examples(6, seed=10 + k)
     datasets.append(tf.data.Dataset.from_tensor_slices(
         collections.OrderedDict(x=x, y=y[:, None])).batch(3))
-  data = attacked_fedavg.build_client_data(datasets, [None] * 3)
+  data = process_lib.build_client_data(datasets, [None] * 3)
   output = process.next(process.initialize(), data)
   return (process.get_model_weights(output.state).trainable,
           output.metrics['client_work']['train'])

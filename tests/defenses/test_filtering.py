@@ -15,7 +15,7 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 from targeted_attack import aggregate_fn
-from targeted_attack import attacked_fedavg
+from targeted_attack import process as process_lib
 from targeted_attack.experiment import config as config_lib
 from targeted_attack.experiment import registry
 from targeted_attack.defenses import filtering
@@ -287,7 +287,7 @@ def test_the_attacked_process_gives_the_aggregator_w_t():
   process = builders.attacked_process(
       aggregate_fn.build_zero_non_finite(probe))
   state = process.initialize()
-  clients = attacked_fedavg.build_client_data(
+  clients = process_lib.build_client_data(
       [builders.make_dataset(s, 4) for s in range(3)], [None] * 3)
   for _ in range(2):
     w_t = process.get_model_weights(state).trainable
@@ -407,7 +407,7 @@ def test_tff_factories_run_a_round_of_the_attacked_process(defense, expected):
   aggregator, _ = build.build_defense(config, population=100)
   process = builders.attacked_process(aggregator)
   clients = [(1, 4), (2, 6), (3, 8)]
-  data = attacked_fedavg.build_client_data(
+  data = process_lib.build_client_data(
       [builders.make_dataset(*c) for c in clients], [None] * 3, [False] * 3)
   output = process.next(process.initialize(), data)
   new = process.get_model_weights(output.state).trainable

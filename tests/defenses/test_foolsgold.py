@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from targeted_attack import aggregate_fn
-from targeted_attack import attacked_fedavg
+from targeted_attack import process as process_lib
 from targeted_attack.experiment import config as config_lib
 from targeted_attack.experiment import registry
 from targeted_attack.defenses import foolsgold
@@ -244,7 +244,7 @@ def _config(**overrides):
 
 def test_the_registry_defense_weights_by_client_id_and_zeroes_non_finite():
   aggregator, _ = build.build_defense(_config(), population=10)
-  client_id = attacked_fedavg.ClientWeighting.CLIENT_ID
+  client_id = process_lib.ClientWeighting.CLIENT_ID
   assert registry.DEFENSES['foolsgold'].client_weighting == client_id
   assert all(entry.client_weighting != client_id
              for name, entry in registry.DEFENSES.items() if name != 'foolsgold')
@@ -275,12 +275,12 @@ def test_process_sends_client_ids_and_follows_them_across_rounds():
   aggregator, _ = build.build_defense(
       _config(foolsgold_features='output_layer'), population)
   process = builders.attacked_process(
-      aggregator, client_weighting=attacked_fedavg.ClientWeighting.CLIENT_ID)
+      aggregator, client_weighting=process_lib.ClientWeighting.CLIENT_ID)
   state = process.initialize()
   weights = [w.astype(np.float64) for w in ref.initial_weights()]
   numpy_fg = _NumpyFoolsGold(slice(0, 6))  # the [3, 2] kernel
   for ids in ([4, 1, 7], [7, 4, 2], [2, 1, 4]):
-    data = attacked_fedavg.build_client_data(
+    data = process_lib.build_client_data(
         [builders.make_dataset(c, 4 + c % 3) for c in ids], [None] * 3,
         client_ids=ids)
     state = process.next(state, data).state

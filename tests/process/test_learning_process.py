@@ -8,6 +8,7 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 from targeted_attack import attacked_fedavg
+from targeted_attack import process as process_lib
 from targeted_attack.attacks import base as attack_base
 import builders
 import reference as ref
@@ -16,7 +17,7 @@ CLIENT_LR = 0.1
 
 
 def _process(strategy, aggregation=None, client_optimizer=None):
-  return attacked_fedavg.build_federated_averaging_process_attacked(
+  return process_lib.build_federated_averaging_process_attacked(
       builders.model_fn,
       client_optimizer_fn=client_optimizer or
       tff.learning.optimizers.build_sgdm(CLIENT_LR),
@@ -59,7 +60,7 @@ def test_no_attacker_matches_tff_weighted_fed_avg():
       client_optimizer_fn=tff.learning.optimizers.build_sgdm(CLIENT_LR),
       server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0))
   our_state, their_state = ours.initialize(), theirs.initialize()
-  data = attacked_fedavg.build_client_data(datasets, [None] * 3, [False] * 3)
+  data = process_lib.build_client_data(datasets, [None] * 3, [False] * 3)
   for _ in range(2):
     our_state = ours.next(our_state, data).state
     their_state = theirs.next(their_state, datasets).state
@@ -77,7 +78,7 @@ def test_explicit_boosting_sends_benign_plus_boosted_malicious_delta(on_union):
   strategy = attacked_fedavg.ClientExplicitBoosting(beta)
   process = _process(attack_base.OnUnion(strategy) if on_union else strategy)
   state = process.initialize()
-  data = attacked_fedavg.build_client_data(
+  data = process_lib.build_client_data(
       [builders.make_dataset(1, 4)], [builders.make_dataset(9, 6)], [True])
   output = process.next(state, data)
   # One client, weighted mean, server SGD at rate 1: w_1 − w_0 = Δ.
@@ -106,7 +107,7 @@ def test_project_boost_is_projected_pgd_then_boosted(norm_bound):
 
   process = _process(
       attacked_fedavg.ClientProjectBoost(beta, norm_bound, rounds))
-  data = attacked_fedavg.build_client_data(
+  data = process_lib.build_client_data(
       [builders.make_dataset(1, 4)], [builders.make_dataset(9, 6)], [True])
   output = process.next(process.initialize(), data)
   got = ref.delta(_trainable(process, output.state), w0)
@@ -125,7 +126,7 @@ def test_weights_are_benign_example_counts_and_benign_clients_train_normally():
   expected = [(4 * a + 6 * h) / 10 for a, h in zip(attacker, honest)]
 
   process = _process(attacked_fedavg.ClientExplicitBoosting(beta))
-  data = attacked_fedavg.build_client_data(
+  data = process_lib.build_client_data(
       [builders.make_dataset(1, 4), builders.make_dataset(2, 6)],
       [builders.make_dataset(9, 10), builders.make_dataset(3, 5)], [True, False])
   output = process.next(process.initialize(), data)
@@ -141,7 +142,7 @@ def test_weights_are_benign_example_counts_and_benign_clients_train_normally():
 
 
 def test_keras_optimizer_constructor_gives_same_result_as_tff_optimizer():
-  data = attacked_fedavg.build_client_data(
+  data = process_lib.build_client_data(
       [builders.make_dataset(1, 4)], [builders.make_dataset(9, 6)], [True])
   results = []
   for optimizer in (tff.learning.optimizers.build_sgdm(CLIENT_LR),
@@ -162,9 +163,9 @@ def test_keras_optimizer_constructor_gives_same_result_as_tff_optimizer():
     (lambda: attacked_fedavg.ClientProjectBoost(1.0, 0.0, 1), 'norm_bound'),
     (lambda: attacked_fedavg.ClientProjectBoost(1.0, -1.0, 1), 'norm_bound'),
     (lambda: attacked_fedavg.ClientProjectBoost(1.0, 1.0, 0), 'round_num'),
-    (lambda: attacked_fedavg.build_client_data([1, 2], [None], [False, False]),
+    (lambda: process_lib.build_client_data([1, 2], [None], [False, False]),
      'malicious_datasets'),
-    (lambda: attacked_fedavg.build_client_data([1], [None], [False, True]),
+    (lambda: process_lib.build_client_data([1], [None], [False, True]),
      'client_is_malicious'),
 ])
 def test_bad_arguments_raise_value_error_naming_them(build, name):
@@ -181,7 +182,7 @@ def test_attackers_in_one_round_divide_the_boost_evenly(split_boost):
   expected = _boosted_delta((1, 4), (9, 6), beta * share)
   process = _process(attacked_fedavg.ClientExplicitBoosting(beta))
   # Two identical attackers (same data, same seed): the mean is one's Δ.
-  data = attacked_fedavg.build_client_data(
+  data = process_lib.build_client_data(
       [builders.make_dataset(1, 4)] * 2, [builders.make_dataset(9, 6)] * 2,
       seeds=[(0, 0), (0, 0)], split_boost=split_boost)
   output = process.next(process.initialize(), data)
@@ -199,7 +200,7 @@ def test_original_suite_attack_with_boost_minus_one_leaves_the_model():
   process = _process(attacked_fedavg.ClientExplicitBoosting(-1.0))
   state = process.initialize()
   dataset = builders.make_dataset(1, 4)
-  data = attacked_fedavg.build_client_data([dataset], [dataset], [True])
+  data = process_lib.build_client_data([dataset], [dataset], [True])
   for _ in range(2):
     state = process.next(state, data).state
   for got, initial in zip(_trainable(process, state), ref.initial_weights()):
@@ -214,7 +215,7 @@ def test_model_replacement_sends_boosted_distance_to_the_trained_model():
   expected = [beta * d for d in
               ref.delta(ref.sgd_pass(w0, *union, CLIENT_LR), w0)]
   process = _process(attacked_fedavg.ModelReplacement(beta))
-  data = attacked_fedavg.build_client_data([builders.make_dataset(1, 4)],
+  data = process_lib.build_client_data([builders.make_dataset(1, 4)],
                                            [builders.make_dataset(9, 6)])
   got = ref.delta(_trainable(process, process.next(process.initialize(),
                                                    data).state), w0)
@@ -239,7 +240,7 @@ def test_a_benign_clients_empty_malicious_dataset_carries_none_of_its_data():
   pixels = np.random.RandomState(0).rand(200, 28, 28, 1).astype(np.float32)
   benign = tf.data.Dataset.from_tensor_slices(collections.OrderedDict(
       x=pixels, y=np.zeros([200, 1], np.int32))).batch(20)
-  data = attacked_fedavg.build_client_data([benign], [None])
+  data = process_lib.build_client_data([benign], [None])
   empty = data[0]['malicious']
   assert empty.element_spec == benign.element_spec
   assert list(empty) == []
@@ -262,12 +263,12 @@ def test_server_momentum_and_learning_rate_match_numpy():
   # TFF's SGDM on the wire's update g = −Δ̄: m ← μ m + g; w ← w − η m.
   eta, mu = 0.5, 0.9
   clients = [(1, 4), (2, 6)]
-  process = attacked_fedavg.build_federated_averaging_process_attacked(
+  process = process_lib.build_federated_averaging_process_attacked(
       builders.model_fn,
       client_optimizer_fn=tff.learning.optimizers.build_sgdm(CLIENT_LR),
       server_optimizer_fn=tff.learning.optimizers.build_sgdm(eta, mu),
       client_update_tf=attacked_fedavg.ClientExplicitBoosting(5.0))
-  data = attacked_fedavg.build_client_data(
+  data = process_lib.build_client_data(
       [builders.make_dataset(*c) for c in clients], [None] * 2)
   state = process.initialize()
   w = ref.initial_weights()
@@ -288,12 +289,12 @@ def test_model_replacement_at_server_rate_below_one_lands_near_w_star():
   attacker, benign = (1, 4), [(2, 6), (3, 6)]
   sizes = [attacker[1]] + [n for _, n in benign]
   beta = sum(sizes) / (eta * attacker[1])
-  process = attacked_fedavg.build_federated_averaging_process_attacked(
+  process = process_lib.build_federated_averaging_process_attacked(
       builders.model_fn,
       client_optimizer_fn=tff.learning.optimizers.build_sgdm(CLIENT_LR),
       server_optimizer_fn=tff.learning.optimizers.build_sgdm(eta),
       client_update_tf=attacked_fedavg.ModelReplacement(beta))
-  data = attacked_fedavg.build_client_data(
+  data = process_lib.build_client_data(
       [builders.make_dataset(*c) for c in [attacker] + benign],
       [builders.make_dataset(9, 6), None, None])
   got = _trainable(process, process.next(process.initialize(), data).state)
