@@ -31,7 +31,7 @@ _DEFINE = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer,
            float: flags.DEFINE_float, str: flags.DEFINE_string}
 
 
-def _base_type(annotation):
+def setting_type(annotation):
   args = [a for a in typing.get_args(annotation) if a is not type(None)]
   return args[0] if args else annotation
 
@@ -44,7 +44,7 @@ def define_flags(flag_values=flags.FLAGS) -> None:
     if check is not None:
       options = registry.CHOICES.get(field.name, ())
       help_text += f' Allowed: {check.describe(options)}.'
-    _DEFINE[_base_type(field.type)](field.name, field.default, help_text,
+    _DEFINE[setting_type(field.type)](field.name, field.default, help_text,
                                     flag_values=flag_values)
 
 
@@ -61,20 +61,13 @@ def as_flag_error(error: Exception) -> str:
                 m.group(0), str(error))
 
 
-define_flags()
 FLAGS = flags.FLAGS
 
 
-def main(argv, flag_values=FLAGS):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  runtime.install_signal_handlers()
-  config = config_from_flags(flag_values)
-  try:
-    registry.validate(config)
-  except config_lib.ConfigError as e:
-    print(f'error: {as_flag_error(e)}', file=sys.stderr)
-    return 2
+def run_config(config, describe_error=as_flag_error) -> int:
+  """Runs `config` (already validated) in TFF's chosen context; prints the
+  final round's accuracies, or one line for an error (`describe_error`
+  writes the library's message in the binary's flag names). The exit code."""
   runtime.set_local_execution_context(
       kind=config.execution_context,
       max_concurrency=config.client_concurrency or None)
@@ -82,7 +75,7 @@ def main(argv, flag_values=FLAGS):
   try:
     rows = run.run(config)
   except (config_lib.ConfigError, outputs.CorruptOutputError) as e:
-    print(f'error: {as_flag_error(e)}', file=sys.stderr)
+    print(f'error: {describe_error(e)}', file=sys.stderr)
     return 2
   except Exception as e:  # pylint: disable=broad-except
     # A computation failed (in TFF's worker or in this process): its
@@ -101,8 +94,25 @@ def main(argv, flag_values=FLAGS):
   return 0
 
 
+def main(argv, flag_values=FLAGS):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  runtime.install_signal_handlers()
+  config = config_from_flags(flag_values)
+  try:
+    registry.validate(config)
+  except config_lib.ConfigError as e:
+    print(f'error: {as_flag_error(e)}', file=sys.stderr)
+    return 2
+  given = [f.name for f in config_lib.fields() if flag_values[f.name].present]
+  for name, reason in registry.ignored_settings(config, given):
+    print(f'note: --{name} is ignored: {reason}', file=sys.stderr)
+  return run_config(config)
+
+
 def run_main():
   """The console script `targeted-attack`."""
+  define_flags()
   app.run(main)
 
 

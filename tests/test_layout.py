@@ -22,6 +22,7 @@ LAYERS = (
     {'backdoors'},
     {'experiment', 'aggregate_fn', 'attacked_fedavg'},
     {'reproduce', 'emnist_experiment'},
+    {'emnist_with_targeted_attack'},
 )
 
 

@@ -548,3 +548,103 @@ def validate(config) -> None:
   entries' cross-setting checks; raises ConfigError."""
   config_lib.validate(config, CHOICES)
   check(config)
+
+
+# ---------------------------------------------------------------------------
+# What each entry reads: the settings its builder (or its check) uses, beyond
+# the one that chose it. A setting that some entry reads and none of the
+# run's chosen entries does is ignored by that run (`ignored_settings`).
+
+_BOOSTED = ('boost_factor',)
+_PGD = ('pgd_eps', 'norm_bound', 'project_frequency', 'attacker_learning_rate')
+_A3FL_SEARCH = ('a3fl_outer_iterations', 'a3fl_trigger_passes',
+                'a3fl_trigger_lr', 'a3fl_lambda', 'a3fl_similarity_weighted',
+                'a3fl_unlearn_passes', 'a3fl_unlearn_lr', 'a3fl_batch_size')
+_SYNTHETIC = ('synthetic_num_clients', 'synthetic_examples_per_client')
+
+READS = {
+    'attack': {
+        'none': (),
+        'unconstrained': _BOOSTED,
+        'model_replacement': _BOOSTED,
+        'norm_bounded': _BOOSTED + ('norm_bound', 'client_round_num'),
+        'data_poisoning': ('poison_per_batch', 'poison_boost_factor',
+                           'poison_passes'),
+        'constrain_and_scale': _BOOSTED + (
+            'cs_alpha', 'cs_gamma', 'cs_anomaly', 'poison_per_batch',
+            'attacker_learning_rate', 'cs_lr_decay', 'cs_lr_step_size',
+            'cs_max_epochs', 'cs_early_stop_loss'),
+        'train_and_scale': ('norm_bound',),
+        'pgd': _PGD,
+        'pgd_replacement': _PGD + _BOOSTED,
+        'neurotoxin': _PGD + ('neurotoxin_mask_ratio',
+                              'neurotoxin_mask_source'),
+        'alie': ('alie_z', 'omniscient_knowledge'),
+        'ipm': ('ipm_epsilon', 'omniscient_knowledge'),
+        'sign_flip': (),
+        'a3fl': ('poison_per_batch', 'a3fl_boost_factor', 'poison_passes'),
+    },
+    'defense': {
+        'none': (),
+        'clip': ('norm_bound',),
+        'aggregate_clip': ('norm_bound',),
+        'weak_dp': ('l2_norm_clip', 'mul_factor'),
+        'krum': ('num_byzantine',),
+        'multi_krum': ('num_byzantine', 'multi_krum_selected'),
+        'median': (),
+        'trimmed_mean': ('trim_fraction',),
+        'geometric_median': ('geometric_median_iters',),
+        'dp_sgd': ('dp_sgd_l2_norm_clip', 'dp_sgd_noise_multiplier'),
+        'bulyan': ('num_byzantine',),
+        'rlr': ('rlr_threshold',),
+        'flame': ('flame_noise_lambda', 'flame_cluster_on'),
+        'foolsgold': ('foolsgold_features', 'foolsgold_confidence'),
+        'fltrust': ('fltrust_root_size',),
+        'tff_robust': (),
+        'tff_dp_adaptive': ('tff_dp_noise_multiplier',),
+        'tff_dp_fixed': ('tff_dp_noise_multiplier', 'l2_norm_clip'),
+    },
+    'backdoor': {
+        'semantic': ('task_num',),
+        'edge_case': ('edge_case_num_train', 'edge_case_num_eval',
+                      'edge_case_mix'),
+        'trigger': ('task_num', 'trigger_amplitude', 'trigger_placement'),
+        'dba': ('task_num', 'trigger_amplitude', 'dba_parts'),
+        'a3fl': ('task_num', 'trigger_placement') + _A3FL_SEARCH,
+    },
+    'attacker_model': {
+        'fixed_frequency': ('attack_freq', 'attack_phase'),
+        'random_sampling': ('malicious_fraction',),
+        'fixed_pool': ('attacker_pool_size',),
+        'forced_pool': ('attacker_pool_size',),
+        'staggered_pool': ('attacker_pool_size', 'attack_stagger'),
+    },
+    'dataset': {
+        'synthetic': _SYNTHETIC,
+        'dirichlet': _SYNTHETIC + ('dirichlet_alpha',),
+        'emnist': ('emnist_cache_dir', 'only_digits'),
+    },
+}
+
+
+def ignored_settings(config, given=None) -> list:
+  """(setting, reason) for each setting in `given` (default: those away
+  from their defaults) that some entry of the registries reads and none of
+  `config`'s chosen entries does: the run ignores it."""
+  if given is None:
+    given = [f.name for f in config_lib.fields()
+             if getattr(config, f.name) != f.default]
+  chosen = {registry.setting: getattr(config, registry.setting)
+            for registry in ALL}
+  read_now = set()
+  for setting, name in chosen.items():
+    read_now.update(READS[setting][name])
+  ignored = []
+  for name in given:
+    readers = [f'{setting}={entry}' for setting, table in READS.items()
+               for entry, reads in table.items() if name in reads]
+    if readers and name not in read_now:
+      ignored.append((name, f'read only with {", ".join(readers)}; this run '
+                      'has ' + ', '.join(f'{s}={chosen[s]}' for s in sorted(
+                          {r.split('=')[0] for r in readers}))))
+  return ignored

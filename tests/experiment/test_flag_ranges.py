@@ -33,6 +33,7 @@ RANGES = {
     'attack_start_round': (1, True, INF, False),      # rounds count from 1
     'attack_end_round': (0, True, INF, False),        # 0: to the end
     'attack_freq': (1, True, INF, False),
+    'attack_phase': (0, True, INF, False),            # t mod attack_freq
     'malicious_fraction': (0.0, True, 1.0, True),     # ε, a fraction
     'attacker_pool_size': (1, True, INF, False),
     'task_num': (1, True, INF, False),
