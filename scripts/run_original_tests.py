@@ -1,6 +1,7 @@
 r"""Runs the original research code's test file against this package.
 
-  .venv/bin/python scripts/run_original_tests.py PATH/attacked_fedavg_test.py
+  .venv/bin/python scripts/run_original_tests.py PATH/attacked_fedavg_test.py \
+      [in_process|tff_cpp]
 
 PATH: `targeted_attack/attacked_fedavg_test.py` of google-research/federated
 (not shipped here: it is that repository's code). Only the names TFF itself
@@ -10,7 +11,10 @@ old one; nothing of the test is changed:
   tff.learning.from_keras_model -> tff.learning.models.from_keras_model
   tff.learning.BatchOutput     -> tff.learning.models.BatchOutput
 The test file imports `targeted_attack.attacked_fedavg`, this package's face
-of the original API. Exit status: the tests' (0 when all pass or skip).
+of the original API. The computations run in the given context (this
+project's default, in_process, or TFF's C++ worker, reaped at exit), set as
+the original's BUILD left to TFF. Exit status: the tests' (0 when all pass or
+skip).
 """
 
 import importlib.util
@@ -23,6 +27,7 @@ sys.path.insert(0, ROOT)
 
 import targeted_attack  # pylint: disable=g-import-not-at-top,unused-import  # Keras 2 before TensorFlow
 import tensorflow_federated as tff  # pylint: disable=g-import-not-at-top
+from targeted_attack import runtime  # pylint: disable=g-import-not-at-top
 
 TFF_RENAMES = {
     'Model': tff.learning.models.VariableModel,
@@ -32,8 +37,13 @@ TFF_RENAMES = {
 
 
 def main(argv):
-  if len(argv) != 2 or not os.path.isfile(argv[1]):
-    sys.exit(f'usage: {argv[0]} PATH/attacked_fedavg_test.py')
+  if len(argv) not in (2, 3) or not os.path.isfile(argv[1]) or (
+      argv[2:] and argv[2] not in runtime.EXECUTION_CONTEXTS):
+    sys.exit(f'usage: {argv[0]} PATH/attacked_fedavg_test.py '
+             f'[{"|".join(runtime.EXECUTION_CONTEXTS)}]')
+  kind = argv[2] if argv[2:] else 'in_process'
+  runtime.set_local_execution_context(kind=kind)
+  print(f'context: {kind}')
   for name, value in TFF_RENAMES.items():
     setattr(tff.learning, name, value)
   spec = importlib.util.spec_from_file_location('attacked_fedavg_test',
