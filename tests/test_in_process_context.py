@@ -25,7 +25,7 @@ import tensorflow_federated as tff
 
 from targeted_attack import aggregate_fn
 from targeted_attack import process as process_lib
-from targeted_attack import in_process_context
+from targeted_attack.runtime import in_process as in_process_context
 from targeted_attack import runtime
 from targeted_attack.attacks import base as attack_base
 from targeted_attack.experiment import run as run_lib
@@ -284,6 +284,62 @@ def test_uncompiled_intrinsics_match_compiled():
   uncompiled = _intrinsics(*args)
   compiled = _under('in_process', lambda: _intrinsics(*args))
   _assert_same(compiled, uncompiled, rtol=1e-6)
+
+
+@pytest.mark.parametrize('intrinsic', ['mean', 'weighted_mean', 'min', 'max'])
+def test_uncompiled_reductions_over_zero_clients_raise(intrinsic):
+  @tff.federated_computation(tff.FederatedType(F32, C),
+                             tff.FederatedType(F32, C))
+  def reduce(x, w):
+    return {'mean': lambda: tff.federated_mean(x),
+            'weighted_mean': lambda: tff.federated_mean(x, w),
+            'min': lambda: tff.federated_min(x),
+            'max': lambda: tff.federated_max(x)}[intrinsic]()
+
+  tff.framework.set_default_context(
+      in_process_context.InProcessContext(compiler_fn=None))
+  with pytest.raises(ValueError, match='over zero clients'):
+    reduce([], [])
+  # Compiled (mean → aggregate), the mean of none is NaN, as the C++ one.
+  if intrinsic == 'mean':
+    cpp, ours = _both(lambda: reduce([], []))
+    assert np.isnan(cpp) and np.isnan(ours)
+
+
+@tff.federated_computation(tff.FederatedType(np.int32, C))
+def _secure_sums(x):
+  return (tff.federated_secure_sum(x, 3),
+          tff.federated_secure_sum_bitwidth(x, 2))
+
+
+def test_secure_sums_are_sums_of_values_within_their_bounds():
+  # TFF: values in [0, max_input] (bitwidth b: [0, 2^b - 1]); a value
+  # outside fails at that client.
+  assert _under('in_process', lambda: _secure_sums([1, 2, 3])) == (6, 6)
+  with pytest.raises(ValueError, match=r"client 1's value .* outside \[0, 3\]"):
+    _secure_sums([1, 5, 2])
+  with pytest.raises(ValueError, match="client 0's value"):
+    _secure_sums([-1, 1, 1])
+
+
+@tff.tensorflow.computation
+def _op_seeded_draw():
+  return tf.random.uniform([], seed=7)
+
+
+@tff.federated_computation
+def _draw_at_server():
+  return tff.federated_eval(_op_seeded_draw, S)
+
+
+def test_op_seeded_random_state_persists_across_calls_under_both():
+  # The package docstring's statement: repeated calls draw the next numbers
+  # of one stream, the same sequence at the server under both contexts.
+  cpp = _under('tff_cpp', lambda: [float(_draw_at_server()) for _ in range(3)])
+  ours = _under('in_process',
+                lambda: [float(_draw_at_server()) for _ in range(3)])
+  assert cpp == ours
+  assert len(set(ours)) == 3
 
 
 # ---------------------------------------------------------------------------

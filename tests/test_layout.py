@@ -15,7 +15,7 @@ PACKAGE = os.path.join(ROOT, 'targeted_attack')
 
 # The stages, bottom up: a unit may import only units of a lower layer.
 LAYERS = (
-    {'in_process_context', 'legacy_keras'},
+    {'legacy_keras'},
     {'runtime', 'checks', 'update_math'},
     {'attacks', 'defenses', 'data'},
     {'process'},

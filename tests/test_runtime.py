@@ -256,7 +256,7 @@ def test_reap_workers_stops_a_live_worker_and_nothing_else():
     other.wait()
     runtime.set_local_execution_context(kind="tff_cpp")  # reaping released the context
   assert double(np.float32(3.0)) == 6.0  # a fresh worker serves again
-  from targeted_attack import in_process_context  # pylint: disable=g-import-not-at-top
+  from targeted_attack.runtime import in_process as in_process_context  # pylint: disable=g-import-not-at-top
   if isinstance(previous, in_process_context.InProcessContext):
     tff.framework.set_default_context(previous)   # conftest's, as it was
   # (A C++ default's worker was reaped above: the fresh context replaces it.)
