@@ -68,9 +68,12 @@ def run_config(config, describe_error=as_flag_error) -> int:
   """Runs `config` (already validated) in TFF's chosen context; prints the
   final round's accuracies, or one line for an error (`describe_error`
   writes the library's message in the binary's flag names). The exit code."""
+  gpus = runtime.configure_devices(config.gpu_memory_growth,
+                                   config.op_determinism)
   runtime.set_local_execution_context(
       kind=config.execution_context,
-      max_concurrency=config.client_concurrency or None)
+      max_concurrency=config.client_concurrency or None,
+      client_devices=gpus if config.spread_clients_over_gpus else None)
   from targeted_attack.experiment import run  # pylint: disable=g-import-not-at-top
   try:
     rows = run.run(config)

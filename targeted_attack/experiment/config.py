@@ -148,11 +148,23 @@ class ExperimentConfig:
       'in_process', 'Where TFF\'s computations run: in_process (interpreted '
       'in this process, every TensorFlow graph on TensorFlow\'s runtime here, '
       'on the GPU when TensorFlow sees one) or tff_cpp (TFF\'s C++ '
-      'worker_binary over gRPC, CPU only). The same results (bit-equal on '
-      'most configs, else in the last float bits).', OneOf())
+      'worker_binary over gRPC, CPU only). A run repeats to the bit within '
+      'a context; the two differ in float rounding, which training '
+      'amplifies: compare them over seeds.', OneOf())
   client_concurrency: int = setting(
       0, 'in_process: clients of a round trained at once, on threads (0: one '
       'per CPU; the results do not depend on it).', IntAtLeast(0))
+  gpu_memory_growth: bool = setting(
+      True, 'GPU: allocate its memory as needed, so that several runs (a '
+      'sweep\'s tasks) share one; false: TensorFlow\'s default, all of it at '
+      'start. No effect without a GPU.')
+  op_determinism: bool = setting(
+      False, 'TensorFlow\'s op determinism (tf.config.experimental.'
+      'enable_op_determinism): the same results run to run on a GPU, whose '
+      'kernels may otherwise reduce in any order; slower.')
+  spread_clients_over_gpus: bool = setting(
+      True, 'in_process, several GPUs: client k of a round runs on GPU k mod '
+      'their number; false: TensorFlow\'s placement (the first GPU).')
   evaluate_per_rounds: int = setting(1, 'Evaluate every this many rounds.',
                                      _POS_INT)
   checkpoint_every: int = setting(
@@ -429,7 +441,9 @@ class ExperimentConfig:
 RESUMABLE_CHANGES = ('num_rounds', 'resume', 'root_output_dir',
                      'experiment_name', 'evaluate_per_rounds',
                      'checkpoint_every', 'durability_threshold',
-                     'execution_context', 'client_concurrency')
+                     'execution_context', 'client_concurrency',
+                     'gpu_memory_growth', 'op_determinism',
+                     'spread_clients_over_gpus')
 
 
 def fields():

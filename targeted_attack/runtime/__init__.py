@@ -8,6 +8,7 @@
   TFF 0.87's local C++ context.
 - `isolation`: the C++ worker contained in a private network namespace.
 - `errors`: a failed computation's error in one line.
+- `devices`: GPU memory growth, op determinism, the GPUs clients spread over.
 
 Importing this package stays cheap (no TensorFlow): `import targeted_attack`
 registers the reaper through it; TensorFlow and TFF load when a context is
@@ -19,6 +20,7 @@ from targeted_attack.runtime.context import DEFAULT_EXECUTION_CONTEXT
 from targeted_attack.runtime.context import EXECUTION_CONTEXT_ENV
 from targeted_attack.runtime.context import EXECUTION_CONTEXTS
 from targeted_attack.runtime.context import set_local_execution_context
+from targeted_attack.runtime.devices import configure_devices
 from targeted_attack.runtime.errors import computation_error_line
 from targeted_attack.runtime.errors import error_message_lines
 from targeted_attack.runtime.isolation import ISOLATE_NETWORK_ENV

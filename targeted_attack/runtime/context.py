@@ -28,7 +28,8 @@ EXECUTION_CONTEXT_ENV = 'TARGETED_ATTACK_EXECUTION_CONTEXT'
 def set_local_execution_context(default_num_clients: int = 0,
                                 isolate_network: Optional[bool] = None,
                                 kind: Optional[str] = None,
-                                max_concurrency: Optional[int] = None) -> bool:
+                                max_concurrency: Optional[int] = None,
+                                client_devices: Optional[list] = None) -> bool:
   """Sets TFF's default context: `kind` 'in_process' or 'tff_cpp'.
 
   `kind` None: $TARGETED_ATTACK_EXECUTION_CONTEXT if set, else
@@ -46,25 +47,31 @@ def set_local_execution_context(default_num_clients: int = 0,
   TensorFlow runs every graph in this process (on the GPU where it sees one),
   clients of a `federated_map` on `max_concurrency` threads (default: the
   number of CPUs). `isolate_network` does not apply; returns True (nothing
-  listens). `max_concurrency` is ignored for 'tff_cpp'.
+  listens). `client_devices` (e.g. `devices.configure_devices()`'s GPUs):
+  client k of a round runs on device k mod their number (None or one
+  device: wherever TensorFlow places it). `max_concurrency` and
+  `client_devices` are ignored for 'tff_cpp' (its worker is CPU-only).
   """
   if kind is None:
     kind = os.environ.get(EXECUTION_CONTEXT_ENV) or DEFAULT_EXECUTION_CONTEXT
   if kind not in EXECUTION_CONTEXTS:
     raise ValueError(f'kind must be one of {EXECUTION_CONTEXTS}, got {kind!r}.')
   if kind == 'in_process':
-    return _set_in_process_context(default_num_clients, max_concurrency)
+    return _set_in_process_context(default_num_clients, max_concurrency,
+                                   client_devices)
   return _set_cpp_context(default_num_clients, isolate_network)
 
 
-def _set_in_process_context(default_num_clients, max_concurrency) -> bool:
+def _set_in_process_context(default_num_clients, max_concurrency,
+                            client_devices=None) -> bool:
   # Imported here so that importing this module stays cheap.
   # pylint: disable=g-import-not-at-top
   import tensorflow_federated as tff
   from targeted_attack.runtime import in_process
   # pylint: enable=g-import-not-at-top
   context = in_process.create_in_process_context(
-      default_num_clients=default_num_clients, max_concurrency=max_concurrency)
+      default_num_clients=default_num_clients, max_concurrency=max_concurrency,
+      client_devices=client_devices)
   tff.framework.set_default_context(context)
   return True
 

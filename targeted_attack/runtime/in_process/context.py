@@ -8,6 +8,7 @@ import os
 import threading
 from typing import Optional
 
+import tensorflow as tf
 from tensorflow_federated.python.core.backends.native import compiler
 from tensorflow_federated.python.core.environments.tensorflow_frontend import tensorflow_computation
 from tensorflow_federated.python.core.impl.context_stack import context_base
@@ -45,11 +46,14 @@ class InProcessContext(context_base.SyncContext):
   def __init__(self, default_num_clients: int = 0,
                max_concurrency: Optional[int] = None,
                compiler_fn=compiler.desugar_and_transform_to_native,
-               runtime_grappler: bool = False):
+               runtime_grappler: bool = False,
+               client_devices: Optional[list] = None):
     """`compiler_fn`: TFF's compilation (None: run computations as built).
     `runtime_grappler`: let TF run Grappler on each graph when it first runs
     it (off by default: as the C++ executor, which disables it; TFF's
-    compilation has already run Grappler on the graphs)."""
+    compilation has already run Grappler on the graphs). `client_devices`:
+    the k-th item of a concurrent map (client k of a `federated_map`) runs
+    under `tf.device(client_devices[k mod n])`; None: no device scope."""
     if max_concurrency is None:  # the CPUs this process may run on
       max_concurrency = len(os.sched_getaffinity(0)) if hasattr(
           os, 'sched_getaffinity') else (os.cpu_count() or 1)
@@ -65,6 +69,7 @@ class InProcessContext(context_base.SyncContext):
     self._lock = threading.Lock()
     self._pool = None
     self._call_options = None if runtime_grappler else _CALL_OPTIONS
+    self._client_devices = list(client_devices or [])
 
   @property
   def max_concurrency(self) -> int:
@@ -112,10 +117,14 @@ class InProcessContext(context_base.SyncContext):
 
   def parallel_map(self, fn, items, what: str) -> list:
     items = list(items)
+    devices = self._client_devices
 
     def call(indexed):
       index, item = indexed
       try:
+        if devices:
+          with tf.device(devices[index % len(devices)]):
+            return fn(item)
         return fn(item)
       except Exception as e:  # pylint: disable=broad-except
         if hasattr(e, 'add_note') and not getattr(e, '_ta_noted', False):
@@ -198,8 +207,10 @@ class InProcessContext(context_base.SyncContext):
 
 
 def create_in_process_context(default_num_clients: int = 0,
-                              max_concurrency: Optional[int] = None
+                              max_concurrency: Optional[int] = None,
+                              client_devices: Optional[list] = None
                               ) -> InProcessContext:
-  """An `InProcessContext` (see the module docstring)."""
+  """An `InProcessContext` (see the package docstring)."""
   return InProcessContext(default_num_clients=default_num_clients,
-                          max_concurrency=max_concurrency)
+                          max_concurrency=max_concurrency,
+                          client_devices=client_devices)
