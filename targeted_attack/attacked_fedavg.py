@@ -36,9 +36,9 @@ What differs from the original, and why:
   same result. `None`: the weighted mean with non-finite updates zeroed
   (`aggregate_fn.build_default_aggregation`) where the original used
   `tff.aggregators.MeanFactory()`; they agree on finite updates.
-- A malicious client's own passes leave the training metrics unchanged: the
-  metrics describe benign training only (the original also counted its
-  malicious passes).
+- A malicious client's training metrics are those of its first benign pass
+  from w_t, as the original reported them; its other passes leave them
+  unchanged.
 - Each client's seed (for strategies that shuffle or add noise) is (0, 0):
   the original's `next` carries none. Several attackers in a round each send
   the full boost, as in the original.
@@ -153,9 +153,14 @@ def _as_optimizer(optimizer_or_fn, name):
 
 
 def _call_as_original(strategy, model, optimizer, benign_dataset,
-                      malicious_dataset, client_type, initial_weights):
+                      malicious_dataset, client_type=None, initial_weights=None,
+                      client_is_malicious=None):
   """`strategy` on `model` from `initial_weights`, returning a ClientOutput:
-  the original's client update call, outside any TFF computation."""
+  the original's client update call, outside any TFF computation
+  (`client_is_malicious`: the original `ClientProjectBoost`'s name for
+  `client_type`)."""
+  if client_type is None:
+    client_type = client_is_malicious
   trainer = local_training.LocalTrainer(model,
                                         _as_optimizer(optimizer, 'optimizer'))
 
@@ -289,16 +294,13 @@ def build_run_one_round_fn_attacked(server_update_fn, client_update_fn,
   data, is_malicious) → (state, metrics).
 
   Broadcast w_t; each client runs `client_update_fn`; `aggregation_process`
-  combines −Δ_k (TFF's wire; weighted by n_k if it is weighted, given
-  w_t's trainable weights if it takes them); `server_update_fn` applies
-  minus its result; `metrics_aggregation_computation` combines the clients'
-  metrics.
+  combines −Δ_k (TFF's wire), given the rest of what its `next` takes after
+  (state, value), told apart by placement: weights n_k at CLIENTS, w_t's
+  trainable weights at SERVER (FLAME); `server_update_fn` applies minus its
+  result; `metrics_aggregation_computation` combines the clients' metrics.
   """
   parameters = aggregation_process.next.type_signature.parameter
-  num_arguments = len(parameters) if isinstance(
-      parameters, tff.StructType) else 1
-  takes_global_model = num_arguments == (
-      4 if aggregation_process.is_weighted else 3)
+  extra_placements = [p.placement for p in list(parameters)[2:]]
   delta_type = server_update_fn.type_signature.parameter[1]
   weights_type = federated_server_state_type.member.model
 
@@ -319,10 +321,10 @@ def build_run_one_round_fn_attacked(server_update_fn, client_update_fn,
          client_model))
     arguments = [server_state.delta_aggregate_state,
                  tff.federated_map(negate, client_outputs.weights_delta)]
-    if aggregation_process.is_weighted:
-      arguments.append(client_outputs.weights_delta_weight)
-    if takes_global_model:
-      arguments.append(tff.federated_map(trainable_of, server_state.model))
+    for placement in extra_placements:
+      arguments.append(
+          client_outputs.weights_delta_weight if placement is tff.CLIENTS
+          else tff.federated_map(trainable_of, server_state.model))
     aggregate_output = aggregation_process.next(*arguments)
     server_state = tff.federated_map(
         server_update_fn,

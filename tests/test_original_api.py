@@ -289,37 +289,65 @@ def test_a_client_update_called_as_the_original_returns_its_client_output():
 
 def test_the_norm_bounded_attack_called_as_the_original_sends_beta_times_m():
   # ClientProjectBoost(β, M, r): projected onto the ℓ2 ball of radius M
-  # before boosting, so ‖Δ‖ = β·M when the projection binds.
+  # before boosting, so ‖Δ‖ = β·M when the projection binds. Its metrics
+  # are those of one benign pass from w_t (the original read them there).
   beta, bound = 5.0, 0.01
   model = builders.model_fn()
-  strategy = attacked_fedavg.ClientProjectBoost(beta, bound, 2)
+  strategy = attacked_fedavg.ClientProjectBoost(beta, bound, 3)
   data = builders.make_dataset(8, 6)
   output = strategy(model, tf.keras.optimizers.SGD(CLIENT_LR), data, data,
-                    tf.constant(True), attacked_fedavg._get_weights(model))  # pylint: disable=protected-access
+                    client_is_malicious=tf.constant(True),
+                    initial_weights=attacked_fedavg._get_weights(model))  # pylint: disable=protected-access
   norm = ref.global_norm([np.asarray(d) for d in output.weights_delta])
   assert norm == pytest.approx(beta * bound, rel=1e-5)
+  loss_sum, count = (float(v) for v in output.model_output['loss'])
+  assert count == 6.0
+  w = ref.initial_weights()
+  x, y = ref.make_examples(8, 6)
+  expected = 0.0
+  for start in range(0, 6, 2):
+    logits = x[start:start + 2] @ w[0] + w[1]
+    logits -= logits.max(axis=1, keepdims=True)
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    expected += -log_p[np.arange(2), y[start:start + 2, 0]].sum()
+    w = ref.sgd_pass(w, x[start:start + 2], y[start:start + 2], CLIENT_LR)
+  assert loss_sum == pytest.approx(expected, rel=1e-5)
 
 
-def test_the_face_and_the_projects_process_agree_bit_for_bit():
+@pytest.mark.parametrize('defense', ['clip', 'flame'])
+def test_the_face_and_the_projects_process_agree_bit_for_bit(defense):
+  # FLAME takes w_t as well (it clusters the local models w_t − x_k).
   beta = 4.0
-  aggregation = aggregate_fn.build_clip_per_client(0.5)
+  aggregation = (aggregate_fn.build_clip_per_client(0.5) if defense == 'clip'
+                 else aggregate_fn.build_flame(0.0, seed=0))
   face = _process(attacked_fedavg.ClientExplicitBoosting(beta), aggregation)
   ours = process_lib.build_federated_averaging_process_attacked(
       builders.model_fn, client_optimizer_fn=_keras_sgd(CLIENT_LR),
       server_optimizer_fn=_keras_sgd(1.0),
       model_update_aggregation_factory=aggregation,
       client_update_tf=attacked_fedavg.ClientExplicitBoosting(beta))
-  benign = [builders.make_dataset(1, 4), builders.make_dataset(2, 6)]
+  benign = [builders.make_dataset(k, 4 + k) for k in (1, 2, 3, 4)]
   malicious = builders.make_dataset(9, 6)
   face_state, our_state = face.initialize(), ours.initialize()
   for _ in range(2):
-    face_state, _ = face.next(face_state, benign, [malicious] * 2,
-                              [False, True])
+    face_state, _ = face.next(face_state, benign, [malicious] * 4,
+                              [False, False, False, True])
     our_state = ours.next(our_state, process_lib.build_client_data(
-        benign, [None, malicious])).state
+        benign, [None, None, None, malicious])).state
   for a, b in zip(face_state.model.trainable,
                   ours.get_model_weights(our_state).trainable):
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize('keras_optimizer', [
+    lambda: tf.keras.optimizers.SGD(0.1, weight_decay=0.01),
+    lambda: tf.keras.optimizers.SGD(0.1, clipnorm=1.0),
+    lambda: tf.keras.optimizers.Adam(0.1, amsgrad=True),
+    lambda: tf.keras.optimizers.RMSprop(0.1, momentum=0.9)])
+def test_a_keras_setting_without_an_equivalent_is_refused(keras_optimizer):
+  with pytest.raises(TypeError, match='no equivalent'):
+    attacked_fedavg.build_federated_averaging_process_attacked(
+        builders.model_fn, client_optimizer_fn=keras_optimizer)
 
 
 def test_the_projects_settings_are_refused_with_where_they_went():

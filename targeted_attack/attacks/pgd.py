@@ -22,7 +22,8 @@ class ClientProjectBoost(base.ClientUpdateStrategy):
   then w ← w_t + Π_M(w − w_t), the projection onto the ℓ2 ball of radius
   M = `norm_bound` (global norm over all trainable tensors). Sends
   Δ = β · (w − w_t) (β multiplied by `boost_share`), so ‖Δ‖₂ ≤ β · M. Its
-  aggregation weight is the number of benign examples in one pass.
+  aggregation weight is the number of benign examples in one pass; its
+  training metrics, those of the first benign pass (from w_t).
   """
 
   def __init__(self, boost_factor: float, norm_bound: float, round_num: int):
@@ -34,8 +35,14 @@ class ClientProjectBoost(base.ClientUpdateStrategy):
                        malicious_dataset, boost_share) -> base.ClientDelta:
     trainer.assign_trainable(initial_weights)
     num_examples = tf.constant(0, tf.int64)
-    for _ in range(self.round_num):
-      num_examples = trainer.train_pass(benign_dataset)
+    for i in range(self.round_num):
+      # The training metrics are those of the first benign pass, from w_t
+      # (what the original reported); the later passes leave them.
+      if i == 0:
+        num_examples = trainer.train_pass(benign_dataset)
+      else:
+        num_examples = trainer.preserving_metrics(
+            lambda: trainer.train_pass(benign_dataset))
       trainer.train_pass_without_metrics(malicious_dataset)
       trainer.assign_trainable(base.project_around(
           trainer.read_trainable(), initial_weights, self.norm_bound))

@@ -89,10 +89,32 @@ def build_sgdm(learning_rate: float, momentum: float = 0.0,
       learning_rate=learning_rate, momentum=momentum if momentum > 0 else None)
 
 
+# Keras optimizer settings the conversion has no equivalent for, with the
+# value at which they change nothing.
+_UNCONVERTED_KERAS_SETTINGS = {
+    'weight_decay': (None, 0, 0.0), 'clipnorm': (None,), 'clipvalue': (None,),
+    'global_clipnorm': (None,), 'amsgrad': (False,), 'centered': (False,),
+    'use_ema': (False,), 'decay': (None, 0, 0.0)}
+
+
 def _keras_to_tff_optimizer(keras_optimizer) -> tff.learning.optimizers.Optimizer:
-  """The `tff.learning.optimizers` equivalent of a Keras optimizer's config."""
+  """The `tff.learning.optimizers` equivalent of a Keras optimizer's config;
+  a setting it cannot carry over (weight decay, gradient clipping, AMSGrad,
+  a centered or momentum RMSprop, EMA, a learning-rate schedule) raises."""
   config = keras_optimizer.get_config()
   name = type(keras_optimizer).__name__.lower()
+  unconverted = sorted(
+      key for key, neutral in _UNCONVERTED_KERAS_SETTINGS.items()
+      if key in config and config[key] not in neutral)
+  if name == 'rmsprop' and float(config.get('momentum', 0.0) or 0.0) != 0.0:
+    unconverted.append('momentum')
+  if isinstance(config['learning_rate'], dict):
+    unconverted.append('learning_rate (a schedule)')
+  if unconverted:
+    raise TypeError(
+        f'Keras optimizer {type(keras_optimizer).__name__} with '
+        f'{", ".join(unconverted)}: tff.learning.optimizers has no equivalent '
+        'here; pass a tff.learning.optimizers.Optimizer instead.')
   lr = float(config['learning_rate'])
   if name == 'sgd':
     momentum = float(config.get('momentum', 0.0) or 0.0)

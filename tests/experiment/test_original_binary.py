@@ -172,6 +172,12 @@ def test_a_bound_without_a_bounded_attack_or_defense_is_ignored():
   # Given on the command line at its default, it is still named.
   assert 'mul_factor' in dict(registry.ignored_settings(
       config_lib.ExperimentConfig(), given=['mul_factor']))
+  # Privacy accounting's δ exponent: read with a DP defense only.
+  assert 'privacy_delta_exponent' in dict(registry.ignored_settings(
+      config_lib.ExperimentConfig(), given=['privacy_delta_exponent']))
+  assert not registry.ignored_settings(
+      config_lib.ExperimentConfig(defense='weak_dp'),
+      given=['privacy_delta_exponent'])
   # A setting no entry reads (the number of rounds) is never named.
   assert not registry.ignored_settings(config_lib.ExperimentConfig(),
                                        given=['num_rounds'])
