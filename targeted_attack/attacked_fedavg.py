@@ -375,7 +375,7 @@ def build_federated_averaging_process_attacked(
     `metrics['loss']`).
   """
   moved = sorted(set(kwargs) & set(_MOVED))
-  if moved or kwargs:
+  if kwargs:
     raise TypeError(
         f'build_federated_averaging_process_attacked() got {sorted(kwargs)}: '
         'the original API takes model_fn, client_optimizer_fn, '

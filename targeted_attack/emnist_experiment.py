@@ -53,9 +53,11 @@ def config_from_flags(flag_values=flags.FLAGS) -> config_lib.ExperimentConfig:
       **{f.name: flag_values[f.name].value for f in config_lib.fields()})
 
 
-def as_flag_error(error: Exception) -> str:
-  """The library's message with each `setting` written as --setting."""
-  names = {f.name for f in config_lib.fields()}
+def as_flag_error(error: Exception, names=None) -> str:
+  """The library's message with each `setting` written as --setting, for the
+  settings in `names` (default: every `ExperimentConfig` field)."""
+  if names is None:
+    names = {f.name for f in config_lib.fields()}
   return re.sub(r'`([a-z0-9_]+)`',
                 lambda m: f'--{m.group(1)}' if m.group(1) in names else
                 m.group(0), str(error))

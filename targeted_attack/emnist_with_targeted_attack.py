@@ -61,11 +61,8 @@ def define_flags(flag_values=flags.FLAGS) -> None:
 def _original_flag_error(error: Exception) -> str:
   """The library's message with each `setting` that is a flag here written
   as --setting."""
-  names = {f.name for f in original.fields()} | set(EXTRA_SETTINGS)
-  text = str(error)
-  for name in sorted(names, key=len, reverse=True):
-    text = text.replace(f'`{name}`', f'--{name}')
-  return text
+  return emnist_experiment.as_flag_error(
+      error, {f.name for f in original.fields()} | set(EXTRA_SETTINGS))
 
 
 def main(argv, flag_values=flags.FLAGS):

@@ -47,6 +47,21 @@ def _trainable(state):
   return [np.asarray(w, np.float64) for w in state.model.trainable]
 
 
+def _numpy_pass_losses(seed, n):
+  """Each batch's mean cross-entropy (batch 2) during one NumPy SGD pass
+  from w_0, taken before that batch's step."""
+  w = ref.initial_weights()
+  x, y = ref.make_examples(seed, n)
+  losses = []
+  for start in range(0, n, 2):
+    logits = x[start:start + 2] @ w[0] + w[1]
+    logits -= logits.max(axis=1, keepdims=True)
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    losses.append(-log_p[np.arange(2), y[start:start + 2, 0]].mean())
+    w = ref.sgd_pass(w, x[start:start + 2], y[start:start + 2], CLIENT_LR)
+  return losses
+
+
 def test_next_takes_the_original_types_and_state():
   process = _process()
   assert isinstance(process, tff.templates.IterativeProcess)
@@ -155,16 +170,8 @@ def test_the_training_loss_falls_round_over_round(model_fn):
     state, metrics = process.next(state, data, data, [False])
     losses.append(float(metrics['loss']))
   assert losses[1] < losses[0]
-  w = ref.initial_weights()
-  x, y = ref.make_examples(3, 8)
-  batch_losses = []
-  for start in range(0, 8, 2):
-    logits = x[start:start + 2] @ w[0] + w[1]
-    logits -= logits.max(axis=1, keepdims=True)
-    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-    batch_losses.append(-log_p[np.arange(2), y[start:start + 2, 0]].mean())
-    w = ref.sgd_pass(w, x[start:start + 2], y[start:start + 2], CLIENT_LR)
-  assert losses[0] == pytest.approx(np.mean(batch_losses), rel=1e-5)
+  assert losses[0] == pytest.approx(np.mean(_numpy_pass_losses(3, 8)),
+                                    rel=1e-5)
 
 
 def test_boost_minus_one_on_the_same_data_leaves_the_model():
@@ -302,16 +309,9 @@ def test_the_norm_bounded_attack_called_as_the_original_sends_beta_times_m():
   assert norm == pytest.approx(beta * bound, rel=1e-5)
   loss_sum, count = (float(v) for v in output.model_output['loss'])
   assert count == 6.0
-  w = ref.initial_weights()
-  x, y = ref.make_examples(8, 6)
-  expected = 0.0
-  for start in range(0, 6, 2):
-    logits = x[start:start + 2] @ w[0] + w[1]
-    logits -= logits.max(axis=1, keepdims=True)
-    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-    expected += -log_p[np.arange(2), y[start:start + 2, 0]].sum()
-    w = ref.sgd_pass(w, x[start:start + 2], y[start:start + 2], CLIENT_LR)
-  assert loss_sum == pytest.approx(expected, rel=1e-5)
+  # Σ over batches of batch loss × batch size (2).
+  assert loss_sum == pytest.approx(2 * sum(_numpy_pass_losses(8, 6)),
+                                   rel=1e-5)
 
 
 @pytest.mark.parametrize('defense', ['clip', 'flame'])
