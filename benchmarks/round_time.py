@@ -5,6 +5,7 @@ r"""Round-time benchmark: this project's attacked process vs TFF FedAvg vs plain
   .venv/bin/python -m benchmarks.round_time --population_check   # 1,000 vs 100,000 clients
   .venv/bin/python -m benchmarks.round_time --dp_sgd_check       # client DP-SGD vs plain
   .venv/bin/python -m benchmarks.round_time --contexts=tff_cpp,in_process  # context vs context
+  .venv/bin/python -m benchmarks.round_time --loops_check   # dataset.reduce vs iterator loop
 
 Times, in one process, after a warm-up round, the median seconds per round of
   (a) the attacked process, one attacker (explicit boosting), clip + noise defense;
@@ -19,6 +20,12 @@ the round, against the rate of a large `tf.matmul` on the same device.
 
 With --dp_sgd_check: a round of client DP-SGD (`dp_sgd.DPSGD`, fast
 per-example clipping) against a plain round of the same process and clients.
+
+With --loops_check: (a) with local training written as `dataset.reduce`
+(the loop before 0.7) and as the iterator loop (`dataset_loops`), under
+each context, the two loops alternating round by round; whether their
+models are bit-equal; the ratios of each median to the in-process
+`reduce` round and to the C++ `reduce` round.
 
 With --contexts=tff_cpp,in_process: (a) and (b) under each execution context
 (`runtime.EXECUTION_CONTEXTS`) in this one process, on the same clients, the
@@ -75,6 +82,10 @@ flags.DEFINE_bool('dp_sgd_check', False,
 flags.DEFINE_bool('dp_sgd_jacobian', False,
                   'With --dp_sgd_check, also time DP-SGD by the per-example '
                   'Jacobian (the reference path; slow).')
+flags.DEFINE_bool('loops_check', False,
+                  'Time (a) with local training as `dataset.reduce` against '
+                  'the iterator loop, under each context of --contexts '
+                  '(default: both), alternating.')
 flags.DEFINE_list('contexts', [],
                   'Execution contexts to compare, of '
                   f'{runtime.EXECUTION_CONTEXTS}: times (a) and (b) under '
@@ -183,7 +194,7 @@ def examples_trained(client_data: list) -> int:
   return total
 
 
-def _attacked_process(model_fn):
+def _attacked_process(model_fn, local_loop='iterator'):
   defense = aggregate_fn.build_zero_non_finite(
       aggregate_fn.build_clip_per_client(
           3.0, inner=aggregate_fn.build_gaussian_noise(1e-3, seed=0)))
@@ -194,7 +205,8 @@ def _attacked_process(model_fn):
       model_update_aggregation_factory=defense,
       client_update_tf=attack_base.OnUnion(
           attacked_fedavg.ClientExplicitBoosting(
-              float(FLAGS.clients_per_round))))
+              float(FLAGS.clients_per_round))),
+      local_loop=local_loop)
 
 
 def _time_attacked(process, clients, rounds, start_round=0, num_attackers=1):
@@ -295,9 +307,59 @@ def _compare_contexts(model_fn, report):
             ip['tff_fedavg_round_s'] / cpp['tff_fedavg_round_s']))
 
 
+def _compare_loops(model_fn, report):
+  """(a) per loop kind under each context, alternating; the ratios against
+  the in-process `reduce` round (the loop before 0.7) and the C++ one."""
+  kinds = FLAGS.contexts or list(runtime.EXECUTION_CONTEXTS)
+  clients = Clients(3383)
+  times = {}
+  for kind in kinds:
+    runtime.set_local_execution_context(kind=kind,
+                                        max_concurrency=FLAGS.max_concurrency)
+    processes = {loop: _attacked_process(model_fn, loop)
+                 for loop in ('reduce', 'iterator')}
+    states = {loop: p.initialize() for loop, p in processes.items()}
+    for loop, process in processes.items():  # warm-up round, traced
+      states[loop] = process.next(states[loop], clients.round_data(0, 1)).state
+    for r in range(1, FLAGS.rounds + 1):
+      for loop, process in processes.items():
+        t0 = time.perf_counter()
+        states[loop] = process.next(states[loop],
+                                    clients.round_data(r, 1)).state
+        times.setdefault(f'{kind}/{loop}', []).append(
+            time.perf_counter() - t0)
+    weights = [np.asarray(processes[l].get_model_weights(states[l]).trainable,
+                          dtype=object) for l in ('reduce', 'iterator')]
+    report[f'{kind}/loops_bit_equal'] = all(
+        np.array_equal(a, b) for a, b in zip(*weights))
+  medians = {k: statistics.median(v) for k, v in times.items()}
+  report.update(round_s=medians, round_times=times)
+  base = medians.get('in_process/reduce')
+  ratios = {}
+  for name, seconds in medians.items():
+    if base:
+      ratios[f'{name} / in_process/reduce'] = seconds / base
+    if 'tff_cpp/reduce' in medians:
+      ratios[f'{name} / tff_cpp/reduce'] = seconds / medians['tff_cpp/reduce']
+  report['ratios'] = ratios
+
+
 def main(argv):
   del argv
   runtime.install_signal_handlers()
+  if FLAGS.loops_check:
+    model_fn = models.build_model_fn(FLAGS.model)
+    report = dict(
+        device=', '.join(d.name for d in tf.config.list_physical_devices(
+            'GPU')) or f'CPU ({os.cpu_count()} cores)', model=FLAGS.model,
+        clients_per_round=FLAGS.clients_per_round,
+        examples_per_client=FLAGS.examples_per_client,
+        num_epochs=FLAGS.num_epochs, batch_size=FLAGS.batch_size,
+        rounds=FLAGS.rounds)
+    _compare_loops(model_fn, report)
+    report['peak_rss_mib'] = _peak_rss_mib()
+    print(json.dumps(report))
+    return
   if FLAGS.contexts:
     model_fn = models.build_model_fn(FLAGS.model)
     report = dict(

@@ -16,13 +16,13 @@ PACKAGE = os.path.join(ROOT, 'targeted_attack')
 # The stages, bottom up: a unit may import only units of a lower layer.
 LAYERS = (
     {'legacy_keras'},
-    {'runtime', 'checks', 'update_math'},
+    {'runtime', 'checks', 'update_math', 'dataset_loops'},
     {'attacks', 'defenses', 'data'},
     {'process'},
     {'backdoors'},
     {'experiment', 'aggregate_fn', 'attacked_fedavg'},
-    {'reproduce', 'emnist_experiment'},
-    {'emnist_with_targeted_attack'},
+    {'emnist_experiment'},
+    {'reproduce', 'emnist_with_targeted_attack'},
 )
 
 

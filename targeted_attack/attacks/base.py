@@ -29,6 +29,7 @@ from typing import NamedTuple, Optional
 import tensorflow as tf
 
 from targeted_attack import update_math
+from targeted_attack import dataset_loops
 
 
 class ClientDelta(NamedTuple):
@@ -164,13 +165,13 @@ def poison_batches(benign: tf.data.Dataset, backdoor: tf.data.Dataset,
 
 def batch_size_of(dataset: tf.data.Dataset) -> tf.Tensor:
   """The number of rows of the first batch of `dataset` (0 when empty)."""
-  return dataset.take(1).reduce(
-      tf.constant(0, tf.int64), lambda _, batch: tf.shape(
+  return dataset_loops.fold_batches(
+      dataset.take(1), tf.constant(0, tf.int64), lambda _, batch: tf.shape(
           tf.nest.flatten(batch)[0], out_type=tf.int64)[0])
 
 
 def count_examples(dataset: tf.data.Dataset) -> tf.Tensor:
   """The number of examples (rows of its batches) in one pass of `dataset`."""
-  return dataset.reduce(
-      tf.constant(0, tf.int64), lambda count, batch: count + tf.shape(
+  return dataset_loops.fold_batches(
+      dataset, tf.constant(0, tf.int64), lambda count, batch: count + tf.shape(
           tf.nest.flatten(batch)[0], out_type=tf.int64)[0])

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
+from targeted_attack import dataset_loops
 from targeted_attack import update_math
 from targeted_attack.attacks import base
 from targeted_attack.attacks import omniscient
@@ -79,7 +80,8 @@ def build_client_training(
     client_optimizer: tff.learning.optimizers.Optimizer,
     client_update_tf: base.ClientUpdateStrategy,
     client_dp_sgd: Optional[dp_sgd.DPSGD] = None,
-    client_weighting: ClientWeighting = ClientWeighting.NUM_EXAMPLES):
+    client_weighting: ClientWeighting = ClientWeighting.NUM_EXAMPLES,
+    local_loop: str = 'iterator'):
   """One client's work, for the body of a `tff.tensorflow.computation`.
 
   Returns `train(initial_weights, benign, malicious, is_malicious, seed,
@@ -88,13 +90,14 @@ def build_client_training(
   is_malicious, boost_share · is_malicious)`, the last two float32; the
   result is on TFF's wire (update = −Δ). Its `update_weight` is the number of
   benign examples trained on, or with `client_weighting` CLIENT_ID,
-  `client_id + 1` (float32).
+  `client_id + 1` (float32). `local_loop`: the trainer's loop kind
+  (`dataset_loops.fold_batches`).
   """
 
   def train(initial_weights, benign, malicious, is_malicious, seed,
             boost_share, client_id):
     trainer = local_training.LocalTrainer(model_fn(), client_optimizer,
-                                          client_dp_sgd)
+                                          client_dp_sgd, local_loop)
 
     @tf.function
     def run(initial_weights, benign, malicious, is_malicious, seed,
@@ -128,6 +131,7 @@ def build_attacked_client_work(
     client_dp_sgd: Optional[dp_sgd.DPSGD] = None,
     client_weighting: ClientWeighting = ClientWeighting.NUM_EXAMPLES,
     metrics_aggregator=tff.learning.metrics.sum_then_finalize,
+    local_loop: str = 'iterator',
 ) -> tff.learning.templates.ClientWorkProcess:
   """A stateless `ClientWorkProcess` running `client_update_tf` on each client.
 
@@ -160,16 +164,23 @@ def build_attacked_client_work(
       collections.OrderedDict)
   weights_type = tff.learning.models.weights_type_from_model(model)
   train = build_client_training(model_fn, client_optimizer, client_update_tf,
-                                client_dp_sgd, client_weighting)
+                                client_dp_sgd, client_weighting, local_loop)
+
+  @tf.function(autograph=False)
+  def read_context(context, malicious):
+    """The client's (seed, boost share, id) and whether it is malicious
+    (its malicious dataset is not empty)."""
+    seed, boost_share, client_id = dataset_loops.fold_batches(
+        context, (tf.zeros([2], tf.int64), tf.constant(1.0),
+                  tf.constant(-1, tf.int64)),
+        lambda _, c: (c['seed'], c['boost_share'], c['client_id']))
+    is_malicious = tf.logical_not(local_training.dataset_is_empty(malicious))
+    return seed, boost_share, client_id, is_malicious
 
   @tff.tensorflow.computation(weights_type, data_type)
   def client_update(initial_weights, data):
-    seed, boost_share, client_id = data['context'].reduce(
-        (tf.zeros([2], tf.int64), tf.constant(1.0),
-         tf.constant(-1, tf.int64)),
-        lambda _, c: (c['seed'], c['boost_share'], c['client_id']))
-    is_malicious = tf.logical_not(
-        local_training.dataset_is_empty(data['malicious']))
+    seed, boost_share, client_id, is_malicious = read_context(
+        data['context'], data['malicious'])
     return train(initial_weights, data['benign'], data['malicious'],
                  is_malicious, seed, boost_share, client_id)
 

@@ -27,6 +27,7 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 from targeted_attack import checks
+from targeted_attack import dataset_loops
 from targeted_attack.attacks import base
 from targeted_attack.attacks import boosting
 from targeted_attack.defenses import clipping
@@ -257,6 +258,7 @@ def build_federated_averaging_process_attacked(
     client_dp_sgd: Optional[dp_sgd.DPSGD] = None,
     client_weighting: ClientWeighting = ClientWeighting.NUM_EXAMPLES,
     metrics_aggregator=tff.learning.metrics.sum_then_finalize,
+    local_loop: str = 'iterator',
 ) -> tff.learning.templates.LearningProcess:
   """FedAvg where malicious clients follow `client_update_tf`.
 
@@ -282,6 +284,9 @@ def build_federated_averaging_process_attacked(
       TFF 0.87's own algorithms call it: `metrics_aggregator(
       model.metric_finalizers())` returns the federated computation
       (default `tff.learning.metrics.sum_then_finalize`).
+    local_loop: how local training loops over a client's batches
+      (`dataset_loops.fold_batches`): 'iterator' (default) or 'reduce'
+      (`dataset.reduce`, the loop before 0.7; the same arithmetic, slower).
 
   Returns:
     A `tff.learning.templates.LearningProcess`; `next(state, client_data)`
@@ -292,6 +297,9 @@ def build_federated_averaging_process_attacked(
   if not isinstance(client_update_tf, base.ClientUpdateStrategy):
     raise TypeError('`client_update_tf` must be a ClientUpdateStrategy, got '
                     f'{client_update_tf!r}.')
+  if local_loop not in dataset_loops.LOOP_KINDS:
+    raise ValueError(f'`local_loop` must be one of {dataset_loops.LOOP_KINDS},'
+                     f' got {local_loop!r}.')
   client_optimizer = as_tff_optimizer(client_optimizer_fn,
                                       'client_optimizer_fn')
   server_optimizer = as_tff_optimizer(server_optimizer_fn,
@@ -306,7 +314,7 @@ def build_federated_averaging_process_attacked(
       model_weights_type)
   client_work = client_work_lib.build_attacked_client_work(
       model_fn, client_optimizer, client_update_tf, client_dp_sgd,
-      client_weighting, metrics_aggregator)
+      client_weighting, metrics_aggregator, local_loop)
   aggregator = create_weighted_aggregator(model_update_aggregation_factory,
                                            model_weights_type.trainable)
   finalizer = tff.learning.templates.build_apply_optimizer_finalizer(

@@ -4,10 +4,20 @@ A `LocalTrainer` wraps a `tff.learning.models.VariableModel` built inside a
 client's TF computation and a `tff.learning.optimizers.Optimizer`. Its methods
 are called from inside a `tf.function` (the client update), where automatic
 control dependencies keep the variable updates in program order.
+
+Every pass over a dataset is `dataset_loops.fold_batches` (by default an
+iterator loop, not `dataset.reduce`).
 """
 
 import tensorflow as tf
 import tensorflow_federated as tff
+
+from targeted_attack import dataset_loops
+from targeted_attack.process import models
+
+# Folded into the client's seed for the dropout masks' stream (distinct from
+# the per-pass indices folded in for DP-SGD's noise).
+_DROPOUT_STREAM = 0x64726f70
 
 
 class LocalTrainer:
@@ -17,12 +27,15 @@ class LocalTrainer:
   gradients while `follows_protocol` is True; a malicious client's strategy
   sets it False (`attacks.base.ClientUpdateStrategy`), and its own passes
   (`train_pass_without_metrics`, `sgd_pass`) never use it: a malicious
-  client has no reason to add noise.
+  client has no reason to add noise. `loop` is `fold_batches`'s.
   """
 
   def __init__(self, model: tff.learning.models.VariableModel,
                optimizer: tff.learning.optimizers.Optimizer,
-               dp_sgd=None):
+               dp_sgd=None, loop: str = 'iterator'):
+    if loop not in dataset_loops.LOOP_KINDS:
+      raise ValueError(f'`loop` must be one of {dataset_loops.LOOP_KINDS}, got {loop!r}.')
+    self.loop = loop
     self.model = model
     self.optimizer = optimizer
     self.dp_sgd = dp_sgd
@@ -30,6 +43,13 @@ class LocalTrainer:
     self.weights = tff.learning.models.ModelWeights.from_model(model)
     self.seed = tf.constant([0, 0], tf.int64)
     self._num_passes = 0  # trace-time count: each pass folds in its own index
+    self._num_dropout_passes = 0  # trace-time count of every training pass
+    self._step_seed = tf.Variable(tf.zeros([2], tf.int64), trainable=False,
+                                  name='dropout_step_seed')
+
+  def fold(self, dataset: tf.data.Dataset, initial_state, step):
+    """`fold_batches` with this trainer's loop kind."""
+    return dataset_loops.fold_batches(dataset, initial_state, step, self.loop)
 
   def set_seed(self, seed) -> None:
     """The client's int64[2] stateless seed (DP-SGD noise, per step)."""
@@ -42,6 +62,14 @@ class LocalTrainer:
   def assign_weights(self, model_weights) -> None:
     tf.nest.map_structure(lambda v, t: v.assign(t), self.weights,
                           model_weights)
+
+  def _next_dropout_seed(self):
+    """The int64[2] dropout seed of this client's next training pass:
+    fold_in(fold_in(client seed, stream), pass index)."""
+    self._num_dropout_passes += 1
+    return tf.random.experimental.stateless_fold_in(
+        tf.random.experimental.stateless_fold_in(self.seed, _DROPOUT_STREAM),
+        self._num_dropout_passes)
 
   def read_trainable(self):
     """A snapshot (tensors, not variables) of the trainable weights."""
@@ -59,21 +87,25 @@ class LocalTrainer:
     self._num_passes += 1
     pass_seed = tf.random.experimental.stateless_fold_in(self.seed,
                                                          self._num_passes)
+    dropout_seed = self._next_dropout_seed()
     trainable = self.weights.trainable
     flat_specs = tuple(
         tf.TensorSpec(v.shape, v.dtype) for v in tf.nest.flatten(trainable))
 
     def step(state, batch):
       num_examples, optimizer_state, t = state
-      if use_dp:
-        gradients, logits = self.dp_sgd.gradients_and_outputs(
-            self.model, batch, trainable,
-            tf.random.experimental.stateless_fold_in(pass_seed, t))
-        output = self._metrics_of(batch, logits)
-      else:
-        with tf.GradientTape() as tape:
-          output = self.model.forward_pass(batch, training=True)
-        gradients = tape.gradient(output.loss, trainable)
+      self._step_seed.assign(
+          tf.random.experimental.stateless_fold_in(dropout_seed, t))
+      with models.step_seed(self._step_seed):
+        if use_dp:
+          gradients, logits = self.dp_sgd.gradients_and_outputs(
+              self.model, batch, trainable,
+              tf.random.experimental.stateless_fold_in(pass_seed, t))
+          output = self._metrics_of(batch, logits)
+        else:
+          with tf.GradientTape() as tape:
+            output = self.model.forward_pass(batch, training=True)
+          gradients = tape.gradient(output.loss, trainable)
       optimizer_state, updated = self.optimizer.next(
           optimizer_state, tuple(tf.nest.flatten(trainable)),
           tuple(tf.nest.flatten(gradients)))
@@ -87,7 +119,7 @@ class LocalTrainer:
     initial_state = (tf.constant(0, tf.int64),
                      self.optimizer.initialize(flat_specs),
                      tf.constant(0, tf.int64))
-    num_examples, _, _ = dataset.reduce(initial_state, step)
+    num_examples, _, _ = self.fold(dataset, initial_state, step)
     return num_examples
 
   def _metrics_of(self, batch, logits):
@@ -131,10 +163,13 @@ class LocalTrainer:
     (examples seen, next step t). Leaves the model's metrics unchanged.
     """
     trainable = self.weights.trainable
+    dropout_seed = self._next_dropout_seed()
 
     def step(state, batch):
       num_examples, t = state
-      with tf.GradientTape() as tape:
+      self._step_seed.assign(
+          tf.random.experimental.stateless_fold_in(dropout_seed, t))
+      with tf.GradientTape() as tape, models.step_seed(self._step_seed):
         output = self.model.forward_pass(batch, training=True)
         loss = class_loss_weight * output.loss
         if regularizer is not None:
@@ -151,7 +186,8 @@ class LocalTrainer:
       return num_examples + batch_size, t
 
     def run():
-      return dataset.reduce(
+      return self.fold(
+          dataset,
           (tf.constant(0, tf.int64), tf.cast(initial_step, tf.int64)), step)
 
     return self.preserving_metrics(run)
@@ -169,7 +205,8 @@ class LocalTrainer:
       return tuple(t + g for t, g in zip(total, gradients))
 
     def run():
-      total = dataset.reduce(
+      total = self.fold(
+          dataset,
           tuple(tf.zeros_like(v) for v in tf.nest.flatten(trainable)),
           accumulate)
       return tf.nest.pack_sequence_as(trainable, list(total))
@@ -185,7 +222,7 @@ class LocalTrainer:
       return total + tf.cast(output.loss, tf.float32), count + 1.0
 
     def run():
-      total, count = dataset.reduce((0.0, 0.0), accumulate)
+      total, count = self.fold(dataset, (0.0, 0.0), accumulate)
       return tf.math.divide_no_nan(total, count)
 
     return self.preserving_metrics(run)
@@ -193,6 +230,6 @@ class LocalTrainer:
 
 def dataset_is_empty(dataset: tf.data.Dataset) -> tf.Tensor:
   """True when `dataset` yields no element (reads at most one)."""
-  count = dataset.take(1).reduce(
-      tf.constant(0, tf.int64), lambda count, _: count + 1)
+  count = dataset_loops.fold_batches(dataset.take(1), tf.constant(0, tf.int64),
+                                     lambda count, _: count + 1)
   return tf.equal(count, 0)

@@ -37,6 +37,11 @@ def define_flags() -> None:
   flags.DEFINE_string('ray_address', None, 'Ray cluster address (auto or '
                       'host:port); default: a local Ray instance.')
   flags.DEFINE_float('cpus_per_task', 2.0, 'CPUs each run asks Ray for.')
+  flags.DEFINE_integer('runs_per_process', 8, 'Runs each Ray task runs one '
+                       'after another in one process (TensorFlow imported '
+                       'once); 1: a process per run. A run that crashes its '
+                       'process is rerun alone, and fails alone.',
+                       lower_bound=1)
   flags.DEFINE_bool('plot_only', False, 'Redraw figures and tables from what '
                     'exists; run nothing.')
   flags.DEFINE_integer('max_runs', None, 'Stop after this many runs finish '
@@ -97,7 +102,7 @@ def main(argv):
   failed = runner.sweep([known[s] for s in names], FLAGS.scale,
                         FLAGS.root_output_dir, FLAGS.seeds, FLAGS.ray_address,
                         FLAGS.cpus_per_task, FLAGS.plot_only, FLAGS.max_runs,
-                        extra)
+                        extra, runs_per_process=FLAGS.runs_per_process)
   return min(failed, 100)
 
 

@@ -1,5 +1,6 @@
-"""The sweep runner: every cell-seed of the studies a Ray task running the
-experiment binary in its own process.
+"""The sweep runner: the cell-seeds of the studies as Ray tasks, each a
+process running the experiment binary on a batch of them, one after another
+(`cell_worker`; `runs_per_process` 1: a process per run).
 
 A run is finished when its metrics.csv holds every round; finished runs are
 skipped, an interrupted one resumes from its checkpoint (`--resume`). A failed
@@ -7,10 +8,14 @@ run is reported with its log and does not stop the others.
 """
 
 import dataclasses
+import json
 import math
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from typing import List, Optional, Sequence
 
@@ -116,6 +121,73 @@ def execute(run: Run) -> tuple:
   return run.name, code, time.time() - started
 
 
+# A worker stopped by SIGTERM or SIGHUP (its handler's exit code, or the
+# signal's): a cancelled task. Any other death is a crash.
+_STOPPED_CODES = frozenset(
+    c for s in (signal.SIGTERM, signal.SIGHUP) for c in (128 + s, -s))
+
+
+def _worker_command(batch_path: str) -> list:
+  return [sys.executable, '-m', 'targeted_attack.reproduce.cell_worker',
+          batch_path]
+
+
+def execute_batch(runs: Sequence[Run]) -> List[tuple]:
+  """Runs `runs` one after another in one process (`cell_worker`); a
+  (name, return code, seconds) per run, in order.
+
+  Each run writes to its own log as with `execute`. When the process dies
+  before a run has a result (a crash), each run left without one gets a
+  process of its own (`execute`), so a run that kills its process fails
+  alone. When SIGTERM or SIGHUP stopped it (a cancelled task), the runs
+  left are not run (they resume next time).
+  """
+  if len(runs) == 1:
+    return [execute(runs[0])]
+  for run in runs:
+    os.makedirs(run.output_dir, exist_ok=True)
+  scratch = tempfile.mkdtemp(prefix='targeted_attack_batch_')
+  try:
+    results_path = os.path.join(scratch, 'results.jsonl')
+    batch_path = os.path.join(scratch, 'batch.json')
+    with open(batch_path, 'w') as f:
+      json.dump(dict(results=results_path, runs=[
+          dict(name=r.name, log_path=r.log_path, argv=command(r)[3:])
+          for r in runs]), f)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+    code = subprocess.run(
+        [sys.executable, '-c', _EXEC_DYING_WITH_PARENT,
+         *_worker_command(batch_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        check=False).returncode
+    done = {}
+    if os.path.exists(results_path):
+      with open(results_path) as f:
+        for line in f:
+          result = json.loads(line)
+          done[result['name']] = (result['name'], result['code'],
+                                  result['seconds'])
+  finally:
+    shutil.rmtree(scratch, ignore_errors=True)
+  stopped_by_signal = code in _STOPPED_CODES
+  results = []
+  for run in runs:
+    if run.name in done:
+      results.append(done[run.name])
+    elif not stopped_by_signal:
+      results.append(execute(run))
+  return results
+
+
+def _batches(runs: Sequence[Run], runs_per_process: int,
+             concurrency: int) -> List[List[Run]]:
+  """Consecutive runs in batches of at most `runs_per_process`, and of at
+  most an equal share of the runs per concurrent task."""
+  size = max(1, min(runs_per_process,
+                    math.ceil(len(runs) / max(1, concurrency))))
+  return [list(runs[i:i + size]) for i in range(0, len(runs), size)]
+
+
 def _format_eta(seconds: float) -> str:
   if not math.isfinite(seconds):
     return '?'
@@ -124,16 +196,21 @@ def _format_eta(seconds: float) -> str:
 
 def run_all(runs: Sequence[Run], ray_address: Optional[str] = None,
             cpus_per_task: float = 2.0, max_runs: Optional[int] = None,
-            stream=sys.stdout) -> List[tuple]:
+            stream=sys.stdout, runs_per_process: int = 8) -> List[tuple]:
   """Runs the unfinished `runs` as Ray tasks; returns the failed (run, code).
+
+  Each task runs a batch of up to `runs_per_process` consecutive runs in one
+  process (`execute_batch`); 1: each run in a process of its own.
 
   Without `ray_address`, a local Ray whose processes (GCS, raylet, workers)
   listen on loopback only; with it, Ray joins that cluster, whose servers
   listen beyond this machine (Ray expects a trusted network).
 
   `max_runs` stops after that many runs have finished (for tests: a sweep
-  killed partway).
+  killed partway; the batch that reaches it finishes).
   """
+  if runs_per_process < 1:
+    raise ValueError(f'runs_per_process={runs_per_process} must be >= 1')
   import ray  # pylint: disable=g-import-not-at-top
   todo = [r for r in runs if not report_lib.is_finished(r)]
   done = len(runs) - len(todo)
@@ -148,27 +225,32 @@ def run_all(runs: Sequence[Run], ray_address: Optional[str] = None,
     ray.init(address='local', num_cpus=max(os.cpu_count() or 1, 1),
              include_dashboard=False, log_to_driver=False,
              _node_ip_address=LOOPBACK)
-  remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(execute)
+  remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(execute_batch)
   failed = []
   started = time.time()
+  by_name = {r.name: r for r in todo}
   try:
-    by_ref = {remote.remote(r): r for r in todo}
+    by_ref = {remote.remote(batch): batch for batch in _batches(
+        todo, runs_per_process, _concurrency(cpus_per_task))}
     pending = list(by_ref)
     finished_now = 0
     while pending:
       ready, pending = ray.wait(pending, num_returns=1)
-      run = by_ref[ready[0]]
-      name, code, seconds = ray.get(ready[0])
-      finished_now += 1
-      done += 1
-      rate = (time.time() - started) / finished_now
-      eta = rate * len(pending) / max(1, min(len(pending), _concurrency(
-          cpus_per_task)))
-      status = 'ok' if code == 0 else f'FAILED (exit {code}), log: {run.log_path}'
-      if code != 0:
-        failed.append((run, code))
-      print(f'[{done}/{len(runs)}] {name}: {status} in {seconds:.0f}s; '
-            f'ETA {_format_eta(eta)}', file=stream, flush=True)
+      results = ray.get(ready[0])
+      left = sum(len(by_ref[ref]) for ref in pending)
+      for name, code, seconds in results:
+        run = by_name[name]
+        finished_now += 1
+        done += 1
+        rate = (time.time() - started) / finished_now
+        eta = rate * left / max(1, min(len(pending), _concurrency(
+            cpus_per_task)))
+        status = ('ok' if code == 0 else
+                  f'FAILED (exit {code}), log: {run.log_path}')
+        if code != 0:
+          failed.append((run, code))
+        print(f'[{done}/{len(runs)}] {name}: {status} in {seconds:.0f}s; '
+              f'ETA {_format_eta(eta)}', file=stream, flush=True)
       if max_runs is not None and finished_now >= max_runs:
         for ref in pending:
           ray.cancel(ref, force=True)
@@ -186,11 +268,11 @@ def sweep(studies: Sequence[studies_lib.Study], scale: str, root: str,
           seeds: Optional[int] = None, ray_address: Optional[str] = None,
           cpus_per_task: float = 2.0, plot_only: bool = False,
           max_runs: Optional[int] = None, extra: Optional[dict] = None,
-          stream=sys.stdout) -> int:
+          stream=sys.stdout, runs_per_process: int = 8) -> int:
   """Runs (unless `plot_only`) and reports; returns the number failed."""
   runs = plan(studies, scale, root, seeds, extra)
   failed = [] if plot_only else run_all(runs, ray_address, cpus_per_task,
-                                        max_runs, stream)
+                                        max_runs, stream, runs_per_process)
   report_lib.report(studies, runs, root, scale, stream)
   for run, code in failed:
     print(f'failed: {run.name} (exit {code}); log: {run.log_path}',

@@ -34,4 +34,9 @@ def configure_devices(memory_growth: bool = True,
       break
   if op_determinism:
     tf.config.experimental.enable_op_determinism()
+  else:
+    # A previous run in this process (a sweep's batch) may have enabled it.
+    from tensorflow.python.framework import config as tf_config  # pylint: disable=g-import-not-at-top,g-direct-tensorflow-import
+    if tf_config.is_op_determinism_enabled():
+      tf_config.disable_op_determinism()
   return [device.name for device in tf.config.list_logical_devices('GPU')]

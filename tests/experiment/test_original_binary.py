@@ -10,9 +10,6 @@ and `cur_round % attack_freq == attack_freq // 2` over rounds from 0.
 """
 
 import json
-import os
-import subprocess
-import sys
 
 from absl import flags
 import numpy as np
@@ -24,9 +21,6 @@ from targeted_attack.data import sampling
 from targeted_attack.experiment import config as config_lib
 from targeted_attack.experiment import original
 from targeted_attack.experiment import registry
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
 
 # The original's 19 flags and defaults, as its script defines them.
 ORIGINAL_FLAGS = {
@@ -108,21 +102,23 @@ def test_notes_say_what_the_original_ignored():
              for line in lines)
 
 
-def test_the_original_command_line_runs_the_original_experiment(tmp_path):
+def test_the_original_command_line_runs_the_original_experiment(tmp_path,
+                                                                capsys):
   # Two rounds, offline: the attack in round 2 (r = 1 = 2 // 2), the sent
-  # update of norm β·M (the projection binds), noise σ/N on the mean.
-  command = [
-      sys.executable, '-m', 'targeted_attack.emnist_with_targeted_attack',
+  # update of norm β·M (the projection binds), noise σ/N on the mean. The
+  # binary's `main` in this process (its `python -m` start is the main
+  # binary's, tested in `test_run`).
+  argv = [
       '--num_rounds=2', '--attack_freq=2', '--num_clients_per_round=5',
       '--norm_bound=0.2', '--l2_norm_clip=1.0', '--mul_factor=0.01',
       '--drop_prob=0.5', '--num_epochs=1', '--task_num=5',
       f'--root_output_dir={tmp_path}', '--dataset=synthetic',
       '--synthetic_num_clients=20', '--synthetic_examples_per_client=20',
       '--execution_context=in_process']
-  result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, check=False)
-  assert result.returncode == 0, result.stderr[-2000:]
-  assert '--drop_prob is unused' in result.stderr
+  code = original_binary.main(['binary'], _flag_values(argv))
+  err = capsys.readouterr().err
+  assert code == 0, err[-2000:]
+  assert '--drop_prob is unused' in err
   out = tmp_path / 'emnist_with_targeted_attack'
   config = json.loads((out / 'config.json').read_text())
   assert (config['attack'], config['defense'], config['boost_factor'],

@@ -181,23 +181,86 @@ def test_interrupted_sweep_resumes_without_recomputing(smoke_sweep, tmp_path):
       reference_root, 'smoke', 'bagdasaryan_replacement')
 
 
-def test_an_invalid_cell_fails_alone_with_the_flag_error_in_its_log(tmp_path):
-  # A user's study file: one valid cell, one with a bad setting.
+def _metrics_without_times(run) -> list:
+  with open(os.path.join(run.output_dir, 'metrics.csv'), newline='') as f:
+    return [{k: v for k, v in row.items() if not k.endswith('_seconds')}
+            for row in csv.DictReader(f)]
+
+
+def test_an_invalid_cell_fails_alone_and_a_batch_runs_as_separate_processes(
+    tmp_path):
+  # A user's study file: two valid cells around one with a bad setting, run
+  # as one batch in one process (one task: --cpus_per_task=2 on 2 CPUs).
   spec = dict(name='custom', title='a valid and an invalid cell',
               settings=dict(attack='unconstrained', task_num=2),
               cells=[dict(label='valid', settings={}),
-                     dict(label='invalid', settings=dict(num_byzantine=-2))])
+                     dict(label='invalid', settings=dict(num_byzantine=-2)),
+                     dict(label='clipped', settings=dict(defense='clip',
+                                                         norm_bound=0.5))])
   study_file = tmp_path / 'custom.json'
   study_file.write_text(json.dumps(spec))
   study = studies_lib.load_study_file(str(study_file))
-  failed = _sweep(f'--study_file={study_file}',
-                  f'--root_output_dir={tmp_path}')
+  root = tmp_path / 'batch'
+  failed = _sweep(f'--study_file={study_file}', f'--root_output_dir={root}',
+                  '--runs_per_process=3', f'--cpus_per_task={os.cpu_count()}')
   assert failed == 1
-  runs = runner.plan([study], 'smoke', str(tmp_path))
-  valid, invalid = runs
+  valid, invalid, clipped = runner.plan([study], 'smoke', str(root))
   assert report.is_finished(valid) and not report.is_finished(invalid)
+  assert report.is_finished(clipped)
   with open(invalid.log_path) as f:
-    assert 'error: --num_byzantine' in f.read()
+    log = f.read()
+  assert 'in a batch of 3' in log and 'error: --num_byzantine' in log
+  # The run after the failed one, alone in its own process: the same rows.
+  alone = runner.plan([study], 'smoke', str(tmp_path / 'alone'))[2]
+  name, code, _ = runner.execute(alone)
+  assert code == 0, name
+  assert _metrics_without_times(alone) == _metrics_without_times(clipped)
+
+
+def _fake_worker(tmp_path, monkeypatch, signum):
+  """A worker that finishes the batch's first run, then dies of `signum`;
+  `runner.execute` records the runs given a process of their own."""
+  script = tmp_path / 'worker.py'
+  script.write_text(
+      'import json, os, sys\n'
+      'batch = json.load(open(sys.argv[1]))\n'
+      'with open(batch["results"], "a") as f:\n'
+      '  f.write(json.dumps(dict(name=batch["runs"][0]["name"], code=0, '
+      'seconds=1.0)) + "\\n")\n'
+      f'os.kill(os.getpid(), {int(signum)})\n')
+  monkeypatch.setattr(runner, '_worker_command',
+                      lambda path: [sys.executable, str(script), path])
+  alone = []
+  monkeypatch.setattr(runner, 'execute',
+                      lambda run: alone.append(run.name) or (run.name, 0, 2.0))
+  runs = [runner.Run('s', f'c{i}', 0, {}, str(tmp_path / f'c{i}'))
+          for i in range(3)]
+  return runs, alone
+
+
+def test_runs_left_by_a_crashed_batch_each_get_their_own_process(
+    tmp_path, monkeypatch):
+  import signal  # pylint: disable=g-import-not-at-top
+  runs, alone = _fake_worker(tmp_path, monkeypatch, signal.SIGKILL)
+  results = runner.execute_batch(runs)
+  assert [r[0] for r in results] == [r.name for r in runs]
+  assert results[0][2] == 1.0  # from the batch
+  assert alone == [runs[1].name, runs[2].name]
+
+
+def test_runs_left_by_a_stopped_batch_are_not_run(tmp_path, monkeypatch):
+  import signal  # pylint: disable=g-import-not-at-top
+  runs, alone = _fake_worker(tmp_path, monkeypatch, signal.SIGTERM)
+  assert [r[0] for r in runner.execute_batch(runs)] == [runs[0].name]
+  assert not alone
+
+
+def test_batches_split_the_runs_over_the_concurrent_tasks():
+  runs = list(range(10))
+  assert runner._batches(runs, 8, 2) == [runs[:5], runs[5:]]
+  assert runner._batches(runs, 3, 1) == [runs[:3], runs[3:6], runs[6:9],
+                                         runs[9:]]
+  assert runner._batches(runs, 1, 4) == [[r] for r in runs]
 
 
 def test_paper_scale_cell_reads_federated_emnist_from_a_tff_cache(tmp_path):
