@@ -9,9 +9,10 @@ Prints one table (and one JSON line), every figure measured in this process:
   paper round    one attacked round (the CNN, one boosted attacker, clip +
                  noise), the median of --rounds after a warm-up, per context:
                  in_process on the GPU(s), in_process on the CPU only, tff_cpp
-                 (TFF's C++ worker, CPU only); per local-training loop kind and
-                 batched or not where those exist (today: the dataset.reduce
-                 loop, per client; the others are issue 27's)
+                 (TFF's C++ worker, CPU only); per local-training loop kind
+                 (the iterator loop, the default, and dataset.reduce), on the
+                 CPU and on the GPU; clients trained one by one (batched
+                 clients are not built yet, issue 27)
   agreement      the round's model, in_process on the GPU against tff_cpp on
                  the CPU, from the same state and clients: max |Δw|, and
                  whether it is within 1e-5
@@ -102,7 +103,7 @@ class PaperRound:
     self.model_fn = models.build_model_fn(args.model, 10, seed=0)
     self.boost = float(args.clients)
 
-  def process(self):
+  def process(self, local_loop='iterator'):
     defense = aggregate_fn.build_clip_per_client(
         3.0, inner=aggregate_fn.build_gaussian_noise(1e-3, seed=0))
     return process_lib.build_federated_averaging_process_attacked(
@@ -111,14 +112,16 @@ class PaperRound:
         server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0),
         model_update_aggregation_factory=defense,
         client_update_tf=attack_base.OnUnion(
-            attacked_fedavg.ClientExplicitBoosting(self.boost)))
+            attacked_fedavg.ClientExplicitBoosting(self.boost)),
+        local_loop=local_loop)
 
-  def run(self, kind, repeats, client_devices=None, max_concurrency=None):
+  def run(self, kind, repeats, client_devices=None, max_concurrency=None,
+          local_loop='iterator'):
     """(median seconds, the trained weights of one round from the start)."""
     runtime.set_local_execution_context(kind=kind,
                                         client_devices=client_devices,
                                         max_concurrency=max_concurrency)
-    process = self.process()
+    process = self.process(local_loop)
     state = process.initialize()
 
     def one_round():
@@ -157,8 +160,18 @@ def main(argv=None):
                f'{args.epochs} epochs, {args.model}: tff_cpp {cpp_s:.2f} s, '
                f'in_process CPU {cpu_s:.2f} s'))
   report.update(round_tff_cpp_s=cpp_s, round_in_process_cpu_s=cpu_s)
-  rows.append(('  loop kinds', 'dataset.reduce, per client (the iterator '
-               'loop and batched clients: not built, issue 27)'))
+  with tf.device('/CPU:0'):
+    cpu_reduce_s, _ = paper.run('in_process', args.rounds,
+                                client_devices=['/CPU:0'], local_loop='reduce')
+  loops = f'in_process CPU: iterator {cpu_s:.2f} s, reduce {cpu_reduce_s:.2f} s'
+  report.update(round_in_process_cpu_reduce_s=cpu_reduce_s)
+  if gpus:
+    gpu_reduce_s, _ = paper.run('in_process', args.rounds, client_devices=gpus,
+                                local_loop='reduce')
+    loops += f'; GPU: reduce {gpu_reduce_s:.2f} s (iterator below)'
+    report.update(round_in_process_gpu_reduce_s=gpu_reduce_s)
+  rows.append(('  loop kinds', loops + '; clients one by one (batched: not '
+               'built, issue 27)'))
   if gpus:
     gpu_s, gpu_w = paper.run('in_process', args.rounds, client_devices=gpus)
     _, again_w = paper.run('in_process', 1, client_devices=gpus)

@@ -347,7 +347,7 @@ def _compare_loops(model_fn, report):
 def main(argv):
   del argv
   runtime.install_signal_handlers()
-  if FLAGS.loops_check:
+  if FLAGS.loops_check or FLAGS.contexts:
     model_fn = models.build_model_fn(FLAGS.model)
     report = dict(
         device=', '.join(d.name for d in tf.config.list_physical_devices(
@@ -356,21 +356,11 @@ def main(argv):
         examples_per_client=FLAGS.examples_per_client,
         num_epochs=FLAGS.num_epochs, batch_size=FLAGS.batch_size,
         rounds=FLAGS.rounds)
-    _compare_loops(model_fn, report)
-    report['peak_rss_mib'] = _peak_rss_mib()
-    print(json.dumps(report))
-    return
-  if FLAGS.contexts:
-    model_fn = models.build_model_fn(FLAGS.model)
-    report = dict(
-        device=', '.join(d.name for d in tf.config.list_physical_devices(
-            'GPU')) or f'CPU ({os.cpu_count()} cores)', model=FLAGS.model,
-        clients_per_round=FLAGS.clients_per_round,
-        examples_per_client=FLAGS.examples_per_client,
-        num_epochs=FLAGS.num_epochs, batch_size=FLAGS.batch_size,
-        rounds=FLAGS.rounds)
-    _compare_contexts(model_fn, report)
-    _torch_anchor(report)
+    if FLAGS.loops_check:
+      _compare_loops(model_fn, report)
+    else:
+      _compare_contexts(model_fn, report)
+      _torch_anchor(report)
     report['peak_rss_mib'] = _peak_rss_mib()
     print(json.dumps(report))
     return

@@ -37,7 +37,7 @@ def define_flags() -> None:
   flags.DEFINE_string('ray_address', None, 'Ray cluster address (auto or '
                       'host:port); default: a local Ray instance.')
   flags.DEFINE_float('cpus_per_task', 2.0, 'CPUs each run asks Ray for.')
-  flags.DEFINE_integer('runs_per_process', 8, 'Runs each Ray task runs one '
+  flags.DEFINE_integer('runs_per_process', 4, 'Runs each Ray task runs one '
                        'after another in one process (TensorFlow imported '
                        'once); 1: a process per run. A run that crashes its '
                        'process is rerun alone, and fails alone.',

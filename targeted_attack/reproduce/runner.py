@@ -196,7 +196,7 @@ def _format_eta(seconds: float) -> str:
 
 def run_all(runs: Sequence[Run], ray_address: Optional[str] = None,
             cpus_per_task: float = 2.0, max_runs: Optional[int] = None,
-            stream=sys.stdout, runs_per_process: int = 8) -> List[tuple]:
+            stream=sys.stdout, runs_per_process: int = 4) -> List[tuple]:
   """Runs the unfinished `runs` as Ray tasks; returns the failed (run, code).
 
   Each task runs a batch of up to `runs_per_process` consecutive runs in one
@@ -268,7 +268,7 @@ def sweep(studies: Sequence[studies_lib.Study], scale: str, root: str,
           seeds: Optional[int] = None, ray_address: Optional[str] = None,
           cpus_per_task: float = 2.0, plot_only: bool = False,
           max_runs: Optional[int] = None, extra: Optional[dict] = None,
-          stream=sys.stdout, runs_per_process: int = 8) -> int:
+          stream=sys.stdout, runs_per_process: int = 4) -> int:
   """Runs (unless `plot_only`) and reports; returns the number failed."""
   runs = plan(studies, scale, root, seeds, extra)
   failed = [] if plot_only else run_all(runs, ray_address, cpus_per_task,

@@ -190,7 +190,8 @@ def _metrics_without_times(run) -> list:
 def test_an_invalid_cell_fails_alone_and_a_batch_runs_as_separate_processes(
     tmp_path):
   # A user's study file: two valid cells around one with a bad setting, run
-  # as one batch in one process (one task: --cpus_per_task=2 on 2 CPUs).
+  # as one batch in one process (the sweep's Ray tasks call execute_batch;
+  # Ray itself is exercised by the smoke sweep).
   spec = dict(name='custom', title='a valid and an invalid cell',
               settings=dict(attack='unconstrained', task_num=2),
               cells=[dict(label='valid', settings={}),
@@ -200,11 +201,11 @@ def test_an_invalid_cell_fails_alone_and_a_batch_runs_as_separate_processes(
   study_file = tmp_path / 'custom.json'
   study_file.write_text(json.dumps(spec))
   study = studies_lib.load_study_file(str(study_file))
-  root = tmp_path / 'batch'
-  failed = _sweep(f'--study_file={study_file}', f'--root_output_dir={root}',
-                  '--runs_per_process=3', f'--cpus_per_task={os.cpu_count()}')
-  assert failed == 1
-  valid, invalid, clipped = runner.plan([study], 'smoke', str(root))
+  runs = runner.plan([study], 'smoke', str(tmp_path / 'batch'))
+  results = runner.execute_batch(runs)
+  assert [(name, code) for name, code, _ in results] == [
+      (runs[0].name, 0), (runs[1].name, 2), (runs[2].name, 0)]
+  valid, invalid, clipped = runs
   assert report.is_finished(valid) and not report.is_finished(invalid)
   assert report.is_finished(clipped)
   with open(invalid.log_path) as f:
