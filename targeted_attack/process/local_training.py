@@ -33,9 +33,7 @@ class LocalTrainer:
   def __init__(self, model: tff.learning.models.VariableModel,
                optimizer: tff.learning.optimizers.Optimizer,
                dp_sgd=None, loop: str = 'iterator'):
-    if loop not in dataset_loops.LOOP_KINDS:
-      raise ValueError(f'`loop` must be one of {dataset_loops.LOOP_KINDS}, got {loop!r}.')
-    self.loop = loop
+    self.loop = loop  # checked by `fold_batches`
     self.model = model
     self.optimizer = optimizer
     self.dp_sgd = dp_sgd
@@ -71,6 +69,13 @@ class LocalTrainer:
         tf.random.experimental.stateless_fold_in(self.seed, _DROPOUT_STREAM),
         self._num_dropout_passes)
 
+  def _dropout_scope(self, dropout_seed, t):
+    """The scope of step t of a pass: its dropout seed fold_in(pass's, t),
+    held in the trainer's seed variable (`models.step_seed`)."""
+    self._step_seed.assign(
+        tf.random.experimental.stateless_fold_in(dropout_seed, t))
+    return models.step_seed(self._step_seed)
+
   def read_trainable(self):
     """A snapshot (tensors, not variables) of the trainable weights."""
     return tf.nest.map_structure(tf.identity, self.weights.trainable)
@@ -94,9 +99,7 @@ class LocalTrainer:
 
     def step(state, batch):
       num_examples, optimizer_state, t = state
-      self._step_seed.assign(
-          tf.random.experimental.stateless_fold_in(dropout_seed, t))
-      with models.step_seed(self._step_seed):
+      with self._dropout_scope(dropout_seed, t):
         if use_dp:
           gradients, logits = self.dp_sgd.gradients_and_outputs(
               self.model, batch, trainable,
@@ -167,9 +170,7 @@ class LocalTrainer:
 
     def step(state, batch):
       num_examples, t = state
-      self._step_seed.assign(
-          tf.random.experimental.stateless_fold_in(dropout_seed, t))
-      with tf.GradientTape() as tape, models.step_seed(self._step_seed):
+      with tf.GradientTape() as tape, self._dropout_scope(dropout_seed, t):
         output = self.model.forward_pass(batch, training=True)
         loss = class_loss_weight * output.loss
         if regularizer is not None:

@@ -110,15 +110,21 @@ def execute(run: Run) -> tuple:
   it gets SIGTERM, exits cleanly, and resumes from its checkpoint next time.
   """
   os.makedirs(run.output_dir, exist_ok=True)
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
   started = time.time()
   with open(run.log_path, 'a') as log:
     log.write(f'$ {" ".join(command(run))}\n')
     log.flush()
-    code = subprocess.run(
-        [sys.executable, '-c', _EXEC_DYING_WITH_PARENT, *command(run)],
-        stdout=log, stderr=subprocess.STDOUT, env=env, check=False).returncode
+    code = _run_dying_with_parent(command(run), log, subprocess.STDOUT)
   return run.name, code, time.time() - started
+
+
+def _run_dying_with_parent(argv: list, stdout, stderr) -> int:
+  """`argv` in a child that gets SIGTERM when this process dies; its exit
+  code."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  return subprocess.run(
+      [sys.executable, '-c', _EXEC_DYING_WITH_PARENT, *argv], stdout=stdout,
+      stderr=stderr, env=env, check=False).returncode
 
 
 # A worker stopped by SIGTERM or SIGHUP (its handler's exit code, or the
@@ -154,12 +160,8 @@ def execute_batch(runs: Sequence[Run]) -> List[tuple]:
       json.dump(dict(results=results_path, runs=[
           dict(name=r.name, log_path=r.log_path, argv=command(r)[3:])
           for r in runs]), f)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-    code = subprocess.run(
-        [sys.executable, '-c', _EXEC_DYING_WITH_PARENT,
-         *_worker_command(batch_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-        check=False).returncode
+    code = _run_dying_with_parent(_worker_command(batch_path),
+                                  subprocess.DEVNULL, subprocess.DEVNULL)
     done = {}
     if os.path.exists(results_path):
       with open(results_path) as f:
