@@ -5,7 +5,7 @@ r"""Round-time benchmark: this project's attacked process vs TFF FedAvg vs plain
   .venv/bin/python -m benchmarks.round_time --population_check   # 1,000 vs 100,000 clients
   .venv/bin/python -m benchmarks.round_time --dp_sgd_check       # client DP-SGD vs plain
   .venv/bin/python -m benchmarks.round_time --contexts=tff_cpp,in_process  # context vs context
-  .venv/bin/python -m benchmarks.round_time --loops_check   # dataset.reduce vs iterator loop
+  .venv/bin/python -m benchmarks.round_time --loops_check   # reduce vs iterator vs batched clients
 
 Times, in one process, after a warm-up round, the median seconds per round of
   (a) the attacked process, one attacker (explicit boosting), clip + noise defense;
@@ -22,10 +22,13 @@ With --dp_sgd_check: a round of client DP-SGD (`dp_sgd.DPSGD`, fast
 per-example clipping) against a plain round of the same process and clients.
 
 With --loops_check: (a) with local training written as `dataset.reduce`
-(the loop before 0.7) and as the iterator loop (`dataset_loops`), under
-each context, the two loops alternating round by round; whether their
-models are bit-equal; the ratios of each median to the in-process
-`reduce` round and to the C++ `reduce` round.
+(the loop before 0.7), as the iterator loop (`dataset_loops`), and with the
+benign clients batched (`process.batched_training`, in-process only), under
+each context, the variants alternating round by round; whether the two
+per-client loops' models are bit-equal; the largest difference between the
+batched and the per-client model one round from the same state; the ratios
+of each median to the in-process `reduce` round and to the C++ `reduce`
+round.
 
 With --contexts=tff_cpp,in_process: (a) and (b) under each execution context
 (`runtime.EXECUTION_CONTEXTS`) in this one process, on the same clients, the
@@ -194,7 +197,7 @@ def examples_trained(client_data: list) -> int:
   return total
 
 
-def _attacked_process(model_fn, local_loop='iterator'):
+def _attacked_process(model_fn, local_loop='iterator', batch_clients=True):
   defense = aggregate_fn.build_zero_non_finite(
       aggregate_fn.build_clip_per_client(
           3.0, inner=aggregate_fn.build_gaussian_noise(1e-3, seed=0)))
@@ -206,7 +209,7 @@ def _attacked_process(model_fn, local_loop='iterator'):
       client_update_tf=attack_base.OnUnion(
           attacked_fedavg.ClientExplicitBoosting(
               float(FLAGS.clients_per_round))),
-      local_loop=local_loop)
+      local_loop=local_loop, batch_clients=batch_clients)
 
 
 def _time_attacked(process, clients, rounds, start_round=0, num_attackers=1):
@@ -307,31 +310,58 @@ def _compare_contexts(model_fn, report):
             ip['tff_fedavg_round_s'] / cpp['tff_fedavg_round_s']))
 
 
+# (local loop, clients batched) of each variant of --loops_check.
+_LOOP_VARIANTS = {'reduce': ('reduce', False), 'iterator': ('iterator', False),
+                  'batched': ('iterator', True)}
+
+
 def _compare_loops(model_fn, report):
-  """(a) per loop kind under each context, alternating; the ratios against
-  the in-process `reduce` round (the loop before 0.7) and the C++ one."""
+  """(a) per variant (`_LOOP_VARIANTS`) under each context, alternating; the
+  ratios against the in-process `reduce` round (the loop before 0.7) and the
+  C++ one; whether the per-client loops' models are bit-equal, and the
+  largest difference between the batched and the per-client model after one
+  round from the same state (relative to that round's largest update)."""
   kinds = FLAGS.contexts or list(runtime.EXECUTION_CONTEXTS)
   clients = Clients(3383)
   times = {}
   for kind in kinds:
     runtime.set_local_execution_context(kind=kind,
                                         max_concurrency=FLAGS.max_concurrency)
-    processes = {loop: _attacked_process(model_fn, loop)
-                 for loop in ('reduce', 'iterator')}
-    states = {loop: p.initialize() for loop, p in processes.items()}
-    for loop, process in processes.items():  # warm-up round, traced
-      states[loop] = process.next(states[loop], clients.round_data(0, 1)).state
+    # Under TFF's C++ context clients always run one by one.
+    variants = {name: v for name, v in _LOOP_VARIANTS.items()
+                if kind == 'in_process' or not v[1]}
+    processes = {name: _attacked_process(model_fn, loop, batch)
+                 for name, (loop, batch) in variants.items()}
+    states = {name: p.initialize() for name, p in processes.items()}
+    start = states['iterator']
+    for name, process in processes.items():  # warm-up round, traced
+      states[name] = process.next(states[name], clients.round_data(0, 1)).state
     for r in range(1, FLAGS.rounds + 1):
-      for loop, process in processes.items():
+      for name, process in processes.items():
         t0 = time.perf_counter()
-        states[loop] = process.next(states[loop],
+        states[name] = process.next(states[name],
                                     clients.round_data(r, 1)).state
-        times.setdefault(f'{kind}/{loop}', []).append(
+        times.setdefault(f'{kind}/{name}', []).append(
             time.perf_counter() - t0)
-    weights = [np.asarray(processes[l].get_model_weights(states[l]).trainable,
-                          dtype=object) for l in ('reduce', 'iterator')]
+    weights = {name: [np.asarray(w) for w in
+                      processes[name].get_model_weights(states[name]).trainable]
+               for name in ('reduce', 'iterator')}
     report[f'{kind}/loops_bit_equal'] = all(
-        np.array_equal(a, b) for a, b in zip(*weights))
+        np.array_equal(a, b) for a, b in zip(*weights.values()))
+    if 'batched' in processes:
+      one_round = {
+          name: [np.asarray(w) for w in processes[name].get_model_weights(
+              processes[name].next(start, clients.round_data(0, 1)).state
+          ).trainable] for name in ('iterator', 'batched')}
+      initial = [np.asarray(w) for w in
+                 processes['iterator'].get_model_weights(start).trainable]
+      difference = max(float(np.abs(a - b).max()) for a, b in
+                       zip(one_round['iterator'], one_round['batched']))
+      update = max(float(np.abs(a - w).max()) for a, w in
+                   zip(one_round['iterator'], initial))
+      report[f'{kind}/batched_vs_per_client_one_round'] = dict(
+          max_abs_difference=difference, max_abs_update=update,
+          relative=difference / update)
   medians = {k: statistics.median(v) for k, v in times.items()}
   report.update(round_s=medians, round_times=times)
   base = medians.get('in_process/reduce')

@@ -57,10 +57,19 @@ def boost(delta, boost_factor: Optional[float], boost_share):
   return update_math.scale(delta, boost_factor * boost_share)
 
 
+# The dropout pass index of the protocol's benign pass: fixed, so a benign
+# client's masks do not depend on which attack's passes were traced before it
+# (a trainer's other passes count from 1).
+BENIGN_DROPOUT_PASS = 0
+
+
 def benign_update(trainer, initial_weights, benign_dataset) -> ClientDelta:
-  """Δ_benign: one pass of local training on D_trn from w_t."""
+  """Δ_benign: one pass of local training on D_trn from w_t, its dropout
+  masks those of pass `BENIGN_DROPOUT_PASS` whatever the strategy traced
+  before it."""
   trainer.assign_trainable(initial_weights)
-  num_examples = trainer.train_pass(benign_dataset)
+  num_examples = trainer.train_pass(benign_dataset,
+                                    dropout_pass=BENIGN_DROPOUT_PASS)
   return ClientDelta(delta_from(trainer, initial_weights), num_examples)
 
 

@@ -112,7 +112,8 @@ def build_process(config, population: int, num_classes: int = 10):
           c.server_learning_rate, c.server_momentum, c.server_nesterov),
       model_update_aggregation_factory=aggregator,
       client_update_tf=build_attack(c), client_dp_sgd=client_dp_sgd,
-      client_weighting=registry.DEFENSES.chosen(c).client_weighting)
+      client_weighting=registry.DEFENSES.chosen(c).client_weighting,
+      batch_clients=c.batch_clients)
 
 
 def initial_state(process, config):

@@ -11,6 +11,7 @@ import collections
 import enum
 from typing import Callable, Optional
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
@@ -20,7 +21,9 @@ from targeted_attack import update_math
 from targeted_attack.attacks import base
 from targeted_attack.attacks import omniscient
 from targeted_attack.defenses import dp_sgd
+from targeted_attack.process import batched_training
 from targeted_attack.process import local_training
+from targeted_attack.runtime.in_process import batching
 
 
 class ClientWeighting(enum.Enum):
@@ -81,7 +84,7 @@ def build_client_training(
     client_update_tf: base.ClientUpdateStrategy,
     client_dp_sgd: Optional[dp_sgd.DPSGD] = None,
     client_weighting: ClientWeighting = ClientWeighting.NUM_EXAMPLES,
-    local_loop: str = 'iterator'):
+    local_loop: str = 'iterator', marker: Optional[bytes] = None):
   """One client's work, for the body of a `tff.tensorflow.computation`.
 
   Returns `train(initial_weights, benign, malicious, is_malicious, seed,
@@ -113,15 +116,33 @@ def build_client_training(
       else:
         weight = tf.cast(result.num_benign_examples, tf.float32)
       malicious_flag = tf.cast(is_malicious, tf.float32)
-      return (tff.learning.templates.ClientResult(
+      result = (tff.learning.templates.ClientResult(
           update=update, update_weight=weight),
-              trainer.model.report_local_unfinalized_metrics(),
-              norm, malicious_flag, boost_share * malicious_flag)
+                trainer.model.report_local_unfinalized_metrics(),
+                norm, malicious_flag, boost_share * malicious_flag)
+      if marker is not None:
+        result += (batching.marker_tensor(marker),)
+      return result
 
     return run(initial_weights, benign, malicious, is_malicious, seed,
                boost_share, client_id)
 
   return train
+
+
+def _register_batched_form(model_fn, client_optimizer, client_dp_sgd,
+                           client_weighting, local_loop) -> Optional[bytes]:
+  """The marker of the benign clients' batched form, or None (logged why)."""
+  reason = batched_training.unsupported_reason(model_fn, client_optimizer,
+                                               client_dp_sgd, local_loop)
+  if reason is not None:
+    logging.info('Clients are trained one by one, not batched: %s.', reason)
+    return None
+  batched = batched_training.BenignClientMap(
+      batched_training.BatchedBenignTrainer(model_fn, client_optimizer),
+      weight_by_client_id=client_weighting == ClientWeighting.CLIENT_ID)
+  batched.marker = batching.register(batched)
+  return batched.marker
 
 
 def build_attacked_client_work(
@@ -132,6 +153,7 @@ def build_attacked_client_work(
     client_weighting: ClientWeighting = ClientWeighting.NUM_EXAMPLES,
     metrics_aggregator=tff.learning.metrics.sum_then_finalize,
     local_loop: str = 'iterator',
+    batch_clients: bool = True,
 ) -> tff.learning.templates.ClientWorkProcess:
   """A stateless `ClientWorkProcess` running `client_update_tf` on each client.
 
@@ -143,6 +165,12 @@ def build_attacked_client_work(
   `omniscient.OmniscientAttack` (ALIE, IPM), the malicious clients'
   updates are then replaced by the ones it crafts from the round's updates
   (`omniscient.craft_from_round`).
+
+  With `batch_clients`, where `batched_training` supports the model, the
+  optimizer and the settings, the in-process context trains a round's
+  benign clients as one computation (`batched_training.BenignClientMap`);
+  the malicious ones, and every client under another context, run alone.
+  Otherwise the reason is logged and every client runs alone.
 
   Measurements: `train` (the model's metrics over benign training, combined
   over clients by `metrics_aggregator(metric_finalizers)`, as TFF 0.87's
@@ -163,8 +191,13 @@ def build_attacked_client_work(
        ('context', tff.SequenceType(context_type))],
       collections.OrderedDict)
   weights_type = tff.learning.models.weights_type_from_model(model)
+  marker = None
+  if batch_clients:
+    marker = _register_batched_form(model_fn, client_optimizer, client_dp_sgd,
+                                    client_weighting, local_loop)
   train = build_client_training(model_fn, client_optimizer, client_update_tf,
-                                client_dp_sgd, client_weighting, local_loop)
+                                client_dp_sgd, client_weighting, local_loop,
+                                marker)
 
   @tf.function(autograph=False)
   def read_context(context, malicious):
@@ -195,7 +228,7 @@ def build_attacked_client_work(
       tff.FederatedType(weights_type, tff.CLIENTS),
       tff.FederatedType(data_type, tff.CLIENTS))
   def next_fn(state, weights, client_data):
-    client_result, model_outputs, norms, is_malicious, share = (
+    client_result, model_outputs, norms, is_malicious, share, *_ = (
         tff.federated_map(client_update, (weights, client_data)))
     if isinstance(client_update_tf, omniscient.OmniscientAttack):
       client_result, norms = omniscient.craft_from_round(

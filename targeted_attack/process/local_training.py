@@ -61,13 +61,14 @@ class LocalTrainer:
     tf.nest.map_structure(lambda v, t: v.assign(t), self.weights,
                           model_weights)
 
-  def _next_dropout_seed(self):
-    """The int64[2] dropout seed of this client's next training pass:
-    fold_in(fold_in(client seed, stream), pass index)."""
-    self._num_dropout_passes += 1
-    return tf.random.experimental.stateless_fold_in(
-        tf.random.experimental.stateless_fold_in(self.seed, _DROPOUT_STREAM),
-        self._num_dropout_passes)
+  def _next_dropout_seed(self, dropout_pass=None):
+    """The int64[2] dropout seed of a training pass: fold_in(fold_in(client
+    seed, stream), pass index), the index `dropout_pass` or else the next
+    one (1, 2, … in trace order; `attacks.base.benign_update`'s is 0)."""
+    if dropout_pass is None:
+      self._num_dropout_passes += 1
+      dropout_pass = self._num_dropout_passes
+    return dropout_seed_of_pass(self.seed, dropout_pass)
 
   def _dropout_scope(self, dropout_seed, t):
     """The scope of step t of a pass: its dropout seed fold_in(pass's, t),
@@ -81,18 +82,19 @@ class LocalTrainer:
     return tf.nest.map_structure(tf.identity, self.weights.trainable)
 
   def train_pass(self, dataset: tf.data.Dataset,
-                 private: bool = True) -> tf.Tensor:
+                 private: bool = True, dropout_pass=None) -> tf.Tensor:
     """One pass of local training over `dataset`; returns the example count.
 
     The optimizer state starts fresh at every pass. The model's metrics
     accumulate over the pass. With `dp_sgd` and `private`, gradients are
-    DP-SGD's.
+    DP-SGD's. `dropout_pass`: the pass index of its dropout masks
+    (`_next_dropout_seed`).
     """
     use_dp = self.dp_sgd is not None and private and self.follows_protocol
     self._num_passes += 1
     pass_seed = tf.random.experimental.stateless_fold_in(self.seed,
                                                          self._num_passes)
-    dropout_seed = self._next_dropout_seed()
+    dropout_seed = self._next_dropout_seed(dropout_pass)
     trainable = self.weights.trainable
     flat_specs = tuple(
         tf.TensorSpec(v.shape, v.dtype) for v in tf.nest.flatten(trainable))
@@ -227,6 +229,14 @@ class LocalTrainer:
       return tf.math.divide_no_nan(total, count)
 
     return self.preserving_metrics(run)
+
+
+def dropout_seed_of_pass(client_seed, dropout_pass):
+  """fold_in(fold_in(client seed, stream), pass index): a pass's dropout seed;
+  its step t's is fold_in(that, t) (`LocalTrainer._dropout_scope`)."""
+  return tf.random.experimental.stateless_fold_in(
+      tf.random.experimental.stateless_fold_in(client_seed, _DROPOUT_STREAM),
+      dropout_pass)
 
 
 def dataset_is_empty(dataset: tf.data.Dataset) -> tf.Tensor:

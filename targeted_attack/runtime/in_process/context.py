@@ -47,13 +47,17 @@ class InProcessContext(context_base.SyncContext):
                max_concurrency: Optional[int] = None,
                compiler_fn=compiler.desugar_and_transform_to_native,
                runtime_grappler: bool = False,
-               client_devices: Optional[list] = None):
+               client_devices: Optional[list] = None,
+               batch_clients: bool = True):
     """`compiler_fn`: TFF's compilation (None: run computations as built).
     `runtime_grappler`: let TF run Grappler on each graph when it first runs
     it (off by default: as the C++ executor, which disables it; TFF's
     compilation has already run Grappler on the graphs). `client_devices`:
     the k-th item of a concurrent map (client k of a `federated_map`) runs
-    under `tf.device(client_devices[k mod n])`; None: no device scope."""
+    under `tf.device(client_devices[k mod n])`; None: no device scope.
+    `batch_clients`: a `federated_map` of a computation with a batched
+    implementation (`batching`) runs the clients it takes in one call;
+    False: every client by itself."""
     if max_concurrency is None:  # the CPUs this process may run on
       max_concurrency = len(os.sched_getaffinity(0)) if hasattr(
           os, 'sched_getaffinity') else (os.cpu_count() or 1)
@@ -70,6 +74,7 @@ class InProcessContext(context_base.SyncContext):
     self._pool = None
     self._call_options = None if runtime_grappler else _CALL_OPTIONS
     self._client_devices = list(client_devices or [])
+    self.batch_clients = bool(batch_clients)
 
   @property
   def max_concurrency(self) -> int:
@@ -208,9 +213,11 @@ class InProcessContext(context_base.SyncContext):
 
 def create_in_process_context(default_num_clients: int = 0,
                               max_concurrency: Optional[int] = None,
-                              client_devices: Optional[list] = None
+                              client_devices: Optional[list] = None,
+                              batch_clients: bool = True
                               ) -> InProcessContext:
   """An `InProcessContext` (see the package docstring)."""
   return InProcessContext(default_num_clients=default_num_clients,
                           max_concurrency=max_concurrency,
-                          client_devices=client_devices)
+                          client_devices=client_devices,
+                          batch_clients=batch_clients)

@@ -17,6 +17,7 @@ from tensorflow_federated.python.core.impl.utils import tensorflow_utils
 from tensorflow_federated.python.tensorflow_libs import serialization_utils
 
 from targeted_attack.runtime.errors import error_message_lines
+from targeted_attack.runtime.in_process import batching
 
 
 # Resource-holding ops whose state must not be shared between threads.
@@ -190,6 +191,40 @@ class _TFComputation:
     self._lock = threading.Lock()
     self._owned = []  # resource handles of every instance built
     self._import_lock = threading.Lock()
+    # A client computation that can also run many clients at once.
+    self.batched_map = batching.implementation_in(self._graph_def)
+
+  def map_clients(self, arguments: list, map_fn) -> list:
+    """This computation over the clients' `arguments`: the clients that its
+    `batched_map` takes in one call of it, the others by `map_fn(self,
+    arguments)` (the context's concurrent map), the two at the same time."""
+    flat = [_flatten_value(a, self._parameter_type) for a in arguments]
+    selected = list(self.batched_map.batchable(flat))
+    batch = [i for i, chosen in enumerate(selected) if chosen]
+    if not batch:
+      return map_fn(self, arguments)
+    alone = [i for i, chosen in enumerate(selected) if not chosen]
+    tasks = [None] + alone  # None: the batch
+
+    def task(index):
+      if index is None:
+        return self.batched_map.run([flat[i] for i in batch])
+      return self(arguments[index])
+
+    done = map_fn(task, tasks)
+    results = [None] * len(arguments)
+    for i, result in zip(alone, done[1:]):
+      results[i] = result
+    if len(done[0]) != len(batch):
+      raise ValueError(f'A batched client map returned {len(done[0])} '
+                       f'results for {len(batch)} clients.')
+    for i, leaves in zip(batch, done[0]):
+      if len(leaves) != len(self._output_types):
+        raise ValueError(
+            f'A batched client map returned {len(leaves)} leaves per client; '
+            f'the computation has {len(self._output_types)}.')
+      results[i] = _pack_value(iter(leaves), self._result_type)
+    return results
 
   def _build(self):
     """(function, init function, table handles) for one graph instance."""

@@ -89,6 +89,9 @@ def _map(run, type_spec, arg):
     raise TypeError(f'federated_map of a non-federated value {value!r}.')
   if value.placement is _SERVER:
     return _Federated(_SERVER, fn(value.value))
+  if run.context.batch_clients and getattr(fn, 'batched_map', None):
+    return _Federated(_CLIENTS, fn.map_clients(
+        value.value, lambda f, items: run.map(f, items, 'federated_map')))
   return _Federated(_CLIENTS, run.map(fn, value.value, 'federated_map'))
 
 

@@ -1,0 +1,190 @@
+"""The benign clients trained together (`process.batched_training`): SGD and
+momentum against NumPy on uneven clients, the stacked forward pass and
+dropout against each client's own Keras model and layer, and whole rounds
+against the per-client computation (the tolerance the docs state)."""
+
+import collections
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_federated as tff
+
+from targeted_attack import process as process_lib
+from targeted_attack import runtime
+from targeted_attack.attacks import base as attack_base
+from targeted_attack.attacks import boosting
+from targeted_attack.backdoors import semantic
+from targeted_attack.data import federated
+from targeted_attack.defenses import dp_sgd
+from targeted_attack.process import batched_training
+from targeted_attack.process import models
+from targeted_attack.process import round_data
+import builders
+import reference
+
+# Batched against per-client: the largest difference of any weight after a
+# round from the same state, as the docs state it.
+TOLERANCE = 1e-6
+
+
+def _numpy_momentum_pass(weights, x, y, lr, momentum, batch_size):
+  """Heavy-ball SGD over (x, y) in order: a ← μa + g, w ← w − ηa (μ = 0:
+  plain SGD), in float64, from `reference.ce_gradients`."""
+  weights = [w.astype(np.float64) for w in weights]
+  accumulators = [np.zeros_like(w) for w in weights]
+  for start in range(0, len(x), batch_size):
+    gradients = reference.ce_gradients(weights, x[start:start + batch_size],
+                                       y[start:start + batch_size])
+    accumulators = [momentum * a + g for a, g in zip(accumulators, gradients)]
+    weights = [w - lr * a for w, a in zip(weights, accumulators)]
+  return weights
+
+
+@pytest.mark.parametrize('momentum', [None, 0.9])
+def test_uneven_clients_train_as_numpy_sgd(momentum):
+  sizes = [5, 0, 2, 7]  # batches of 2: 3, 0, 1 and 4 steps, partial last ones
+  optimizer = tff.learning.optimizers.build_sgdm(0.1, momentum=momentum)
+  trainer = batched_training.BatchedBenignTrainer(builders.model_fn,
+                                                  optimizer)
+  datasets = [builders.make_dataset(seed, n) for seed, n in enumerate(sizes)]
+  x, y, rows = batched_training.pad_client_batches(
+      datasets, trainer.x_spec, trainer.y_spec)
+  assert rows.tolist() == [[2, 2, 1, 0], [0, 0, 0, 0], [2, 0, 0, 0],
+                           [2, 2, 2, 1]]
+  initial = [reference.INITIAL_KERNEL, reference.INITIAL_BIAS]
+  deltas, metrics, norms = trainer.train(initial, x, y, rows,
+                                         np.zeros([4, 2], np.int64))
+  for k, n in enumerate(sizes):
+    x_k, y_k = reference.make_examples(k, n)
+    expected = reference.delta(
+        _numpy_momentum_pass(initial, x_k, y_k, 0.1, momentum or 0.0, 2),
+        initial)
+    for got, want in zip(deltas, expected):
+      np.testing.assert_allclose(got[k], want, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(norms[k], reference.global_norm(expected),
+                               rtol=1e-5, atol=1e-7)
+    assert int(metrics.examples[k]) == n
+    assert int(metrics.batches[k]) == -(-n // 2)
+  # The loss metric sums each batch's mean loss times its rows, at the
+  # weights before the step: client 2 has one batch, at the initial weights.
+  x_2, y_2 = reference.make_examples(2, 2)
+  logits = x_2 @ reference.INITIAL_KERNEL + reference.INITIAL_BIAS
+  loss = np.mean(np.log(np.exp(logits).sum(1)) - logits[[0, 1], y_2[:, 0]])
+  np.testing.assert_allclose(metrics.loss_sum[2], 2 * loss, rtol=1e-5)
+  np.testing.assert_allclose(metrics.loss_weight, sizes)
+  assert float(metrics.loss_sum[1]) == 0.0
+
+
+@pytest.mark.parametrize('name', ['small_cnn', 'linear'])
+def test_stacked_forward_pass_is_each_clients_keras_model(name):
+  rng = np.random.default_rng(1)
+  keras_models = [models.create_keras_model(name, seed=s) for s in range(3)]
+  network = batched_training.StackedSequential(keras_models[0])
+  x = rng.uniform(size=(3, 4, 28, 28, 1)).astype(np.float32)
+  params = [tf.stack(ws) for ws in zip(*(m.trainable_weights
+                                        for m in keras_models))]
+  logits = network(params, tf.constant(x))
+  for k, model in enumerate(keras_models):
+    np.testing.assert_allclose(logits[k], model(x[k], training=False),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_stacked_dropout_draws_each_clients_own_mask():
+  # Client k's rows of a padded batch get exactly the mask that
+  # StepSeededDropout draws for its real rows alone, under its step seed.
+  rng = np.random.default_rng(2)
+  x = rng.uniform(1, 2, size=(3, 5, 6, 6, 4)).astype(np.float32)
+  seeds = np.array([[1, 2], [3, 4], [5, 6]], np.int64)
+  real_rows = [5, 2, 3]
+  for merged in (False, True):
+    stacked = tf.constant(x)
+    if merged:
+      stacked = batched_training._merge_clients(stacked)
+    out = batched_training._stacked_dropout(
+        stacked, 0.25, 7, tf.constant(seeds), 3 if merged else None)
+    if merged:
+      out = batched_training._split_clients(out, 3)
+    for k, n in enumerate(real_rows):
+      layer = models.StepSeededDropout(0.25, seed=7)
+      with models.step_seed(tf.Variable(seeds[k])):
+        alone = layer(x[k, :n], training=True)
+      np.testing.assert_array_equal(out[k, :n], alone)
+
+
+def _round_data(num_clients, num_attackers, epochs=2, batch=7):
+  pool = federated.load_synthetic(16, 20, seed=0)
+  task = semantic.select_backdoor_task(pool, 2, seed=0)
+  return round_data.round_client_data(
+      pool, task, np.arange(num_clients),
+      np.arange(num_clients) < num_attackers, epochs, batch, 0, 0)
+
+
+@pytest.fixture(scope='module')
+def processes():
+  """{batch_clients: the attacked process on small_cnn, client momentum 0.5}."""
+  runtime.set_local_execution_context(kind='in_process')
+  return {flag: process_lib.build_federated_averaging_process_attacked(
+      models.build_model_fn('small_cnn'),
+      client_optimizer_fn=tff.learning.optimizers.build_sgdm(0.1,
+                                                             momentum=0.5),
+      client_update_tf=attack_base.OnUnion(
+          boosting.ClientExplicitBoosting(4.0)),
+      batch_clients=flag) for flag in (False, True)}
+
+
+def _weights(process, state):
+  return [np.asarray(w) for w in process.get_model_weights(state).trainable]
+
+
+def test_a_round_mixing_attackers_matches_the_per_client_round(processes):
+  runtime.set_local_execution_context(kind='in_process')
+  client_data = _round_data(6, 2)
+  # A benign client without examples: Δ = 0, weight 0.
+  empty = client_data[5]['benign'].take(0)
+  client_data[5] = collections.OrderedDict(client_data[5], benign=empty)
+  start = processes[False].initialize()
+  a, b = (processes[flag].next(start, client_data) for flag in (False, True))
+  for u, v in zip(_weights(processes[False], a.state),
+                  _weights(processes[True], b.state)):
+    np.testing.assert_allclose(u, v, rtol=0, atol=TOLERANCE)
+  train_a, train_b = (o.metrics['client_work']['train'] for o in (a, b))
+  assert train_a['num_examples'] == train_b['num_examples']
+  assert train_a['num_batches'] == train_b['num_batches']
+  np.testing.assert_allclose(train_a['loss'], train_b['loss'], rtol=1e-5)
+  clients_a, clients_b = (o.metrics['client_work']['clients'] for o in (a, b))
+  assert clients_a['num_malicious_clients'] == 2
+  for key in clients_a:
+    np.testing.assert_allclose(clients_a[key], clients_b[key], rtol=1e-5)
+
+
+def test_a_run_resumes_across_batched_and_per_client_rounds(processes):
+  # Round 1 batched then round 2 per client, against both per client.
+  runtime.set_local_execution_context(kind='in_process')
+  first, second = _round_data(4, 1), _round_data(4, 0, epochs=1)
+  start = processes[False].initialize()
+  per_client, batched = processes[False], processes[True]
+  a = per_client.next(per_client.next(start, first).state, second)
+  b = per_client.next(batched.next(start, first).state, second)
+  for u, v in zip(_weights(per_client, a.state), _weights(per_client, b.state)):
+    np.testing.assert_allclose(u, v, rtol=0, atol=2 * TOLERANCE)
+
+
+def test_a_setting_without_a_batched_form_says_why():
+  sgd = tff.learning.optimizers.build_sgdm(0.1)
+  reason = batched_training.unsupported_reason
+  assert reason(builders.model_fn, sgd) is None
+  assert 'DP-SGD' in reason(builders.model_fn, sgd, dp_sgd.DPSGD(1.0, 1.0))
+  assert 'build_sgdm' in reason(builders.model_fn,
+                                tff.learning.optimizers.build_adam(0.1))
+  assert 'local_loop' in reason(builders.model_fn, sgd, local_loop='reduce')
+
+  def batch_norm_model():
+    keras_model = tf.keras.Sequential([
+        tf.keras.layers.Dense(2, input_shape=(3,)),
+        tf.keras.layers.BatchNormalization()])
+    return tff.learning.models.from_keras_model(
+        keras_model, loss=tf.keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True), input_spec=builders.INPUT_SPEC)
+
+  assert 'BatchNormalization' in reason(batch_norm_model, sgd)
