@@ -331,18 +331,54 @@ def _is_sparse_ce_on_logits(loss_fn) -> bool:
           'auto', 'sum_over_batch_size')
 
 
+# Built trainers, by what determines their computation: processes built in
+# one Python process (a sweep's batch of runs, the tests) share one trace.
+_trainers = {}
+
+
+def _trainer_key(model_fn, optimizer):
+  with tf.Graph().as_default():
+    model = model_fn()
+    keras_model = getattr(model, '_keras_model', None)
+    if keras_model is None:
+      return None
+    try:
+      architecture = keras_model.to_json()
+    except (NotImplementedError, TypeError, ValueError):
+      return None
+    loss_fns = getattr(model, '_loss_fns', None) or []
+    return (architecture,
+            tuple(type(m).__name__ + m.name for m in model.get_metrics()),
+            tuple(repr(fn.get_config()) if hasattr(fn, 'get_config') else
+                  repr(fn) for fn in loss_fns),
+            repr(model.input_spec), type(optimizer).__module__,
+            type(optimizer).__name__, repr(optimizer.initialize(())))
+
+
+def build_trainer(model_fn, optimizer, client_dp_sgd=None,
+                  local_loop: str = 'iterator'):
+  """(a `BatchedBenignTrainer`, None), or (None, why the benign clients
+  cannot be trained together)."""
+  if client_dp_sgd is not None:
+    return None, 'client DP-SGD trains each client by itself'
+  if local_loop != 'iterator':
+    return None, f'local_loop={local_loop!r} is the per-client loop'
+  key = _trainer_key(model_fn, optimizer)
+  if key is not None and key in _trainers:
+    return _trainers[key], None
+  try:
+    trainer = BatchedBenignTrainer(model_fn, optimizer)
+  except Unsupported as e:
+    return None, str(e)
+  if key is not None:
+    _trainers[key] = trainer
+  return trainer, None
+
+
 def unsupported_reason(model_fn, optimizer, client_dp_sgd=None,
                        local_loop: str = 'iterator') -> Optional[str]:
   """Why the benign clients cannot be trained together (None: they can)."""
-  if client_dp_sgd is not None:
-    return 'client DP-SGD trains each client by itself'
-  if local_loop != 'iterator':
-    return f'local_loop={local_loop!r} is the per-client loop'
-  try:
-    BatchedBenignTrainer(model_fn, optimizer)
-  except Unsupported as e:
-    return str(e)
-  return None
+  return build_trainer(model_fn, optimizer, client_dp_sgd, local_loop)[1]
 
 
 def _numpy_batches(dataset):

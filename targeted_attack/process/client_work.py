@@ -133,13 +133,13 @@ def build_client_training(
 def _register_batched_form(model_fn, client_optimizer, client_dp_sgd,
                            client_weighting, local_loop) -> Optional[bytes]:
   """The marker of the benign clients' batched form, or None (logged why)."""
-  reason = batched_training.unsupported_reason(model_fn, client_optimizer,
-                                               client_dp_sgd, local_loop)
+  trainer, reason = batched_training.build_trainer(
+      model_fn, client_optimizer, client_dp_sgd, local_loop)
   if reason is not None:
     logging.info('Clients are trained one by one, not batched: %s.', reason)
     return None
   batched = batched_training.BenignClientMap(
-      batched_training.BatchedBenignTrainer(model_fn, client_optimizer),
+      trainer,
       weight_by_client_id=client_weighting == ClientWeighting.CLIENT_ID)
   batched.marker = batching.register(batched)
   return batched.marker

@@ -96,12 +96,13 @@ def test_a_run_resumed_under_the_other_context_continues_exactly(
     tmp_path, first, second):
   # Checkpoints hold values, not a context's handles: 2 rounds under one
   # context, resumed to 4 under the other, equal (bit for bit on this
-  # config) to 4 rounds under the second alone.
+  # config, clients trained one by one under both) to 4 rounds under the
+  # second alone.
   import tensorflow_federated as tff  # pylint: disable=g-import-not-at-top
   from targeted_attack import runtime  # pylint: disable=g-import-not-at-top
   previous = tff.framework.get_context_stack().current
   settings = dict(defense='foolsgold', attack_freq=1, evaluate_per_rounds=1,
-                  checkpoint_every=2)
+                  checkpoint_every=2, batch_clients=False)
   try:
     runtime.set_local_execution_context(kind=second)
     full = tiny(tmp_path, experiment_name='full', num_rounds=4, **settings)
