@@ -197,7 +197,7 @@ def examples_trained(client_data: list) -> int:
   return total
 
 
-def _attacked_process(model_fn, local_loop='iterator', batch_clients=True):
+def _attacked_process(model_fn, local_loop='iterator', client_batching='auto'):
   defense = aggregate_fn.build_zero_non_finite(
       aggregate_fn.build_clip_per_client(
           3.0, inner=aggregate_fn.build_gaussian_noise(1e-3, seed=0)))
@@ -209,7 +209,7 @@ def _attacked_process(model_fn, local_loop='iterator', batch_clients=True):
       client_update_tf=attack_base.OnUnion(
           attacked_fedavg.ClientExplicitBoosting(
               float(FLAGS.clients_per_round))),
-      local_loop=local_loop, batch_clients=batch_clients)
+      local_loop=local_loop, client_batching=client_batching)
 
 
 def _time_attacked(process, clients, rounds, start_round=0, num_attackers=1):
@@ -311,8 +311,8 @@ def _compare_contexts(model_fn, report):
 
 
 # (local loop, clients batched) of each variant of --loops_check.
-_LOOP_VARIANTS = {'reduce': ('reduce', False), 'iterator': ('iterator', False),
-                  'batched': ('iterator', True)}
+_LOOP_VARIANTS = {'reduce': ('reduce', 'off'), 'iterator': ('iterator', 'off'),
+                  'batched': ('iterator', 'on')}
 
 
 def _compare_loops(model_fn, report):
@@ -329,7 +329,7 @@ def _compare_loops(model_fn, report):
                                         max_concurrency=FLAGS.max_concurrency)
     # Under TFF's C++ context clients always run one by one.
     variants = {name: v for name, v in _LOOP_VARIANTS.items()
-                if kind == 'in_process' or not v[1]}
+                if kind == 'in_process' or v[1] == 'off'}
     processes = {name: _attacked_process(model_fn, loop, batch)
                  for name, (loop, batch) in variants.items()}
     states = {name: p.initialize() for name, p in processes.items()}

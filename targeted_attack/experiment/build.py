@@ -113,7 +113,7 @@ def build_process(config, population: int, num_classes: int = 10):
       model_update_aggregation_factory=aggregator,
       client_update_tf=build_attack(c), client_dp_sgd=client_dp_sgd,
       client_weighting=registry.DEFENSES.chosen(c).client_weighting,
-      batch_clients=c.batch_clients)
+      client_batching=c.client_batching)
 
 
 def initial_state(process, config):

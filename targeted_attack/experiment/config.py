@@ -154,12 +154,14 @@ class ExperimentConfig:
   client_concurrency: int = setting(
       0, 'in_process: clients of a round trained at once, on threads (0: one '
       'per CPU; the results do not depend on it).', IntAtLeast(0))
-  batch_clients: bool = setting(
-      True, 'in_process: train a round\'s benign clients as one TensorFlow '
-      'computation (process.batched_training), where the model and client '
-      'optimizer allow (the reason is logged where not); the models agree '
-      'with per-client training to float rounding (docs/RUNNING.md). false: '
-      'each client by itself. Ignored by tff_cpp.')
+  client_batching: str = setting(
+      'auto', 'in_process: train a round\'s benign clients as one TensorFlow '
+      'computation (process.batched_training) where the model and client '
+      'optimizer allow (the reason is logged where not): on; off: each '
+      'client by itself; auto: on on a GPU, and on a CPU for models of at '
+      'most 300,000 parameters (faster there; the paper\'s CNN trains '
+      'faster one by one). The models agree with per-client training to '
+      'float rounding (docs/RUNNING.md). Ignored by tff_cpp.', OneOf())
   gpu_memory_growth: bool = setting(
       True, 'GPU: allocate its memory as needed, so that several runs (a '
       'sweep\'s tasks) share one; false: TensorFlow\'s default, all of it at '
@@ -448,7 +450,7 @@ RESUMABLE_CHANGES = ('num_rounds', 'resume', 'root_output_dir',
                      'experiment_name', 'evaluate_per_rounds',
                      'checkpoint_every', 'durability_threshold',
                      'execution_context', 'client_concurrency',
-                     'batch_clients', 'gpu_memory_growth', 'op_determinism',
+                     'client_batching', 'gpu_memory_growth', 'op_determinism',
                      'spread_clients_over_gpus')
 
 

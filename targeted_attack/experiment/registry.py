@@ -44,6 +44,7 @@ from targeted_attack.defenses import foolsgold
 from targeted_attack.defenses import robust
 from targeted_attack.experiment import config as config_lib
 from targeted_attack.experiment.config import ConfigError
+from targeted_attack.process import batched_training
 from targeted_attack.process import learning_process
 from targeted_attack.process import models
 
@@ -527,6 +528,7 @@ CHOICES = {
     'flame_cluster_on': filtering.FLAME_CLUSTER_ON,
     'neurotoxin_mask_source': pgd.NEUROTOXIN_MASK_SOURCES,
     'execution_context': runtime.EXECUTION_CONTEXTS,
+    'client_batching': batched_training.CLIENT_BATCHING,
 }
 
 

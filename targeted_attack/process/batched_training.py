@@ -12,23 +12,23 @@ real batch counted, and at step s, for every client k with a batch,
     momentum:   a_k ← μ a_k + g_k,  w_k ← w_k − η a_k   (TFF's `build_sgdm`)
 
 and w_k, a_k unchanged for a client without one. Dense layers are batched
-matrix products, convolutions one grouped convolution (the clients as the
-groups), and each dropout layer draws client k's mask exactly as
-`models.StepSeededDropout` does on that client alone: the stateless uniform
-of the pass's step seed (`local_training.dropout_seed_of_pass`, pass
-`BENIGN_DROPOUT_PASS`, folded with s, then with the layer's seed), as long
-as the padded batch (the first rows of a stateless draw do not depend on its
-length). The training metrics are the TFF Keras model's (loss and accuracy
+matrix products ([C, B, I] by [C, I, O]), convolutions one grouped
+convolution (the clients as the groups), and each dropout layer draws
+client k's mask exactly as `models.StepSeededDropout` does on that client
+alone: the stateless uniform of the pass's step seed
+(`local_training.dropout_seed_of_pass`, pass `BENIGN_DROPOUT_PASS`, folded
+with s, then with the layer's seed), as long as the padded batch (the first
+rows of a stateless draw do not depend on its length). The training metrics are the TFF Keras model's (loss and accuracy
 sums over the pass, examples, batches), computed from the same outputs.
 
 The arithmetic is the per-client computation's but for the order of float
 operations in the batched kernels (measured: `tests/process/
-test_batched_training.py` and `benchmarks/round_time --batch_check`).
+test_batched_training.py` and `benchmarks.round_time --loops_check`).
 Supported: Keras `Sequential` models of Flatten, Dense, Conv2D (no dilation),
 MaxPool2D and `StepSeededDropout` layers (the project's `linear`,
 `small_cnn` and `cnn`), trained with sparse categorical cross-entropy on
 logits; TFF's `build_sgdm` client optimizer; no client DP-SGD. Anything else
-runs per client (`unsupported_reason` says why).
+runs per client (`build_trainer` says why).
 """
 
 import collections
@@ -36,7 +36,6 @@ from typing import Optional
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_federated as tff
 
 from targeted_attack.attacks import base
 from targeted_attack.process import local_training
@@ -135,7 +134,7 @@ class StackedSequential:
       if kind == 'Flatten':
         x = tf.reshape(x, tf.concat([tf.shape(x)[:2], [-1]], 0))
       elif kind == 'Dense':
-        x = tf.einsum('cbi,cio->cbo', x, params.pop(0))
+        x = tf.matmul(x, params.pop(0))  # [C, B, I] @ [C, I, O]
         if config['use_bias']:
           x += params.pop(0)[:, tf.newaxis, :]
         x = _ACTIVATIONS[config['activation']](x)
@@ -355,23 +354,50 @@ def _trainer_key(model_fn, optimizer):
             type(optimizer).__name__, repr(optimizer.initialize(())))
 
 
+# The `auto` choice (`CLIENT_BATCHING`): on a CPU, batched training is faster
+# for small models (`small_cnn`, 76k parameters: a `small` round 0.37 s
+# against 0.43 s one by one) and slower for the paper's CNN (1.2M: its round
+# 12.1 s against 10.5 s; `docs/PERFORMANCE.md`), whose steps are already
+# compute-bound per client.
+AUTO_MAX_CPU_PARAMETERS = 300_000
+
+# The settings of `client_batching`: auto (batched on a GPU, or on a CPU for
+# models of at most AUTO_MAX_CPU_PARAMETERS parameters), on, off.
+CLIENT_BATCHING = ('auto', 'on', 'off')
+
+
+def _has_gpu() -> bool:
+  return bool(tf.config.list_logical_devices('GPU'))
+
+
 def build_trainer(model_fn, optimizer, client_dp_sgd=None,
-                  local_loop: str = 'iterator'):
+                  local_loop: str = 'iterator', client_batching: str = 'on'):
   """(a `BatchedBenignTrainer`, None), or (None, why the benign clients
-  cannot be trained together)."""
+  are trained one by one)."""
+  if client_batching not in CLIENT_BATCHING:
+    raise ValueError(f'`client_batching` must be one of {CLIENT_BATCHING}, '
+                     f'got {client_batching!r}.')
+  if client_batching == 'off':
+    return None, 'client_batching=off'
   if client_dp_sgd is not None:
     return None, 'client DP-SGD trains each client by itself'
   if local_loop != 'iterator':
     return None, f'local_loop={local_loop!r} is the per-client loop'
   key = _trainer_key(model_fn, optimizer)
-  if key is not None and key in _trainers:
-    return _trainers[key], None
-  try:
-    trainer = BatchedBenignTrainer(model_fn, optimizer)
-  except Unsupported as e:
-    return None, str(e)
-  if key is not None:
-    _trainers[key] = trainer
+  trainer = _trainers.get(key) if key is not None else None
+  if trainer is None:
+    try:
+      trainer = BatchedBenignTrainer(model_fn, optimizer)
+    except Unsupported as e:
+      return None, str(e)
+    if key is not None:
+      _trainers[key] = trainer
+  if client_batching == 'auto' and not _has_gpu():
+    size = sum(spec.shape.num_elements() for spec in trainer.weight_specs)
+    if size > AUTO_MAX_CPU_PARAMETERS:
+      return None, (f'client_batching=auto: on a CPU, a model of {size:,} '
+                    f'parameters (over {AUTO_MAX_CPU_PARAMETERS:,}) trains '
+                    'faster one client at a time')
   return trainer, None
 
 

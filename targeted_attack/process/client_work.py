@@ -131,10 +131,11 @@ def build_client_training(
 
 
 def _register_batched_form(model_fn, client_optimizer, client_dp_sgd,
-                           client_weighting, local_loop) -> Optional[bytes]:
+                           client_weighting, local_loop,
+                           client_batching) -> Optional[bytes]:
   """The marker of the benign clients' batched form, or None (logged why)."""
   trainer, reason = batched_training.build_trainer(
-      model_fn, client_optimizer, client_dp_sgd, local_loop)
+      model_fn, client_optimizer, client_dp_sgd, local_loop, client_batching)
   if reason is not None:
     logging.info('Clients are trained one by one, not batched: %s.', reason)
     return None
@@ -153,7 +154,7 @@ def build_attacked_client_work(
     client_weighting: ClientWeighting = ClientWeighting.NUM_EXAMPLES,
     metrics_aggregator=tff.learning.metrics.sum_then_finalize,
     local_loop: str = 'iterator',
-    batch_clients: bool = True,
+    client_batching: str = 'auto',
 ) -> tff.learning.templates.ClientWorkProcess:
   """A stateless `ClientWorkProcess` running `client_update_tf` on each client.
 
@@ -166,11 +167,14 @@ def build_attacked_client_work(
   updates are then replaced by the ones it crafts from the round's updates
   (`omniscient.craft_from_round`).
 
-  With `batch_clients`, where `batched_training` supports the model, the
-  optimizer and the settings, the in-process context trains a round's
-  benign clients as one computation (`batched_training.BenignClientMap`);
-  the malicious ones, and every client under another context, run alone.
-  Otherwise the reason is logged and every client runs alone.
+  `client_batching` (`batched_training.CLIENT_BATCHING`): with `on`, where
+  `batched_training` supports the model, the optimizer and the settings,
+  the in-process context trains a round's benign clients as one computation
+  (`batched_training.BenignClientMap`); the malicious ones, and every client
+  under another context, run alone. `auto` (the default): `on` on a GPU, and
+  on a CPU for models of at most `batched_training.AUTO_MAX_CPU_PARAMETERS`
+  parameters. `off`, or a setting without a batched form: every client runs
+  alone, and the reason is logged.
 
   Measurements: `train` (the model's metrics over benign training, combined
   over clients by `metrics_aggregator(metric_finalizers)`, as TFF 0.87's
@@ -191,10 +195,9 @@ def build_attacked_client_work(
        ('context', tff.SequenceType(context_type))],
       collections.OrderedDict)
   weights_type = tff.learning.models.weights_type_from_model(model)
-  marker = None
-  if batch_clients:
-    marker = _register_batched_form(model_fn, client_optimizer, client_dp_sgd,
-                                    client_weighting, local_loop)
+  marker = _register_batched_form(model_fn, client_optimizer, client_dp_sgd,
+                                  client_weighting, local_loop,
+                                  client_batching)
   train = build_client_training(model_fn, client_optimizer, client_update_tf,
                                 client_dp_sgd, client_weighting, local_loop,
                                 marker)

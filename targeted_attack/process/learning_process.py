@@ -259,7 +259,7 @@ def build_federated_averaging_process_attacked(
     client_weighting: ClientWeighting = ClientWeighting.NUM_EXAMPLES,
     metrics_aggregator=tff.learning.metrics.sum_then_finalize,
     local_loop: str = 'iterator',
-    batch_clients: bool = True,
+    client_batching: str = 'auto',
 ) -> tff.learning.templates.LearningProcess:
   """FedAvg where malicious clients follow `client_update_tf`.
 
@@ -288,10 +288,12 @@ def build_federated_averaging_process_attacked(
     local_loop: how local training loops over a client's batches
       (`dataset_loops.fold_batches`): 'iterator' (default) or 'reduce'
       (`dataset.reduce`, the loop before 0.7; the same arithmetic, slower).
-    batch_clients: under the in-process context, train a round's benign
-      clients as one computation (`process.batched_training`), where the
-      model and optimizer allow (else logged, and per client); False: each
-      client by itself, as under TFF's C++ context.
+    client_batching: under the in-process context, whether a round's benign
+      clients train as one computation (`process.batched_training`): `on`
+      where the model and optimizer allow (else logged, and per client);
+      `auto` (default) as `on` on a GPU, and on a CPU only for models of at
+      most `batched_training.AUTO_MAX_CPU_PARAMETERS` parameters; `off`:
+      each client by itself, as under TFF's C++ context.
 
   Returns:
     A `tff.learning.templates.LearningProcess`; `next(state, client_data)`
@@ -319,7 +321,7 @@ def build_federated_averaging_process_attacked(
       model_weights_type)
   client_work = client_work_lib.build_attacked_client_work(
       model_fn, client_optimizer, client_update_tf, client_dp_sgd,
-      client_weighting, metrics_aggregator, local_loop, batch_clients)
+      client_weighting, metrics_aggregator, local_loop, client_batching)
   aggregator = create_weighted_aggregator(model_update_aggregation_factory,
                                            model_weights_type.trainable)
   finalizer = tff.learning.templates.build_apply_optimizer_finalizer(

@@ -102,7 +102,7 @@ def test_a_run_resumed_under_the_other_context_continues_exactly(
   from targeted_attack import runtime  # pylint: disable=g-import-not-at-top
   previous = tff.framework.get_context_stack().current
   settings = dict(defense='foolsgold', attack_freq=1, evaluate_per_rounds=1,
-                  checkpoint_every=2, batch_clients=False)
+                  checkpoint_every=2, client_batching='off')
   try:
     runtime.set_local_execution_context(kind=second)
     full = tiny(tmp_path, experiment_name='full', num_rounds=4, **settings)

@@ -28,6 +28,15 @@ import reference
 TOLERANCE = 1e-6
 
 
+@pytest.fixture(autouse=True, scope='module')
+def in_process_context():
+  """Clients are batched under the in-process context only (CI also runs
+  this directory under TFF's C++ one): set it here, and restore after."""
+  runtime.set_local_execution_context(kind='in_process')
+  yield
+  runtime.set_local_execution_context()
+
+
 def _numpy_momentum_pass(weights, x, y, lr, momentum, batch_size):
   """Heavy-ball SGD over (x, y) in order: a ← μa + g, w ← w − ηa (μ = 0:
   plain SGD), in float64, from `reference.ce_gradients`."""
@@ -122,15 +131,14 @@ def _round_data(num_clients, num_attackers, epochs=2, batch=7):
 
 @pytest.fixture(scope='module')
 def processes():
-  """{batch_clients: the attacked process on small_cnn, client momentum 0.5}."""
-  runtime.set_local_execution_context(kind='in_process')
+  """{batched: the attacked process on small_cnn, client momentum 0.5}."""
   return {flag: process_lib.build_federated_averaging_process_attacked(
       models.build_model_fn('small_cnn'),
       client_optimizer_fn=tff.learning.optimizers.build_sgdm(0.1,
                                                              momentum=0.5),
       client_update_tf=attack_base.OnUnion(
           boosting.ClientExplicitBoosting(4.0)),
-      batch_clients=flag) for flag in (False, True)}
+      client_batching='on' if flag else 'off') for flag in (False, True)}
 
 
 def _weights(process, state):
@@ -138,7 +146,6 @@ def _weights(process, state):
 
 
 def test_a_round_mixing_attackers_matches_the_per_client_round(processes):
-  runtime.set_local_execution_context(kind='in_process')
   client_data = _round_data(6, 2)
   # A benign client without examples: Δ = 0, weight 0.
   empty = client_data[5]['benign'].take(0)
@@ -160,7 +167,6 @@ def test_a_round_mixing_attackers_matches_the_per_client_round(processes):
 
 def test_a_run_resumes_across_batched_and_per_client_rounds(processes):
   # Round 1 batched then round 2 per client, against both per client.
-  runtime.set_local_execution_context(kind='in_process')
   first, second = _round_data(4, 1), _round_data(4, 0, epochs=1)
   start = processes[False].initialize()
   per_client, batched = processes[False], processes[True]
@@ -178,6 +184,17 @@ def test_a_setting_without_a_batched_form_says_why():
   assert 'build_sgdm' in reason(builders.model_fn,
                                 tff.learning.optimizers.build_adam(0.1))
   assert 'local_loop' in reason(builders.model_fn, sgd, local_loop='reduce')
+  build = batched_training.build_trainer
+  assert build(builders.model_fn, sgd, client_batching='off')[1] == (
+      'client_batching=off')
+  with pytest.raises(ValueError, match='client_batching'):
+    build(builders.model_fn, sgd, client_batching='sometimes')
+  # auto on this CPU: small models batched, the paper's CNN one by one.
+  if not tf.config.list_logical_devices('GPU'):
+    assert build(models.build_model_fn('small_cnn'), sgd,
+                 client_batching='auto')[1] is None
+    assert 'parameters' in build(models.build_model_fn('cnn'), sgd,
+                                 client_batching='auto')[1]
 
   def batch_norm_model():
     keras_model = tf.keras.Sequential([
