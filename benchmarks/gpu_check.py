@@ -11,8 +11,8 @@ Prints one table (and one JSON line), every figure measured in this process:
                  in_process on the GPU(s), in_process on the CPU only, tff_cpp
                  (TFF's C++ worker, CPU only); per local-training loop kind
                  (the iterator loop, the default, and dataset.reduce), on the
-                 CPU and on the GPU; clients trained one by one (batched
-                 clients are not built yet, issue 27)
+                 CPU and on the GPU; the benign clients one by one and
+                 batched (client_batching on/off), on the CPU and the GPU
   agreement      the round's model, in_process on the GPU against tff_cpp on
                  the CPU, from the same state and clients: max |Δw|, and
                  whether it is within 1e-5
@@ -103,7 +103,7 @@ class PaperRound:
     self.model_fn = models.build_model_fn(args.model, 10, seed=0)
     self.boost = float(args.clients)
 
-  def process(self, local_loop='iterator'):
+  def process(self, local_loop='iterator', client_batching='off'):
     defense = aggregate_fn.build_clip_per_client(
         3.0, inner=aggregate_fn.build_gaussian_noise(1e-3, seed=0))
     return process_lib.build_federated_averaging_process_attacked(
@@ -113,15 +113,15 @@ class PaperRound:
         model_update_aggregation_factory=defense,
         client_update_tf=attack_base.OnUnion(
             attacked_fedavg.ClientExplicitBoosting(self.boost)),
-        local_loop=local_loop)
+        local_loop=local_loop, client_batching=client_batching)
 
   def run(self, kind, repeats, client_devices=None, max_concurrency=None,
-          local_loop='iterator'):
+          local_loop='iterator', client_batching='off'):
     """(median seconds, the trained weights of one round from the start)."""
     runtime.set_local_execution_context(kind=kind,
                                         client_devices=client_devices,
                                         max_concurrency=max_concurrency)
-    process = self.process(local_loop)
+    process = self.process(local_loop, client_batching)
     state = process.initialize()
 
     def one_round():
@@ -170,8 +170,22 @@ def main(argv=None):
                                 local_loop='reduce')
     loops += f'; GPU: reduce {gpu_reduce_s:.2f} s (iterator below)'
     report.update(round_in_process_gpu_reduce_s=gpu_reduce_s)
-  rows.append(('  loop kinds', loops + '; clients one by one (batched: not '
-               'built, issue 27)'))
+  rows.append(('  loop kinds', loops + '; clients one by one'))
+  with tf.device('/CPU:0'):
+    cpu_batched_s, cpu_batched_w = paper.run(
+        'in_process', args.rounds, client_devices=['/CPU:0'],
+        client_batching='on')
+  batched = (f'in_process CPU: {cpu_batched_s:.2f} s (one by one '
+             f'{cpu_s:.2f} s); max |dw| vs tff_cpp '
+             f'{_max_difference(cpu_batched_w, cpp_w):.2e}')
+  report.update(round_in_process_cpu_batched_s=cpu_batched_s)
+  if gpus:
+    gpu_batched_s, gpu_batched_w = paper.run(
+        'in_process', args.rounds, client_devices=gpus, client_batching='on')
+    batched += (f'; GPU: {gpu_batched_s:.2f} s, max |dw| vs tff_cpp '
+                f'{_max_difference(gpu_batched_w, cpp_w):.2e}')
+    report.update(round_in_process_gpu_batched_s=gpu_batched_s)
+  rows.append(('  batched', batched))
   if gpus:
     gpu_s, gpu_w = paper.run('in_process', args.rounds, client_devices=gpus)
     _, again_w = paper.run('in_process', 1, client_devices=gpus)

@@ -158,10 +158,10 @@ class ExperimentConfig:
       'auto', 'in_process: train a round\'s benign clients as one TensorFlow '
       'computation (process.batched_training) where the model and client '
       'optimizer allow (the reason is logged where not): on; off: each '
-      'client by itself; auto: on on a GPU, and on a CPU for models of at '
-      'most 300,000 parameters (faster there; the paper\'s CNN trains '
-      'faster one by one). The models agree with per-client training to '
-      'float rounding (docs/RUNNING.md). Ignored by tff_cpp.', OneOf())
+      'client by itself; auto: on where TensorFlow sees a GPU, off on a '
+      'CPU (where it was no faster in a sweep: docs/PERFORMANCE.md). The '
+      'models agree with per-client training to float rounding '
+      '(docs/RUNNING.md). Ignored by tff_cpp.', OneOf())
   gpu_memory_growth: bool = setting(
       True, 'GPU: allocate its memory as needed, so that several runs (a '
       'sweep\'s tasks) share one; false: TensorFlow\'s default, all of it at '

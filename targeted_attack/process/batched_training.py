@@ -354,15 +354,9 @@ def _trainer_key(model_fn, optimizer):
             type(optimizer).__name__, repr(optimizer.initialize(())))
 
 
-# The `auto` choice (`CLIENT_BATCHING`): on a CPU, batched training is faster
-# for small models (`small_cnn`, 76k parameters: a `small` round 0.37 s
-# against 0.43 s one by one) and slower for the paper's CNN (1.2M: its round
-# 12.1 s against 10.5 s; `docs/PERFORMANCE.md`), whose steps are already
-# compute-bound per client.
-AUTO_MAX_CPU_PARAMETERS = 300_000
-
-# The settings of `client_batching`: auto (batched on a GPU, or on a CPU for
-# models of at most AUTO_MAX_CPU_PARAMETERS parameters), on, off.
+# The settings of `client_batching`: auto (batched where TensorFlow sees a
+# GPU; on a CPU one by one, which was as fast or faster in a sweep:
+# `docs/PERFORMANCE.md`), on, off.
 CLIENT_BATCHING = ('auto', 'on', 'off')
 
 
@@ -379,6 +373,8 @@ def build_trainer(model_fn, optimizer, client_dp_sgd=None,
                      f'got {client_batching!r}.')
   if client_batching == 'off':
     return None, 'client_batching=off'
+  if client_batching == 'auto' and not _has_gpu():
+    return None, 'client_batching=auto and no GPU'
   if client_dp_sgd is not None:
     return None, 'client DP-SGD trains each client by itself'
   if local_loop != 'iterator':
@@ -392,12 +388,6 @@ def build_trainer(model_fn, optimizer, client_dp_sgd=None,
       return None, str(e)
     if key is not None:
       _trainers[key] = trainer
-  if client_batching == 'auto' and not _has_gpu():
-    size = sum(spec.shape.num_elements() for spec in trainer.weight_specs)
-    if size > AUTO_MAX_CPU_PARAMETERS:
-      return None, (f'client_batching=auto: on a CPU, a model of {size:,} '
-                    f'parameters (over {AUTO_MAX_CPU_PARAMETERS:,}) trains '
-                    'faster one client at a time')
   return trainer, None
 
 

@@ -291,9 +291,8 @@ def build_federated_averaging_process_attacked(
     client_batching: under the in-process context, whether a round's benign
       clients train as one computation (`process.batched_training`): `on`
       where the model and optimizer allow (else logged, and per client);
-      `auto` (default) as `on` on a GPU, and on a CPU only for models of at
-      most `batched_training.AUTO_MAX_CPU_PARAMETERS` parameters; `off`:
-      each client by itself, as under TFF's C++ context.
+      `auto` (default) as `on` where TensorFlow sees a GPU, else `off`;
+      `off`: each client by itself, as under TFF's C++ context.
 
   Returns:
     A `tff.learning.templates.LearningProcess`; `next(state, client_data)`
