@@ -15,7 +15,9 @@ if [[ "${TEST_WORKERS:-2}" != 0 ]]; then
   # One file's tests stay on one process (its module fixtures built once).
   workers_flags=(-n "${TEST_WORKERS:-2}" --dist loadfile)
 fi
-.venv/bin/python -m pytest "${workers_flags[@]}" "${@:-tests}" || status=$?
+# (The guarded expansion: an empty array under `set -u` fails in bash < 4.4.)
+.venv/bin/python -m pytest ${workers_flags[@]+"${workers_flags[@]}"} \
+  "${@:-tests}" || status=$?
 sleep 1
 # Workers started during the tests and still running (others are not ours).
 left="$(comm -13 <(echo "$before") <(workers) | tr '\n' ' ')"

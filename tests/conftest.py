@@ -15,3 +15,23 @@ def pytest_configure(config):
     return
   from targeted_attack import runtime  # pylint: disable=g-import-not-at-top
   runtime.set_local_execution_context()
+
+
+# The longest files first: pytest-xdist (--dist loadfile) hands out files in
+# collection order, so a long file collected last would leave the other
+# process idle at the end.
+_LONGEST_FILES = ('reproduce/test_sweep.py', 'experiment/test_resume_stateful.py',
+                  'experiment/test_run.py', 'experiment/test_registry.py')
+
+
+def pytest_collection_modifyitems(config, items):
+  del config
+
+  def rank(item):
+    path = str(item.fspath).replace(os.sep, '/')
+    for index, name in enumerate(_LONGEST_FILES):
+      if path.endswith(name):
+        return index
+    return len(_LONGEST_FILES)
+
+  items.sort(key=rank)  # stable: the order within a file is kept

@@ -11,7 +11,8 @@ real batch counted, and at step s, for every client k with a batch,
     SGD:        w_k ← w_k − η g_k
     momentum:   a_k ← μ a_k + g_k,  w_k ← w_k − η a_k   (TFF's `build_sgdm`)
 
-and w_k, a_k unchanged for a client without one. Dense layers are batched
+and w_k, a_k unchanged for a client without one (a batch of no rows is a
+step with g_k = 0, as in per-client training). Dense layers are batched
 matrix products ([C, B, I] by [C, I, O]), convolutions one grouped
 convolution (the clients as the groups), and each dropout layer draws
 client k's mask exactly as `models.StepSeededDropout` does on that client
@@ -88,6 +89,9 @@ class StackedSequential:
         raise Unsupported(f'{layer.name}: channels-first pooling')
       if kind == 'StepSeededDropout' and config.get('noise_shape') is not None:
         raise Unsupported(f'{layer.name}: a dropout noise shape')
+      if kind == 'Dense' and len(layer.input_shape) != 2:
+        raise Unsupported(f'{layer.name}: a Dense layer on inputs of rank '
+                          f'{len(layer.input_shape) - 1} per example')
       self.layers.append((kind, config, layer))
       expected.extend(id(w) for w in layer.trainable_weights)
     if [id(w) for w in keras_model.trainable_weights] != expected:
@@ -234,8 +238,11 @@ class BatchedBenignTrainer:
             set(input_spec) == {'x', 'y'}):
       raise Unsupported('the input is not a mapping of x and y')
     self.x_spec, self.y_spec = input_spec['x'], input_spec['y']
-    if self.y_spec.shape.rank != 2 or self.y_spec.shape[1] != 1:
-      raise Unsupported('labels are not [batch, 1]')
+    if self.y_spec.shape.rank != 2 or self.y_spec.shape[1] != 1 or (
+        not self.y_spec.dtype.is_integer):
+      raise Unsupported('labels are not integers of shape [batch, 1]')
+    if not self.x_spec.shape[1:].is_fully_defined():
+      raise Unsupported('inputs of unknown shape per example')
     data_shape = [None, None, None]
     self._train = tf.function(self._train_impl, input_signature=(
         [tf.TensorSpec(s.shape, s.dtype) for s in self.weight_specs],
@@ -249,7 +256,7 @@ class BatchedBenignTrainer:
     """Per client k: (w_k − w_t for each weight [C, …], `_Metrics`, ‖Δ_k‖).
 
     x [C, S, B, …] and y [C, S, B, 1]: client k's batch s in rows
-    [0, rows[k, s]) (rows[k, s] = 0: no batch s); seeds int64 [C, 2]."""
+    [0, rows[k, s]) (rows[k, s] = −1: no batch s); seeds int64 [C, 2]."""
     return self._train(list(initial_weights), x, y, rows, seeds)
 
   def _train_impl(self, initial, x, y, rows, seeds):
@@ -272,8 +279,8 @@ class BatchedBenignTrainer:
     lr = tf.constant(self.learning_rate, tf.float32)
 
     def step(s, params, accumulators, metrics):
-      n = rows[:, s]
-      has_batch = n > 0
+      has_batch = rows[:, s] >= 0  # a batch, perhaps of no rows
+      n = tf.maximum(rows[:, s], 0)
       n_float = tf.cast(n, tf.float32)
       row_mask = tf.sequence_mask(n, batch, tf.float32)
       step_seeds = tf.map_fn(
@@ -365,9 +372,12 @@ def _has_gpu() -> bool:
 
 
 def build_trainer(model_fn, optimizer, client_dp_sgd=None,
-                  local_loop: str = 'iterator', client_batching: str = 'on'):
+                  local_loop: str = 'iterator', client_batching: str = 'on',
+                  strategy=None):
   """(a `BatchedBenignTrainer`, None), or (None, why the benign clients
-  are trained one by one)."""
+  are trained one by one). `strategy`: the client strategy, whose benign
+  clients must run `attacks.base.benign_update` (its `__call__` is the
+  base class's)."""
   if client_batching not in CLIENT_BATCHING:
     raise ValueError(f'`client_batching` must be one of {CLIENT_BATCHING}, '
                      f'got {client_batching!r}.')
@@ -375,6 +385,10 @@ def build_trainer(model_fn, optimizer, client_dp_sgd=None,
     return None, 'client_batching=off'
   if client_batching == 'auto' and not _has_gpu():
     return None, 'client_batching=auto and no GPU'
+  if strategy is not None and (type(strategy).__call__ is not
+                               base.ClientUpdateStrategy.__call__):
+    return None, (f'{type(strategy).__name__} overrides how a client is '
+                  'trained')
   if client_dp_sgd is not None:
     return None, 'client DP-SGD trains each client by itself'
   if local_loop != 'iterator':
@@ -404,7 +418,8 @@ def _numpy_batches(dataset):
 def pad_client_batches(datasets, x_spec, y_spec) -> tuple:
   """(x [C, S, B, …], y [C, S, B, 1], rows int32 [C, S]): each client's
   batches, in order, zero-padded to the longest client and the largest
-  batch; rows[k, s] the rows of client k's batch s (0: none)."""
+  batch; rows[k, s] the rows of client k's batch s (−1: no batch s; a
+  batch of no rows still counts as a step, as in per-client training)."""
   batches = [_numpy_batches(d) for d in datasets]
   num_steps = max([len(b) for b in batches] + [0])
   size = max([len(batch['x']) for b in batches for batch in b] + [0])
@@ -412,7 +427,7 @@ def pad_client_batches(datasets, x_spec, y_spec) -> tuple:
   x = np.zeros([count, num_steps, size] + x_spec.shape[1:].as_list(),
                x_spec.dtype.as_numpy_dtype)
   y = np.zeros([count, num_steps, size, 1], y_spec.dtype.as_numpy_dtype)
-  rows = np.zeros([count, num_steps], np.int32)
+  rows = np.full([count, num_steps], -1, np.int32)
   for k, client in enumerate(batches):
     for s, batch in enumerate(client):
       n = len(batch['x'])
@@ -427,6 +442,17 @@ def _is_empty(dataset) -> bool:
   if cardinality >= 0:
     return cardinality == 0
   return not any(True for _ in dataset.take(1))
+
+
+def _read_context(dataset) -> dict:
+  """A client's (seed, boost share, id) as `client_work`'s `read_context`
+  reads it: its context dataset's last element, or (0, 0), 1, −1 when
+  empty."""
+  context = dict(seed=np.zeros([2], np.int64), boost_share=np.float32(1.0),
+                 client_id=np.int64(-1))
+  for element in dataset.as_numpy_iterator():
+    context = element
+  return context
 
 
 class BenignClientMap:
@@ -451,12 +477,25 @@ class BenignClientMap:
     return leaves[self.num_weights:]
 
   def batchable(self, arguments) -> list:
-    return [_is_empty(self._datasets(leaves)[1]) for leaves in arguments]
+    """The benign clients (an empty malicious dataset) whose initial weights
+    are the first such client's: one broadcast value, the same objects (a
+    client given other weights runs alone)."""
+    chosen, reference = [], None
+    for leaves in arguments:
+      take = _is_empty(self._datasets(leaves)[1])
+      if take:
+        weights = leaves[:self.num_weights]
+        if reference is None:
+          reference = weights
+        take = all(a is b for a, b in zip(weights, reference))
+      chosen.append(take)
+    return chosen
 
   def run(self, arguments) -> list:
     initial = arguments[0][:self.num_weights]
     benign = [self._datasets(leaves)[0] for leaves in arguments]
-    contexts = [next(iter(self._datasets(leaves)[2])) for leaves in arguments]
+    contexts = [_read_context(self._datasets(leaves)[2])
+                for leaves in arguments]
     seeds = np.stack([np.asarray(c['seed'], np.int64) for c in contexts])
     x, y, rows = pad_client_batches(benign, self.trainer.x_spec,
                                     self.trainer.y_spec)

@@ -132,10 +132,11 @@ def build_client_training(
 
 def _register_batched_form(model_fn, client_optimizer, client_dp_sgd,
                            client_weighting, local_loop,
-                           client_batching) -> Optional[bytes]:
+                           client_batching, strategy) -> Optional[bytes]:
   """The marker of the benign clients' batched form, or None (logged why)."""
   trainer, reason = batched_training.build_trainer(
-      model_fn, client_optimizer, client_dp_sgd, local_loop, client_batching)
+      model_fn, client_optimizer, client_dp_sgd, local_loop, client_batching,
+      strategy)
   if reason is not None:
     logging.info('Clients are trained one by one, not batched: %s.', reason)
     return None
@@ -196,7 +197,7 @@ def build_attacked_client_work(
   weights_type = tff.learning.models.weights_type_from_model(model)
   marker = _register_batched_form(model_fn, client_optimizer, client_dp_sgd,
                                   client_weighting, local_loop,
-                                  client_batching)
+                                  client_batching, client_update_tf)
   train = build_client_training(model_fn, client_optimizer, client_update_tf,
                                 client_dp_sgd, client_weighting, local_loop,
                                 marker)

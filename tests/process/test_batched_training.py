@@ -59,7 +59,7 @@ def test_uneven_clients_train_as_numpy_sgd(momentum):
   datasets = [builders.make_dataset(seed, n) for seed, n in enumerate(sizes)]
   x, y, rows = batched_training.pad_client_batches(
       datasets, trainer.x_spec, trainer.y_spec)
-  assert rows.tolist() == [[2, 2, 1, 0], [0, 0, 0, 0], [2, 0, 0, 0],
+  assert rows.tolist() == [[2, 2, 1, -1], [-1, -1, -1, -1], [2, -1, -1, -1],
                            [2, 2, 2, 1]]
   initial = [reference.INITIAL_KERNEL, reference.INITIAL_BIAS]
   deltas, metrics, norms = trainer.train(initial, x, y, rows,
@@ -83,6 +83,34 @@ def test_uneven_clients_train_as_numpy_sgd(momentum):
   np.testing.assert_allclose(metrics.loss_sum[2], 2 * loss, rtol=1e-5)
   np.testing.assert_allclose(metrics.loss_weight, sizes)
   assert float(metrics.loss_sum[1]) == 0.0
+
+
+def test_a_batch_without_rows_is_a_step_as_per_client():
+  # Batches of 2, 0 and 2 rows: the empty one is a momentum step with g = 0
+  # (a ← μa, w ← w − ηa) and a counted batch, as per-client training has it.
+  x, y = reference.make_examples(3, 4)
+  parts = [(x[:2], y[:2]), (x[:0], y[:0]), (x[2:], y[2:])]
+  dataset = tf.data.Dataset.from_generator(
+      lambda: iter([collections.OrderedDict(x=a, y=b) for a, b in parts]),
+      output_signature=builders.INPUT_SPEC)
+  trainer = batched_training.BatchedBenignTrainer(
+      builders.model_fn, tff.learning.optimizers.build_sgdm(0.1, momentum=0.9))
+  padded = batched_training.pad_client_batches([dataset], trainer.x_spec,
+                                               trainer.y_spec)
+  assert padded[2].tolist() == [[2, 0, 2]]
+  initial = [reference.INITIAL_KERNEL, reference.INITIAL_BIAS]
+  deltas, metrics, _ = trainer.train(initial, *padded,
+                                     np.zeros([1, 2], np.int64))
+  weights = [w.astype(np.float64) for w in initial]
+  accumulators = [np.zeros_like(w) for w in weights]
+  for xb, yb in parts:
+    gradients = (reference.ce_gradients(weights, xb, yb) if len(xb) else
+                 [np.zeros_like(w) for w in weights])
+    accumulators = [0.9 * a + g for a, g in zip(accumulators, gradients)]
+    weights = [w - 0.1 * a for w, a in zip(weights, accumulators)]
+  for got, want in zip(deltas, reference.delta(weights, initial)):
+    np.testing.assert_allclose(got[0], want, rtol=1e-5, atol=1e-7)
+  assert int(metrics.batches[0]) == 3 and int(metrics.examples[0]) == 4
 
 
 @pytest.mark.parametrize('name', ['small_cnn', 'linear'])
@@ -190,6 +218,19 @@ def test_a_setting_without_a_batched_form_says_why():
   with pytest.raises(ValueError, match='client_batching'):
     build(builders.model_fn, sgd, client_batching='sometimes')
   # auto: batched where TensorFlow sees a GPU, else one by one.
+  # A strategy that trains its benign clients its own way runs per client.
+
+  class TwoPasses(attack_base.NoAttack):
+
+    def __call__(self, trainer, initial_weights, benign, malicious,
+                 is_malicious, boost_share=1.0):
+      trainer.train_pass(benign)
+      return super().__call__(trainer, initial_weights, benign, malicious,
+                              is_malicious, boost_share)
+
+  assert 'TwoPasses' in build(builders.model_fn, sgd, strategy=TwoPasses())[1]
+  assert build(builders.model_fn, sgd, strategy=attack_base.NoAttack())[1] is (
+      None)
   on_gpu = bool(tf.config.list_logical_devices('GPU'))
   assert (build(builders.model_fn, sgd, client_batching='auto')[1] is None
          ) == on_gpu
@@ -203,3 +244,21 @@ def test_a_setting_without_a_batched_form_says_why():
             from_logits=True), input_spec=builders.INPUT_SPEC)
 
   assert 'BatchNormalization' in reason(batch_norm_model, sgd)
+
+
+def test_only_benign_clients_of_the_broadcast_weights_are_batched():
+  trainer = batched_training.BatchedBenignTrainer(
+      builders.model_fn, tff.learning.optimizers.build_sgdm(0.1))
+  batched = batched_training.BenignClientMap(trainer, False)
+  broadcast = [tf.constant(reference.INITIAL_KERNEL),
+               tf.constant(reference.INITIAL_BIAS)]
+  other = [tf.constant(reference.INITIAL_KERNEL),
+           tf.constant(reference.INITIAL_BIAS)]
+  data = builders.make_dataset(0, 4)
+  context = process_lib.client_context([0, 1], 1.0)
+  empty = data.take(0)
+  arguments = [broadcast + [data, empty, context],
+               broadcast + [data, empty, context],
+               other + [data, empty, context],      # other weights: alone
+               broadcast + [data, data, context]]   # malicious: alone
+  assert batched.batchable(arguments) == [True, True, False, False]

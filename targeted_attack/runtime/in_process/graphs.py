@@ -207,9 +207,18 @@ class _TFComputation:
     tasks = [None] + alone  # None: the batch
 
     def task(index):
-      if index is None:
-        return self.batched_map.run([flat[i] for i in batch])
-      return self(arguments[index])
+      try:
+        if index is None:
+          return self.batched_map.run([flat[i] for i in batch])
+        return self(arguments[index])
+      except Exception as e:  # pylint: disable=broad-except
+        if hasattr(e, 'add_note') and not getattr(e, '_ta_noted', False):
+          where = (f'clients {batch}, trained together' if index is None
+                   else f'client {index}')
+          e.add_note(f'(in {where}, of a federated_map, in-process TFF '
+                     'context)')
+          e._ta_noted = True  # pylint: disable=protected-access
+        raise
 
     done = map_fn(task, tasks)
     results = [None] * len(arguments)
