@@ -209,10 +209,11 @@ def _sgd_settings(optimizer) -> tuple:
 class BatchedBenignTrainer:
   """`benign_update` for many clients at once (the module docstring)."""
 
-  def __init__(self, model_fn, optimizer):
+  def __init__(self, model_fn, optimizer, model=None):
+    """`model`: `model_fn()`'s model if already built (in any graph)."""
     self.learning_rate, self.momentum = _sgd_settings(optimizer)
     with tf.Graph().as_default():
-      model = model_fn()
+      model = model_fn() if model is None else model
       keras_model = _keras_model(model)
       self.network = StackedSequential(keras_model)
       if keras_model.losses:
@@ -342,23 +343,22 @@ def _is_sparse_ce_on_logits(loss_fn) -> bool:
 _trainers = {}
 
 
-def _trainer_key(model_fn, optimizer):
-  with tf.Graph().as_default():
-    model = model_fn()
-    keras_model = getattr(model, '_keras_model', None)
-    if keras_model is None:
-      return None
-    try:
-      architecture = keras_model.to_json()
-    except (NotImplementedError, TypeError, ValueError):
-      return None
-    loss_fns = getattr(model, '_loss_fns', None) or []
-    return (architecture,
-            tuple(type(m).__name__ + m.name for m in model.get_metrics()),
-            tuple(repr(fn.get_config()) if hasattr(fn, 'get_config') else
-                  repr(fn) for fn in loss_fns),
-            repr(model.input_spec), type(optimizer).__module__,
-            type(optimizer).__name__, repr(optimizer.initialize(())))
+def _trainer_key(model, optimizer):
+  """What determines a trainer's computation, or None (no Keras model)."""
+  keras_model = getattr(model, '_keras_model', None)
+  if keras_model is None:
+    return None
+  try:
+    architecture = keras_model.to_json()
+  except (NotImplementedError, TypeError, ValueError):
+    return None
+  loss_fns = getattr(model, '_loss_fns', None) or []
+  return (architecture,
+          tuple(type(m).__name__ + m.name for m in model.get_metrics()),
+          tuple(repr(fn.get_config()) if hasattr(fn, 'get_config') else
+                repr(fn) for fn in loss_fns),
+          repr(model.input_spec), type(optimizer).__module__,
+          type(optimizer).__name__, repr(optimizer.initialize(())))
 
 
 # The settings of `client_batching`: auto (batched where TensorFlow sees a
@@ -393,11 +393,13 @@ def build_trainer(model_fn, optimizer, client_dp_sgd=None,
     return None, 'client DP-SGD trains each client by itself'
   if local_loop != 'iterator':
     return None, f'local_loop={local_loop!r} is the per-client loop'
-  key = _trainer_key(model_fn, optimizer)
+  with tf.Graph().as_default():  # the model is built once, for both
+    model = model_fn()
+    key = _trainer_key(model, optimizer)
   trainer = _trainers.get(key) if key is not None else None
   if trainer is None:
     try:
-      trainer = BatchedBenignTrainer(model_fn, optimizer)
+      trainer = BatchedBenignTrainer(model_fn, optimizer, model)
     except Unsupported as e:
       return None, str(e)
     if key is not None:
@@ -411,16 +413,12 @@ def unsupported_reason(model_fn, optimizer, client_dp_sgd=None,
   return build_trainer(model_fn, optimizer, client_dp_sgd, local_loop)[1]
 
 
-def _numpy_batches(dataset):
-  return list(dataset.as_numpy_iterator())
-
-
 def pad_client_batches(datasets, x_spec, y_spec) -> tuple:
   """(x [C, S, B, …], y [C, S, B, 1], rows int32 [C, S]): each client's
   batches, in order, zero-padded to the longest client and the largest
   batch; rows[k, s] the rows of client k's batch s (−1: no batch s; a
   batch of no rows still counts as a step, as in per-client training)."""
-  batches = [_numpy_batches(d) for d in datasets]
+  batches = [list(d.as_numpy_iterator()) for d in datasets]
   num_steps = max([len(b) for b in batches] + [0])
   size = max([len(batch['x']) for b in batches for batch in b] + [0])
   count = len(batches)
