@@ -57,10 +57,12 @@ Choices, where this differs from the authors' code:
   and both models are run with `training=False` (no dropout), so the trigger
   is a deterministic function of θ_t, δ, the data and the seed.
 - The mask is the `trigger_placement` patch(es) of the BadNets trigger and δ
-  starts as its checkerboard, so before the first attack round the backdoor
+  starts as its pattern (`triggers.TRIGGER_PATTERN`, every pixel in contrast
+  to the white background), so before the first attack round the backdoor
   equals the 'trigger' backdoor at amplitude 1.
-- D_att, the attacker's images, are the non-target images of the task's
-  `task_num` clients (those the 'trigger' backdoor stamps), with their labels.
+- D_att, the attacker's images, are the non-target images (or those of
+  `trigger_source_class`) of the task's `task_num` clients (those the
+  'trigger' backdoor stamps), with their labels.
 - δ is checkpointed with the run (`get_state`, `restore`): a resumed run goes
   on from the last trigger.
 """
@@ -286,21 +288,24 @@ class AdaptiveTrigger:
 def adaptive_trigger(data, task_num: int,
                      placement: str, model_name: str, settings: A3FLSettings,
                      seed: int,
-                     target_label: int = base.BACKDOOR_TARGET_LABEL
+                     target_label: int = base.BACKDOOR_TARGET_LABEL,
+                     source_class: int = triggers.ALL_SOURCE_CLASSES
                     ) -> AdaptiveTrigger:
   """The 'a3fl' backdoor's trigger search, δ₀ the BadNets pattern.
 
-  D_att: the non-target images of `task_num` seeded clients
-  (`triggers.trigger_source_images`, the 'trigger' backdoor's) with their true
-  labels; evaluation: the non-target test images; m, δ₀: the mask and
-  checkerboard of `placement` (`triggers.global_trigger`).
+  D_att: the non-target images (or those of `source_class`) of `task_num`
+  seeded clients (`triggers.trigger_source_images`, the 'trigger'
+  backdoor's) with their true labels; evaluation: the test images of the
+  same classes; m, δ₀: the mask and pattern of `placement`
+  (`triggers.global_trigger`: every pixel in contrast to the background).
   """
   train, eval_pixels, clients = triggers.trigger_source_images(
-      data, task_num, seed, target_label)
+      data, task_num, seed, target_label, source_class)
   labels = []
   for k in clients:
     client_labels = data.client_arrays(k)[1]
-    labels.append(client_labels[client_labels != target_label])
+    labels.append(client_labels[triggers.source_rows(
+        client_labels, target_label, source_class)])
   mask, pattern = triggers.global_trigger(train.shape[-1], placement)
   return AdaptiveTrigger(model_name, train, np.concatenate(labels),
                          eval_pixels, mask, pattern, target_label, settings,
@@ -317,17 +322,20 @@ class A3FLBackdoor(base.Backdoor):
   adaptive = True
 
   def __init__(self, task_num: int, placement: str, model_name: str,
-               settings: A3FLSettings, seed: int):
+               settings: A3FLSettings, seed: int,
+               source_class: int = triggers.ALL_SOURCE_CLASSES):
     self.task_num = task_num
     self.placement = placement
     self.model_name = model_name
     self.settings = settings
     self.seed = seed
+    self.source_class = source_class
     self.trigger = None  # an AdaptiveTrigger, once the data is known
 
   def initial_task(self, data) -> base.BackdoorTask:
     self.trigger = adaptive_trigger(data, self.task_num, self.placement,
-                                    self.model_name, self.settings, self.seed)
+                                    self.model_name, self.settings, self.seed,
+                                    source_class=self.source_class)
     return self.trigger.initial_task()
 
   def adapt(self, task, model_weights, round_num):

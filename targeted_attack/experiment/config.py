@@ -333,11 +333,17 @@ class ExperimentConfig:
   edge_case_num_eval: int = setting(
       200, 'Edge-case images backdoor accuracy is measured on.', _POS_INT)
   trigger_amplitude: float = setting(
-      1.0, 'trigger backdoor: pattern amplitude.',
+      1.0, 'trigger / dba backdoor: pattern amplitude a in x + a·M⊙(P − x).',
       Number(0.0, 1.0, strict=True))
   trigger_placement: str = setting(
       'one_corner', 'trigger backdoor: where the pattern goes.',
       OneOf())
+  trigger_source_class: int = setting(
+      -1, 'trigger / dba / a3fl backdoor: the class whose images get the '
+      'trigger, in the attackers\' poison and in the evaluation (Ozdayi et '
+      'al.\'s base class: sandal 5 → sneaker 7); -1: every class but the '
+      'target. A class in 0..num_classes − 1 other than the target (1).',
+      IntAtLeast(-1))
   dba_parts: int = setting(
       4, 'dba backdoor: the four-corner trigger is split into this many local '
       'triggers; malicious client k stamps part k mod K (Xie et al. 2020).',

@@ -31,12 +31,14 @@ from targeted_attack.attacks import omniscient
 from targeted_attack.attacks import pgd
 from targeted_attack.attacks import sign_flip
 from targeted_attack.backdoors import a3fl
+from targeted_attack.backdoors import base as backdoor_base
 from targeted_attack.backdoors import edge_case
 from targeted_attack.backdoors import semantic
 from targeted_attack.backdoors import triggers
 from targeted_attack.data import dirichlet
 from targeted_attack.data import federated
 from targeted_attack.data import sampling
+from targeted_attack.data import synthetic_digits
 from targeted_attack.defenses import clipping
 from targeted_attack.defenses import dp_sgd
 from targeted_attack.defenses import filtering
@@ -375,12 +377,13 @@ BACKDOORS = Registry('backdoor', [
     Entry('trigger',
           lambda c: triggers.TriggerBackdoor(
               c.task_num, c.trigger_amplitude, c.trigger_placement,
-              c.random_seed),
-          'A 3×3 pixel pattern on any class → 1 (BadNets; Turner\'s '
-          'amplitude).'),
+              c.random_seed, c.trigger_source_class),
+          'A 3×3 square of ink (BadNets; Turner\'s amplitude) on any class '
+          'but the target, or on trigger_source_class, → 1.'),
     Entry('dba',
           lambda c: triggers.DBABackdoor(c.task_num, c.trigger_amplitude,
-                                         c.dba_parts, c.random_seed),
+                                         c.dba_parts, c.random_seed,
+                                         c.trigger_source_class),
           'DBA (Xie et al.): the four-corner trigger split into dba_parts '
           'local triggers, one per attacker; evaluated with the full '
           'trigger, and with each local one alone '
@@ -395,7 +398,8 @@ BACKDOORS = Registry('backdoor', [
                   similarity_weighted=c.a3fl_similarity_weighted,
                   unlearn_passes=c.a3fl_unlearn_passes,
                   unlearn_lr=c.a3fl_unlearn_lr,
-                  batch_size=c.a3fl_batch_size), c.random_seed),
+                  batch_size=c.a3fl_batch_size), c.random_seed,
+              c.trigger_source_class),
           'A3FL (Zhang et al. 2023): the trigger_placement pattern, '
           're-optimised against w_t and an unlearned copy before each attack '
           'round; D_mal and the evaluation use the latest.'),
@@ -532,13 +536,28 @@ CHOICES = {
 }
 
 
+def num_classes(config) -> int:
+  """The number of classes of the configured dataset (as its loader sets
+  `FederatedDigits.num_classes`): 10 digits, or EMNIST's 62 with letters."""
+  if config.dataset == 'emnist' and not config.only_digits:
+    return 62
+  return synthetic_digits.NUM_CLASSES
+
+
 def check(config) -> None:
-  """The cross-setting checks of every chosen entry (and of the window)."""
+  """The cross-setting checks of every chosen entry (and of the window and
+  of the trigger's source class, whatever the backdoor)."""
   _require(config.attack_end_round == 0 or
            config.attack_end_round >= config.attack_start_round,
            'attack_end_round',
            f'`attack_end_round`={config.attack_end_round} must be 0 or >= '
            f'attack_start_round={config.attack_start_round}.')
+  try:
+    triggers.check_source_class(config.trigger_source_class,
+                                backdoor_base.BACKDOOR_TARGET_LABEL,
+                                num_classes(config))
+  except ValueError as e:
+    raise ConfigError('trigger_source_class', str(e)) from e
   for registry in ALL:
     entry = registry.chosen(config)
     if entry.check is not None:
@@ -612,9 +631,12 @@ READS = {
         'semantic': ('task_num',),
         'edge_case': ('edge_case_num_train', 'edge_case_num_eval',
                       'edge_case_mix'),
-        'trigger': ('task_num', 'trigger_amplitude', 'trigger_placement'),
-        'dba': ('task_num', 'trigger_amplitude', 'dba_parts'),
-        'a3fl': ('task_num', 'trigger_placement') + _A3FL_SEARCH,
+        'trigger': ('task_num', 'trigger_amplitude', 'trigger_placement',
+                    'trigger_source_class'),
+        'dba': ('task_num', 'trigger_amplitude', 'dba_parts',
+                'trigger_source_class'),
+        'a3fl': ('task_num', 'trigger_placement',
+                 'trigger_source_class') + _A3FL_SEARCH,
     },
     'attacker_model': {
         'fixed_frequency': ('attack_freq', 'attack_phase'),

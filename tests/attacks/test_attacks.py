@@ -15,11 +15,12 @@ import reference as ref
 LR = 0.1
 
 
-def _attacker_delta(strategy, benign=(1, 4), malicious=(9, 6)):
-  """Δ sent by a lone malicious client (mean of one update, server η = 1)."""
+def _attacker_delta(strategy, benign=(1, 4), malicious=(9, 6), momentum=0.0):
+  """Δ sent by a lone malicious client (mean of one update, server η = 1);
+  clients train by SGD at rate LR with `momentum` (TFF's heavy ball)."""
   process = process_lib.build_federated_averaging_process_attacked(
       builders.model_fn,
-      client_optimizer_fn=tff.learning.optimizers.build_sgdm(LR),
+      client_optimizer_fn=process_lib.build_sgdm(LR, momentum),
       server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0),
       client_update_tf=strategy)
   data = process_lib.build_client_data([builders.make_dataset(*benign)],
@@ -77,6 +78,26 @@ def test_data_poisoning_is_ordinary_training_on_poisoned_batches():
                                                   num_passes=3))
   for a, b in zip(got, ref.delta(w, w0)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_data_poisoning_trains_with_the_client_momentum():
+  # RLR's attackers poison with local momentum 0.9 (Ozdayi et al.): the
+  # poisoned training is the client optimizer's, NumPy's heavy ball
+  # a ← μ·a + g, w ← w − η·a, a = 0 at the start of the pass.
+  benign, poison = ref.make_examples(1, 6), ref.make_examples(9, 6)
+  w0 = ref.initial_weights()
+  w, accumulator = w0, [np.zeros_like(v) for v in w0]
+  for xb, yb in _poisoned(benign, poison, 1):
+    accumulator = [0.9 * a + g for a, g in
+                   zip(accumulator, ref.ce_gradients(w, xb, yb))]
+    w = [v - LR * a for v, a in zip(w, accumulator)]
+  got = _attacker_delta(bagdasaryan.DataPoisoning(poison_per_batch=1),
+                        benign=(1, 6), momentum=0.9)
+  for a, b in zip(got, ref.delta(w, w0)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+  # The momentum mattered: plain SGD ends elsewhere.
+  plain, _ = _sgd(w0, _poisoned(benign, poison, 1), lambda t: LR)
+  assert ref.global_norm(ref.delta(plain, w)) > 1e-3
 
 
 def test_a3fl_attack_boosts_the_poisoned_update():

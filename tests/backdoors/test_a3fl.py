@@ -98,12 +98,15 @@ def test_trigger_step_is_a_clipped_sign_gradient_step_on_the_mask():
 
 def test_unlearning_removes_the_backdoor_from_the_copy_only():
   rng = np.random.default_rng(1)
-  mask, pattern = triggers.global_trigger(28, 'one_corner')
+  mask, _ = triggers.global_trigger(28, 'one_corner')
+  # On these dark images, a bright square on the mask (the unlearning does
+  # not depend on the pattern).
+  pattern = mask.astype(np.float32)
   x = rng.uniform(0, 0.3, (64, 28, 28)).astype(np.float32)
   labels = rng.choice([0, 2, 3, 4, 5, 6, 7, 8, 9], 64)
   # A backdoored linear model: the pattern's lit pixels vote for TARGET.
   kernel = rng.normal(0, 0.05, (784, 10)).astype(np.float32)
-  kernel[(mask & (pattern > 0)).reshape(-1), TARGET] += 3.0
+  kernel[mask.reshape(-1), TARGET] += 1.5
   bias = np.zeros(10, np.float32)
   before = _success(x, mask, pattern, kernel, bias, TARGET)
   assert before == 1.0

@@ -13,7 +13,9 @@ from targeted_attack.data import federated
 from targeted_attack.experiment import run as run_lib
 
 SIZE = 28
-CHECKERBOARD = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.float32)
+# The trigger on each corner patch: a square of ink (0), every pixel in
+# contrast to the white background (1).
+INK_SQUARE = np.zeros([3, 3], np.float32)
 
 
 def _corner_masks():
@@ -27,20 +29,20 @@ def _corner_masks():
 
 
 def _stamp(pixels, mask, amplitude):
-  """x + a·(P − x) on `mask`, P the checkerboard on every corner patch."""
+  """x + a·(P − x) on `mask`, P the ink square on every corner patch."""
   pattern = np.zeros([SIZE, SIZE], np.float32)
   for m in _corner_masks():
-    pattern[m] = CHECKERBOARD.ravel()
+    pattern[m] = INK_SQUARE.ravel()
   return np.where(mask, pixels + amplitude * (pattern - pixels), pixels)
 
 
 def _linear_weights(source, seed=0):
   """Softmax regression whose class-1 logit rises when corners go dark.
 
-  Stamping darkens 5 white pixels of a corner; class 1's weights on corner
-  k are −c_k (its bias compensates on white corners), c_k set from the clean images' class-1 margins (its
-  10th, 40th, 70th and 95th percentile deficits), so the parts flip
-  different fractions of the images to 1.
+  Stamping darkens the 9 white pixels of a corner by a; class 1's weights on corner k are −c_k (its bias compensates on white
+  corners), c_k set from the clean images' class-1 margins (its 10th, 40th,
+  70th and 95th percentile deficits), so the parts flip different fractions
+  of the images to 1.
   """
   rng = np.random.default_rng(seed)
   w = rng.normal(0, 0.02, [SIZE * SIZE, 10]).astype(np.float32)
@@ -49,7 +51,8 @@ def _linear_weights(source, seed=0):
   logits = source.reshape(len(source), -1) @ w + b
   deficit = np.delete(logits, 1, axis=1).max(axis=1) - logits[:, 1]
   for mask, q in zip(_corner_masks(), (10, 40, 70, 95)):
-    c = max(np.percentile(deficit, q), 0.0) / 4.0
+    # Stamping raises the logit by c_k·a·Σ(1 − P) = c_k·0.9·9 on corner k.
+    c = max(np.percentile(deficit, q), 0.0) / 7.2
     w[mask.ravel(), 1] -= c
     b[1] += c * mask.sum()  # clean corners are white (1): logits unchanged
   return w, b

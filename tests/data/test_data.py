@@ -147,7 +147,8 @@ def test_trigger_stamping_blends_the_pattern_into_the_corners(
   rng = np.random.RandomState(0)
   images = rng.uniform(0, 1, (3, 28, 28)).astype(np.float32)
   expected = images.copy()
-  pattern = [[0, 1, 0], [1, 0, 1], [0, 1, 0]]
+  # A square of ink (0): every pixel in contrast to the white background (1).
+  pattern = [[0, 0, 0], [0, 0, 0], [0, 0, 0]]
   for r0, c0 in corners:
     for i in range(3):
       for j in range(3):
@@ -161,9 +162,9 @@ def test_trigger_task_relabels_non_target_images_and_evaluates_on_them():
   data = federated.load_synthetic(10, 30, seed=1)
   task = triggers.trigger_task(data, 3, 1.0, 'one_corner', seed=0)
   assert len(task.eval_pixels) == np.sum(data.test_labels != 1)
-  np.testing.assert_allclose(task.eval_pixels[:, 24:27, 24:27],
-                             np.broadcast_to(triggers.TRIGGER_PATTERN,
-                                             (len(task.eval_pixels), 3, 3)))
+  np.testing.assert_allclose(
+      task.eval_pixels[:, 24:27, 24:27],
+      np.zeros((len(task.eval_pixels), 3, 3)))  # the ink square
   expected_train = sum(np.sum(data.client_arrays(k)[1] != 1)
                        for k in task.target_clients)
   labels = np.concatenate([

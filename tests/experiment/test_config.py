@@ -81,6 +81,12 @@ def test_each_setting_outside_its_range_is_a_one_line_flag_error(field):
     # One attacker whose single shot would come after the run.
     (dict(attacker_model='staggered_pool', attacker_pool_size=1,
           attack_start_round=70, num_rounds=60), 'attack_start_round'),
+    # The trigger's source class: not the target, and a class of the data.
+    (dict(backdoor='trigger', trigger_source_class=1), 'trigger_source_class'),
+    (dict(backdoor='trigger', trigger_source_class=10),
+     'trigger_source_class'),
+    (dict(dataset='emnist', only_digits=False, trigger_source_class=62),
+     'trigger_source_class'),
 ])
 def test_cross_setting_checks_name_the_setting(overrides, field):
   # (A Krum config at n = 2f + 3 is valid: `test_krum_admits_n_above_2f_plus_2`.)

@@ -59,6 +59,9 @@ RANGES = {
     'edge_case_num_eval': (1, True, INF, False),
     'trigger_amplitude': (0.0, False, 1.0, True),     # a blend weight
     'dba_parts': (1, True, 36, True),                 # the trigger's pixels
+    # -1: every class but the target; else a class of the default dataset's
+    # 10 (the target, 1, is refused too: test_config's cross-setting checks).
+    'trigger_source_class': (-1, True, 9, True),
     'a3fl_outer_iterations': (1, True, INF, False),
     'a3fl_trigger_passes': (1, True, INF, False),
     'a3fl_trigger_lr': (0.0, False, INF, False),
