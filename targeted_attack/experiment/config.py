@@ -219,6 +219,11 @@ class ExperimentConfig:
       'the original binary) instead of heavy ball.')
   num_epochs: int = setting(5, 'Local epochs per round.', _POS_INT)
   batch_size: int = setting(20, 'Local batch size.', _POS_INT)
+  local_steps: int = setting(
+      0, 'Local SGD steps per round: a client trains on its first '
+      'local_steps·batch_size examples of the epochs\' shuffled order; 0: '
+      'every batch of every epoch. FedSGD (ALIE, IPM, FoolsGold, FLTrust) is '
+      'local_steps 1 with every client every round.', IntAtLeast(0))
   client_learning_rate: float = setting(0.1, 'Client SGD learning rate.',
                                         _POSITIVE)
   client_momentum: float = setting(0.0, 'Client momentum.', _MOMENTUM)

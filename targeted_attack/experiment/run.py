@@ -199,7 +199,7 @@ def run(config, progress: bool = True) -> list:
     client_data = round_data.round_client_data(
         data, task, sampled, is_malicious, c.num_epochs, c.batch_size,
         c.random_seed, round_num, split_boost=c.split_boost,
-        attacker_identity=attackers.identity)
+        attacker_identity=attackers.identity, local_steps=c.local_steps)
     output = process.next(state, client_data)
     state = output.state
     row = _round_row(round_num, is_malicious, output.metrics,

@@ -15,9 +15,11 @@ from targeted_attack.process import client_data as client_data_lib
 
 
 def client_dataset(pixels: np.ndarray, labels: np.ndarray, num_epochs: int,
-                   batch_size: int, shuffle_seed: int) -> tf.data.Dataset:
+                   batch_size: int, shuffle_seed: int,
+                   local_steps: int = 0) -> tf.data.Dataset:
   """EMNIST preprocessing: x = pixels[..., None], y = [label]; `num_epochs`
-  passes, each in its own order, batched.
+  passes, each in its own order, batched; with `local_steps` > 0 only the
+  first local_steps · batch_size examples of that order (FedSGD: 1).
 
   The orders are NumPy permutations drawn from `shuffle_seed`, fixed when the
   dataset is built: every iteration of the dataset (a strategy may read it more
@@ -27,6 +29,8 @@ def client_dataset(pixels: np.ndarray, labels: np.ndarray, num_epochs: int,
   order = np.concatenate(
       [rng.permutation(len(pixels)) for _ in range(num_epochs)]).astype(
           np.int64)
+  if local_steps > 0:
+    order = order[:local_steps * batch_size]
   ds = tf.data.Dataset.from_tensor_slices(
       collections.OrderedDict(
           x=pixels[order][..., np.newaxis],
@@ -35,8 +39,8 @@ def client_dataset(pixels: np.ndarray, labels: np.ndarray, num_epochs: int,
 
 
 def malicious_dataset(task, num_epochs: int, batch_size: int,
-                      shuffle_seed: int,
-                      part: Optional[int] = None) -> tf.data.Dataset:
+                      shuffle_seed: int, part: Optional[int] = None,
+                      local_steps: int = 0) -> tf.data.Dataset:
   """D_mal: the backdoor training images, all labelled `task.target_label`.
 
   With `part` (the client's index) and a task with K `train_parts`: part
@@ -47,7 +51,8 @@ def malicious_dataset(task, num_epochs: int, batch_size: int,
   if task.train_parts and part is not None:
     pixels = task.train_parts[part % len(task.train_parts)]
   labels = np.full(len(pixels), task.target_label, np.int32)
-  return client_dataset(pixels, labels, num_epochs, batch_size, shuffle_seed)
+  return client_dataset(pixels, labels, num_epochs, batch_size, shuffle_seed,
+                        local_steps)
 
 
 def client_seed(run_seed: int, round_num: int, client: int) -> np.ndarray:
@@ -60,7 +65,7 @@ def round_client_data(data, task,
                       sampled: np.ndarray, is_malicious: np.ndarray,
                       num_epochs: int, batch_size: int, run_seed: int,
                       round_num: int, split_boost: bool = True,
-                      attacker_identity=int) -> list:
+                      attacker_identity=int, local_steps: int = 0) -> list:
   """The one place a round's client data is assembled.
 
   For each sampled client: its benign dataset D_trn (shuffled with a seed
@@ -68,7 +73,8 @@ def round_client_data(data, task,
   i mod K of a task with K `train_parts`, i = `attacker_identity(k)` for
   client k: its index in a pool of attackers, else k), and its context
   (seed, boost share, client id k: its index in the population, which
-  aggregators keyed by client read); see `client_data_lib.build_client_data`.
+  aggregators keyed by client read); every dataset cut to `local_steps`
+  batches when > 0 (`client_dataset`); see `client_data_lib.build_client_data`.
 
   When `data.root` is set (the chosen defense asked for a root dataset,
   `experiment.build.load_data`), one more client is appended LAST: the server's
@@ -88,15 +94,16 @@ def round_client_data(data, task,
     pixels, labels = data.client_arrays(int(k))
     shuffle_seed = int(seeds[i][0])
     benign.append(client_dataset(pixels, labels, num_epochs, batch_size,
-                                 shuffle_seed))
+                                 shuffle_seed, local_steps))
     malicious.append(
         malicious_dataset(task, num_epochs, batch_size, shuffle_seed,
-                          part=attacker_identity(int(k)))
+                          part=attacker_identity(int(k)),
+                          local_steps=local_steps)
         if is_malicious[i] else None)
   if data.root is not None:
     seeds.append(client_seed(run_seed, round_num, root_dataset.ROOT_STREAM))
     benign.append(client_dataset(*data.root, num_epochs, batch_size,
-                                 int(seeds[-1][0])))
+                                 int(seeds[-1][0]), local_steps))
     malicious.append(None)
   # Clients past the sampled ones (the root client) have no identity: -1.
   client_ids = [int(k) for k in sampled] + [-1] * (len(benign) - len(sampled))

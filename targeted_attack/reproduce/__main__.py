@@ -9,6 +9,7 @@ from absl import app
 from absl import flags
 
 from targeted_attack.experiment import config as config_lib
+from targeted_attack.reproduce import report as report_lib
 from targeted_attack.reproduce import runner
 from targeted_attack.reproduce import studies as studies_lib
 
@@ -46,6 +47,10 @@ def define_flags() -> None:
                     'exists; run nothing.')
   flags.DEFINE_integer('max_runs', None, 'Stop after this many runs finish '
                        '(the rest resume on the next invocation).')
+  flags.DEFINE_string('results_doc', None, 'A Markdown file (e.g. '
+                      'docs/RESULTS.md) whose generated claims block (between '
+                      '<!-- claims:begin … --> and <!-- claims:end -->) gets '
+                      'the claims.md written.')
   flags.DEFINE_string('emnist_cache_dir', None, 'paper scale: the directory '
                       'holding TFF\'s emnist_all.sqlite.')
 
@@ -97,12 +102,25 @@ def main(argv):
   if FLAGS.seeds is not None and FLAGS.seeds < 1:
     print(f'error: --seeds={FLAGS.seeds} must be >= 1', file=sys.stderr)
     return 2
+  if FLAGS.results_doc:
+    try:
+      with open(FLAGS.results_doc) as f:
+        text = f.read()
+    except OSError as e:
+      print(f'error: --results_doc: {e}', file=sys.stderr)
+      return 2
+    if report_lib.BEGIN_MARK not in text or report_lib.END_MARK not in text:
+      print(f'error: --results_doc={FLAGS.results_doc} has no '
+            f'{report_lib.BEGIN_MARK} … {report_lib.END_MARK} block',
+            file=sys.stderr)
+      return 2
   if FLAGS.emnist_cache_dir:
     extra.setdefault('emnist_cache_dir', FLAGS.emnist_cache_dir)
   failed = runner.sweep([known[s] for s in names], FLAGS.scale,
                         FLAGS.root_output_dir, FLAGS.seeds, FLAGS.ray_address,
                         FLAGS.cpus_per_task, FLAGS.plot_only, FLAGS.max_runs,
-                        extra, runs_per_process=FLAGS.runs_per_process)
+                        extra, runs_per_process=FLAGS.runs_per_process,
+                        results_doc=FLAGS.results_doc)
   return min(failed, 100)
 
 

@@ -9,6 +9,7 @@ from typing import List, Sequence
 from targeted_attack.experiment import config as config_lib
 from targeted_attack.experiment import outputs
 from targeted_attack.reproduce import claims as claims_lib
+from targeted_attack.reproduce import registration
 
 
 def metrics_rows(run, evaluated_only: bool = True) -> list:
@@ -27,65 +28,91 @@ def is_finished(run) -> bool:
 
 
 def _mean_std(values):
-  import numpy as np  # pylint: disable=g-import-not-at-top
+  """(mean, sample std with ddof 1); NaN where undefined."""
   if not values:
     return float('nan'), float('nan')
-  return float(np.mean(values)), float(np.std(values))
+  return (math.fsum(values) / len(values), claims_lib.sample_std(values))
+
+
+# Per-seed metrics of the summary: (key, what it reads).
+SEED_METRICS = ('backdoor_final', 'backdoor_cumulative_mean', 'backdoor_max',
+                'main_task_final', 'main_task_at_backdoor_max',
+                'durability_rounds')
+
+
+def _seed_metrics(run, rows, evaluated) -> dict:
+  """One run's metrics: the final round's backdoor, cumulative-mean backdoor
+  and main-task accuracies, the highest backdoor accuracy and the main task
+  at its round, the durability in rounds (`_durability_rounds`; None without
+  attacks) and whether it is censored."""
+  final = evaluated[-1]
+  peak = max(evaluated, key=lambda r: float(r['backdoor_accuracy']))
+  durability, censored = _durability_rounds(rows, run)
+  return dict(
+      backdoor_final=float(final['backdoor_accuracy']),
+      backdoor_cumulative_mean=float(
+          final['backdoor_accuracy_cumulative_mean']),
+      main_task_final=float(final['main_task_accuracy']),
+      backdoor_max=float(peak['backdoor_accuracy']),
+      main_task_at_backdoor_max=float(peak['main_task_accuracy']),
+      durability_rounds=durability, durability_censored=censored)
 
 
 def summarize(study, runs: Sequence) -> List[dict]:
-  """Per cell, over its finished seeds: final, cumulative-mean and highest
-  backdoor accuracy, final main-task accuracy, the backdoor's durability in
-  rounds (`_durability_rounds`) (mean, std), detection rates (mean), and
-  seeds counted."""
+  """Per cell, over its finished seeds: each of `SEED_METRICS` per seed
+  (`per_seed`), its mean and sample std (ddof 1); whether each seed's
+  durability is censored (`censored`); detection rates (mean); the seeds
+  counted (`seeds`) and which (`seed_list`)."""
   table = []
   for cell in study.cells:
     cell_runs = [r for r in runs if r.study == study.name and
                  r.cell == cell.label and is_finished(r)]
-    # Each run's metrics.csv, read once: (all rows, the evaluated ones).
-    read = []
+    per_seed = {key: {} for key in SEED_METRICS}
+    censored = {'durability_rounds': {}}
+    detections = []
     for run in cell_runs:
       rows = metrics_rows(run, False)
       evaluated = [r for r in rows
                    if r.get('main_task_accuracy') not in ('', None)]
-      if evaluated:
-        read.append((run, rows, evaluated))
-    finals = [evaluated[-1] for _, _, evaluated in read]
-    row = dict(cell=cell.label, seeds=len(finals))
-    for key, column in (('backdoor_final', 'backdoor_accuracy'),
-                        ('backdoor_cumulative_mean',
-                         'backdoor_accuracy_cumulative_mean'),
-                        ('main_task_final', 'main_task_accuracy')):
-      mean, std = _mean_std([float(f[column]) for f in finals])
-      row[key] = mean
-      row[key + '_std'] = std
-    peaks = [max(float(r['backdoor_accuracy']) for r in evaluated)
-             for _, _, evaluated in read]
-    row['backdoor_max'], row['backdoor_max_std'] = _mean_std(peaks)
-    lifetimes = [_durability_rounds(rows, run) for run, rows, _ in read]
-    row['durability_rounds'], row['durability_rounds_std'] = _mean_std(
-        [d for d in lifetimes if d is not None])
-    detections = [d for d in (_detection(rows) for _, rows, _ in read)
-                  if d is not None]
+      if not evaluated:
+        continue
+      measured = _seed_metrics(run, rows, evaluated)
+      for key in SEED_METRICS:
+        if measured[key] is not None:
+          per_seed[key][run.seed] = float(measured[key])
+      if measured['durability_rounds'] is not None:
+        censored['durability_rounds'][run.seed] = measured[
+            'durability_censored']
+      detection = _detection(rows)
+      if detection is not None:
+        detections.append(detection)
+    seeds = sorted(per_seed['main_task_final'])
+    row = dict(cell=cell.label, seeds=len(seeds),
+               seed_list=' '.join(map(str, seeds)))
+    for key in SEED_METRICS:
+      row[key], row[key + '_std'] = _mean_std(list(per_seed[key].values()))
     for key in ('detection_tpr', 'detection_fpr'):
       row[key] = _mean_std([d[key] for d in detections])[0]
+    row['per_seed'] = per_seed
+    row['censored'] = censored
     table.append(row)
   return table
 
 
 def _durability_rounds(rows, run):
-  """Rounds the backdoor stays at or above the run's durability threshold
-  after the last attack (`outputs.durability`); a backdoor above it to the
-  end counts the rounds there were (a lower bound); None without attacks."""
+  """(rounds, censored): rounds the backdoor stays at or above the run's
+  durability threshold after the last attack (`outputs.durability`); a
+  backdoor above it to the end counts the rounds there were, censored (the
+  true durability is at least that); (None, False) without attacks."""
   threshold = run.settings.get(
       'durability_threshold',
       config_lib.ExperimentConfig().durability_threshold)
   result = outputs.durability(rows, float(threshold))
   if result['last_attack_round'] is None:
-    return None
+    return None, False
   if result['lasted_to_end']:
-    return int(rows[-1]['round']) - result['last_attack_round']
-  return result['rounds_above_threshold']
+    return int(rows[-1]['round']) - result['last_attack_round'], True
+  return result['rounds_above_threshold'], False
 
 
 def _detection(rows):
@@ -102,8 +129,9 @@ def _detection(rows):
 
 def _grid(study, table: List[dict], title: str, cell_text) -> list:
   """A Markdown table of a grid study's cells: rows × columns."""
-  rows = list(dict.fromkeys(c.row for c in study.cells))
-  columns = list(dict.fromkeys(c.column for c in study.cells))
+  gridded = [c for c in study.cells if c.row is not None]
+  rows = list(dict.fromkeys(c.row for c in gridded))
+  columns = list(dict.fromkeys(c.column for c in gridded))
   by_position = {(c.row, c.column): row for c, row in zip(study.cells, table)}
   lines = [title, '', '| | ' + ' | '.join(columns) + ' |',
            '|---' * (len(columns) + 1) + '|']
@@ -121,24 +149,56 @@ def _pair(row, first, second):
 
 
 
+def _interval_text(values) -> str:
+  mean, lower, upper = claims_lib.mean_interval(values)
+  if math.isnan(mean):
+    return '–'
+  if math.isnan(lower):
+    return f'{mean:.2f}'
+  return f'{mean:.2f} [{lower:.2f}, {upper:.2f}]'
+
+
+def _cell_rows(table: List[dict]) -> list:
+  """Markdown rows of every cell: seeds, then each metric's mean and 90%
+  interval over its seeds."""
+  lines = ['| cell | seeds | backdoor (final) | backdoor (cumulative mean) | '
+           'backdoor (peak) | main task (final) | durability (rounds) |',
+           '|---|---|---|---|---|---|---|']
+  for row in table:
+    texts = [_interval_text(list(row['per_seed'][k].values()))
+             for k in ('backdoor_final', 'backdoor_cumulative_mean',
+                       'backdoor_max', 'main_task_final',
+                       'durability_rounds')]
+    if any(row['censored']['durability_rounds'].values()):
+      texts[-1] = '≥ ' + texts[-1]
+    seeds = row['seed_list'] or 'none'
+    lines.append(f'| {row["cell"]} | {seeds} | ' + ' | '.join(texts) + ' |')
+  return lines
+
+
 def write_summary(study, table: List[dict], directory: str) -> None:
+  """summary.csv (a row per cell: means and sample stds), seeds.csv (a row
+  per cell and seed) and summary.md (every cell with its seeds and 90%
+  intervals; a grid study's grids)."""
   os.makedirs(directory, exist_ok=True)
-  columns = list(table[0])
+  columns = [k for k in table[0] if k not in ('per_seed', 'censored')]
   with open(os.path.join(directory, 'summary.csv'), 'w', newline='') as f:
-    writer = csv.DictWriter(f, columns)
+    writer = csv.DictWriter(f, columns, extrasaction='ignore')
     writer.writeheader()
     writer.writerows(table)
+  with open(os.path.join(directory, 'seeds.csv'), 'w', newline='') as f:
+    writer = csv.writer(f)
+    writer.writerow(('cell', 'seed') + SEED_METRICS + ('durability_censored',))
+    for row in table:
+      for seed in sorted(row['per_seed']['main_task_final']):
+        writer.writerow(
+            (row['cell'], seed) +
+            tuple(row['per_seed'][k].get(seed, '') for k in SEED_METRICS) +
+            (row['censored']['durability_rounds'].get(seed, ''),))
   lines = [f'### {study.name}: {study.title}', '',
            f'Paper: {study.paper_says}.', '',
-           '| cell | seeds | backdoor (final) | backdoor (cumulative mean) '
-           '| main task (final) |', '|---|---|---|---|---|']
-  for row in table:
-    cells = [f'{row[k]:.2f} ± {row[k + "_std"]:.2f}'
-             if not math.isnan(row[k]) else '–'
-             for k in ('backdoor_final', 'backdoor_cumulative_mean',
-                       'main_task_final')]
-    lines.append(f'| {row["cell"]} | {row["seeds"]} | ' + ' | '.join(cells) +
-                 ' |')
+           'Mean [90% Student-t interval] over the seeds listed.', '']
+  lines += _cell_rows(table)
   if study.cells and study.cells[0].row is not None:
     lines += [''] + _grid(
         study, table, 'Final backdoor accuracy / main-task accuracy:',
@@ -172,7 +232,9 @@ def plot_study(study, runs: Sequence, path: str) -> None:
                                  ('main_task_accuracy', ':', 'main')):
       values = np.array([[float(r[column]) for r in s[:length]]
                          for s in series])
-      mean, std = values.mean(axis=0), values.std(axis=0)
+      mean = values.mean(axis=0)
+      std = (values.std(axis=0, ddof=1) if len(values) > 1
+             else np.zeros_like(mean))
       ax.plot(rounds, mean, style, color=color,
               label=f'{cell.label} ({label})')
       ax.fill_between(rounds, mean - std, mean + std, color=color, alpha=0.15)
@@ -186,27 +248,99 @@ def plot_study(study, runs: Sequence, path: str) -> None:
   plt.close(fig)
 
 
-def check_claims(study, table: List[dict]) -> list:
-  """(study name, claim, (measured, holds)) for each of the study's claims."""
-  by_cell = {row['cell']: row for row in table}
-  return [(study.name, claim, claim.check(by_cell)) for claim in study.claims]
+def _seeds_text(study, table: List[dict], claim) -> str:
+  """The seeds of each cell that the claim or its controls name."""
+  named = [row for row in table
+           if f"'{row['cell']}'" in claim.check.spec or any(
+               f"'{row['cell']}'" in c.check.spec for c in claim.controls)]
+  counts = sorted({row['seeds'] for row in named})
+  if len(counts) == 1:
+    return f'{counts[0]} each'
+  return ', '.join(f'{row["cell"]} {row["seeds"]}' for row in named)
+
+
+def check_claims(study, table: List[dict], runs: Sequence,
+                 seeds: Sequence[int] = ()) -> list:
+  """(study name, claim, judgement, seeds per cell, exploratory reason) for
+  each of the study's claims; `seeds` the seeds planned for every cell."""
+  evidence = claims_lib.evidence(table, seeds)
+  study_runs = [r for r in runs if r.study == study.name]
+  finished = [r for r in study_runs if is_finished(r)]
+  return [(study.name, claim, claims_lib.judge(claim, evidence),
+           _seeds_text(study, table, claim),
+           registration.exploratory_reason(study, claim, study_runs,
+                                           finished))
+          for claim in study.claims]
+
+
+def claims_document(scale: str, verdicts: list, studies: Sequence,
+                    runs: Sequence, tables: dict) -> str:
+  """claims.md: the tally, the claims table, then per study its definition's
+  hash, the code versions of its runs, and every cell."""
+  counts = claims_lib.tally([j for _, _, j, _, _ in verdicts])
+  lines = [f'# Claims at the `{scale}` scale', '',
+           f'{counts["holds"]} hold, {counts["does not hold"]} do not hold, '
+           f'{counts["cannot tell"]} cannot tell (of {len(verdicts)}). '
+           'A verdict reads the paired differences\' 90% Student-t interval '
+           'over the seeds (each bound a one-sided test at 5%); a control '
+           'not met makes it "cannot tell". Exploratory: the claim was '
+           'defined after its runs, or its study is a bigger run.', '',
+           claims_lib.claims_table(verdicts).rstrip('\n'), '',
+           '## Every cell', '']
+  for study in studies:
+    study_runs = [r for r in runs if r.study == study.name]
+    finished = [r for r in study_runs if is_finished(r)]
+    settings = registration.cell_settings(study_runs)
+    lines += [f'### {study.name}', '',
+              f'Definition {registration.study_hash(study, settings)}; runs '
+              f'by {", ".join(registration.versions(finished)) or "none"}.',
+              '']
+    if study.ratios_not_kept:
+      lines += ['The paper\'s ratios not kept: ' +
+                '; '.join(study.ratios_not_kept) + '.', '']
+    lines += _cell_rows(tables[study.name]) + ['']
+  return '\n'.join(lines) + '\n'
 
 
 def report(studies: Sequence, runs: Sequence, root: str,
-           scale: str, stream=sys.stdout) -> None:
+           scale: str, stream=sys.stdout) -> list:
   """Each study's summary and figure; the claims of all of them in
-  <root>/<scale>/claims.md, printed."""
-  verdicts = []
+  <root>/<scale>/claims.md, printed; returns the verdicts."""
+  verdicts, tables = [], {}
   for study in studies:
     directory = os.path.join(root, scale, study.name)
     table = summarize(study, runs)
+    tables[study.name] = table
     write_summary(study, table, directory)
     plot_study(study, runs, os.path.join(directory, 'figure.png'))
     print(f'{study.name}: {os.path.join(directory, "figure.png")}',
           file=stream)
-    verdicts += check_claims(study, table)
+    seeds = sorted({r.seed for r in runs if r.study == study.name})
+    verdicts += check_claims(study, table, runs, seeds)
+  os.makedirs(os.path.join(root, scale), exist_ok=True)
+  text = claims_document(scale, verdicts, studies, runs, tables)
+  with open(os.path.join(root, scale, 'claims.md'), 'w') as f:
+    f.write(text)
   if verdicts:
-    text = claims_lib.claims_table(verdicts)
-    with open(os.path.join(root, scale, 'claims.md'), 'w') as f:
-      f.write(f'# Claims at the `{scale}` scale\n\n' + text)
-    print(text, file=stream)
+    print(claims_lib.claims_table(verdicts), file=stream)
+  return verdicts
+
+
+BEGIN_MARK = '<!-- claims:begin (generated by --results_doc; do not edit) -->'
+END_MARK = '<!-- claims:end -->'
+
+
+def write_into_document(path: str, text: str) -> None:
+  """Replaces what lies between `BEGIN_MARK` and `END_MARK` in the file at
+  `path` with `text`; everything else is kept. ValueError when the file
+  lacks the marks."""
+  with open(path) as f:
+    document = f.read()
+  begin, end = document.find(BEGIN_MARK), document.find(END_MARK)
+  if begin < 0 or end < begin:
+    raise ValueError(f'--results_doc={path}: no {BEGIN_MARK} … {END_MARK} '
+                     'block to fill')
+  document = (document[:begin + len(BEGIN_MARK)] + '\n' + text.strip('\n') +
+              '\n' + document[end:])
+  with open(path, 'w') as f:
+    f.write(document)

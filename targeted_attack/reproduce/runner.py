@@ -19,6 +19,7 @@ import tempfile
 import time
 from typing import List, Optional, Sequence
 
+from targeted_attack.reproduce import registration
 from targeted_attack.reproduce import report as report_lib
 from targeted_attack.reproduce import studies as studies_lib
 
@@ -34,6 +35,9 @@ class Run:
   seed: int
   settings: dict      # flags of the experiment binary
   output_dir: str
+  # The pretraining run whose final model this run starts from (its
+  # settings' digest; `pretraining_run`), or None.
+  pretrained: Optional[str] = None
 
   @property
   def log_path(self) -> str:
@@ -44,27 +48,65 @@ class Run:
     return f'{self.study}/{self.cell}/seed_{self.seed}'
 
 
+# The study name of pretraining runs (`pretraining_run`).
+PRETRAINING = '_pretrained'
+# A pretraining run trains without attack and defense for the scale's
+# `pretrain_rounds`, its study's attack window left out.
+_PRETRAINING_SETTINGS = dict(attack='none', defense='none')
+_PRETRAINING_DROPS = ('attack_start_round', 'attack_end_round')
+
+
+def pretraining_run(settings: dict, rounds: int, seed: int, root: str,
+                    scale: str) -> Run:
+  """The clean run whose final model a converged-start study's cells start
+  from: `settings` (the study's, before its cells') without attack or
+  defense, for `rounds` rounds; one per seed and distinct settings, in
+  <root>/<scale>/_pretrained/<digest of its settings>/seed_<seed>, shared
+  by every study and cell of the same settings."""
+  from targeted_attack.reproduce import claims as claims_lib  # pylint: disable=g-import-not-at-top
+  settings = {**{k: v for k, v in settings.items()
+                 if k not in _PRETRAINING_DROPS},
+              **_PRETRAINING_SETTINGS, 'num_rounds': rounds}
+  digest = claims_lib.digest(settings)
+  out = os.path.join(root, scale, PRETRAINING, digest)
+  settings.update(random_seed=seed, root_output_dir=out,
+                  experiment_name=f'seed_{seed}', resume=True)
+  return Run(PRETRAINING, digest, seed, settings,
+             os.path.join(out, f'seed_{seed}'))
+
+
 def plan(studies: Sequence[studies_lib.Study], scale: str, root: str,
          seeds: Optional[int] = None, extra: Optional[dict] = None
         ) -> List[Run]:
   """Every cell-seed of `studies` at `scale`, as settings of the binary.
 
   Precedence: the scale's table, then the study's settings (at the 'paper'
-  scale, its `paper_scale_settings` over them), then the cell's, then
-  `extra`.
+  scale, its `paper_scale_settings` over them; then its `scale_settings` of
+  the scale), then the cell's, then `extra`.
+
+  A study with `converged_start` gets, per seed, a pretraining run
+  (`pretraining_run`, the scale's `pretrain_rounds`) listed before the runs
+  that start from its final model (`init_checkpoint`).
   """
   overrides = dict(studies_lib.SCALES[scale])
   num_seeds = seeds or overrides['seeds']
   attack_round = overrides['attack_round']
+  pretrain_rounds = overrides['pretrain_rounds']
   for key in studies_lib.SWEEP_KEYS:
     overrides.pop(key)
-  runs = []
+  runs, pretraining = [], {}
   # Seed by seed, so that a partial sweep has every cell at least once.
   for seed in range(num_seeds):
     for study in studies:
+      at_scale = dict(study.paper_scale_settings if scale == 'paper'
+                      else {}, **study.scale_settings.get(scale, {}))
+      base = {**overrides, **study.settings, **at_scale, **(extra or {})}
+      start = None
+      if study.converged_start:
+        start = pretraining_run(base, pretrain_rounds, seed, root, scale)
+        pretraining.setdefault(start.name, start)
       for cell in study.cells:
-        at_paper_scale = study.paper_scale_settings if scale == 'paper' else {}
-        settings = {**overrides, **study.settings, **at_paper_scale,
+        settings = {**overrides, **study.settings, **at_scale,
                     **cell.settings}
         if study.name == 'bagdasaryan_replacement':
           settings.update(attack_start_round=attack_round,
@@ -73,9 +115,13 @@ def plan(studies: Sequence[studies_lib.Study], scale: str, root: str,
         out = os.path.join(root, scale, study.name, cell.label)
         settings.update(random_seed=seed, root_output_dir=out,
                         experiment_name=f'seed_{seed}', resume=True)
+        if start is not None:
+          settings['init_checkpoint'] = os.path.join(start.output_dir,
+                                                     'checkpoint.npz')
         runs.append(Run(study.name, cell.label, seed, settings,
-                        os.path.join(out, f'seed_{seed}')))
-  return runs
+                        os.path.join(out, f'seed_{seed}'),
+                        start.cell if start else None))
+  return list(pretraining.values()) + runs
 
 
 def command(run: Run) -> list:
@@ -270,12 +316,34 @@ def sweep(studies: Sequence[studies_lib.Study], scale: str, root: str,
           seeds: Optional[int] = None, ray_address: Optional[str] = None,
           cpus_per_task: float = 2.0, plot_only: bool = False,
           max_runs: Optional[int] = None, extra: Optional[dict] = None,
-          stream=sys.stdout, runs_per_process: int = 4) -> int:
-  """Runs (unless `plot_only`) and reports; returns the number failed."""
+          stream=sys.stdout, runs_per_process: int = 4,
+          results_doc: Optional[str] = None) -> int:
+  """Runs (unless `plot_only`) and reports; returns the number failed. With
+  `results_doc`, the claims go into that file's generated block too."""
   runs = plan(studies, scale, root, seeds, extra)
+  first = [r for r in runs if r.study == PRETRAINING]
+  if first and not plot_only:
+    # The pretraining runs, before the runs that start from their models.
+    failed_first = run_all(first, ray_address, cpus_per_task, None, stream,
+                           runs_per_process)
+    if failed_first:
+      for run, code in failed_first:
+        print(f'failed: {run.name} (exit {code}); log: {run.log_path}',
+              file=stream)
+      return len(failed_first)
+  runs = [r for r in runs if r.study != PRETRAINING]
+  if not plot_only:
+    # The definition each run is made under (claims fixed before the runs).
+    for study in studies:
+      study_runs = [r for r in runs if r.study == study.name]
+      registration.record(study, study_runs, [
+          r for r in study_runs if not report_lib.is_finished(r)])
   failed = [] if plot_only else run_all(runs, ray_address, cpus_per_task,
                                         max_runs, stream, runs_per_process)
   report_lib.report(studies, runs, root, scale, stream)
+  if results_doc:
+    with open(os.path.join(root, scale, 'claims.md')) as f:
+      report_lib.write_into_document(results_doc, f.read())
   for run, code in failed:
     print(f'failed: {run.name} (exit {code}); log: {run.log_path}',
           file=stream)

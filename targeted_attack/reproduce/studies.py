@@ -42,6 +42,17 @@ class Study:
   paper_scale_settings: dict = dataclasses.field(default_factory=dict)
   # A bigger run (`bigger_run`): the study whose failing claim it probes.
   bigger_run_of: Optional[str] = None
+  # Per scale name, settings over the study's (after `paper_scale_settings`):
+  # e.g. FedSGD's rounds, one step each, at `small`.
+  scale_settings: dict = dataclasses.field(default_factory=dict)
+  # The paper's ratios that this translation does not keep, stated beside
+  # its verdicts in claims.md.
+  ratios_not_kept: tuple = ()
+  # The cells start from a trained model: the final model of a clean run of
+  # the study's settings for the scale's `pretrain_rounds` (run once per
+  # seed, shared by the cells; `runner.pretraining_run`), as the papers
+  # attack a converged model.
+  converged_start: bool = False
 
 
 _EVERY_ROUND = dict(attacker_model='fixed_frequency', attack_freq=1)
@@ -61,19 +72,50 @@ _SUN_NORM_BOUNDED = dict(attack='norm_bounded', defense='clip',
                          norm_bound=5.0, num_clients_per_round=30)
 
 
+_FLOOR = c.BACKDOOR_FLOOR
+
+
 def _foolsgold_claims(two_sybils: str, one_sybil: str) -> tuple:
   """FoolsGold's claims on cells `fedavg_<x>` / `foolsgold_<x>` (x: the
   2-sybil and 1-sybil labels) and `no_attack`."""
+  clean = c.clean_rate('no_attack')
   return (
       c.Claim('with 2 sybils among 10 honest clients FedAvg learns the '
               'backdoor (0.98)',
-              c.at_least('backdoor_final', f'fedavg_{two_sybils}', 0.9)),
+              c.at_least('backdoor_final', f'fedavg_{two_sybils}', 0.9),
+              (clean, c.main_task_kept(f'fedavg_{two_sybils}'))),
       c.Claim('FoolsGold holds it at the no-attack rate (0.06 vs 0.09)',
-              c.close('backdoor_final', 'no_attack',
-                      f'foolsgold_{two_sybils}', 0.05)),
+              c.no_worse('backdoor_final', 'no_attack',
+                         f'foolsgold_{two_sybils}', 0.05),
+              (clean, c.attack_works(f'fedavg_{two_sybils}', 0.5,
+                                     'backdoor_final'),
+               c.main_task_kept(f'foolsgold_{two_sybils}'))),
       c.Claim('one poisoner: FoolsGold far below FedAvg (0.00 vs 0.89)',
               c.greater('backdoor_final', f'fedavg_{one_sybil}',
-                        f'foolsgold_{one_sybil}', 0.5)))
+                        f'foolsgold_{one_sybil}', 0.5, floor=_FLOOR),
+              (clean, c.attack_works(f'fedavg_{one_sybil}', 0.5,
+                                     'backdoor_final'),
+               c.main_task_kept(f'foolsgold_{one_sybil}'))))
+
+
+# Lost ratios shared by the studies of the generated writers.
+_WRITERS_SHARE = ('target writers 30 of 300 = 10% of the population (the '
+                  'paper: 30 of 3,383 ≈ 0.9%): 11× more honest '
+                  'counter-examples')
+_FROM_SCRATCH = ('the attack starts on an unconverged model (the paper '
+                 'attacks a converged one)')
+_SERVER_STEP_1 = ('the effective server step η·m/n is 1.0 (the paper\'s '
+                  '0.1): a backdoor is averaged away ≈ 10× faster')
+# FedSGD (ALIE, IPM, FoolsGold, FLTrust): one local step on one batch, every
+# client every round. A population of 20 clients, all sampled each round;
+# FedSGD's rounds are one step each, so 300 of them at `small` and `main`.
+# (The semantic backdoor's task, evaluated only, 2 writers: a population of
+# 20 has few writers of 7s.)
+_FEDSGD = dict(local_steps=1, num_epochs=1, synthetic_num_clients=20,
+               num_clients_per_round=20, task_num=2)
+_FEDSGD_ROUNDS = dict(num_rounds=300, evaluate_per_rounds=10,
+                      checkpoint_every=50)
+_FEDSGD_SCALES = {'small': _FEDSGD_ROUNDS, 'main': _FEDSGD_ROUNDS}
 
 
 _ATTACKER_GRID = (
@@ -138,19 +180,43 @@ _MATRIX_CELLS = tuple(
     for defense, defense_settings in MATRIX_DEFENSES
     if attack in _MATRIX_ONLY_ROWS.get(defense, (attack,)))
 
+_NO_ATTACK = Cell('no_attack', dict(attack='none'))
+
+# FLAME's three attacks (label, settings) and their backdoor tasks.
+_FLAME_ATTACKS = (
+    ('constrain_and_scale', dict(attack='constrain_and_scale',
+                                 backdoor='semantic')),
+    ('dba', dict(attack='data_poisoning', backdoor='dba', dba_parts=4,
+                 poison_per_batch=6)),
+    ('edge_case_pgd', dict(attack='pgd', backdoor='edge_case', pgd_eps=0.5)))
+_FLAME_TASKS = (('constrain_and_scale', 'semantic', 'constrain-and-scale'),
+                ('dba', 'dba', 'DBA'), ('edge_case_pgd', 'edge_case',
+                                        'edge-case PGD'))
+
+
+def _sun_controls(attacked: str) -> tuple:
+  """Sun et al.'s studies: the clean base rate of the target writers' 7s,
+  the attack implanting in `attacked`, its main task kept."""
+  return (c.clean_rate('no_attack'), c.attack_works(attacked),
+          c.main_task_kept(attacked))
+
+
 STUDIES = {s.name: s for s in (
     Study('sun_fig1', 'Sun et al. Fig. 1: unconstrained boosted attack, '
           '30 tasks, no defense',
           'success falls as ε falls; fixed frequency slightly stronger than '
           'random sampling',
           dict(attack='unconstrained', defense='none', task_num=30),
-          _ATTACKER_GRID,
+          _ATTACKER_GRID + (_NO_ATTACK,),
           claims=(
               c.Claim('success falls as the attackers\' share ε falls',
                       c.decreasing('backdoor_cumulative_mean',
                                    ('fixed_every_round', 'random_eps_3.3pct',
                                     'fixed_every_10_rounds',
-                                    'random_eps_0.33pct'), 0.05)),)),
+                                    'random_eps_0.33pct'), 0.05,
+                                   floor=_FLOOR),
+                      _sun_controls('fixed_every_round')),),
+          ratios_not_kept=(_WRITERS_SHARE, _FROM_SCRATCH)),
     Study('sun_fig2', 'Sun et al. Fig. 2: norm-bounded attack (M = 10, '
           'here 5: the ratio to benign norms), 30 tasks, clipping at M',
           'the same trend as Fig. 1, weaker attack',
@@ -161,35 +227,49 @@ STUDIES = {s.name: s for s in (
               Cell('unconstrained_random_eps_3.3pct', dict(
                   attack='unconstrained', defense='none',
                   attacker_model='random_sampling',
-                  malicious_fraction=1 / 30)),),
+                  malicious_fraction=1 / 30)),
+              _NO_ATTACK),
           claims=(
               c.Claim('the same trend as Fig. 1: success falls with ε',
                       c.decreasing('backdoor_cumulative_mean',
                                    ('fixed_every_round', 'random_eps_3.3pct',
                                     'fixed_every_10_rounds',
-                                    'random_eps_0.33pct'), 0.05)),
+                                    'random_eps_0.33pct'), 0.05,
+                                   floor=_FLOOR),
+                      _sun_controls('fixed_every_round')),
               c.Claim('weaker than the unconstrained attack (ε = 3.3%)',
                       c.greater('backdoor_cumulative_mean',
                                 'unconstrained_random_eps_3.3pct',
-                                'random_eps_3.3pct', 0.05)),),
-          paper_scale_settings=dict(norm_bound=10.0)),
+                                'random_eps_3.3pct', 0.05, floor=_FLOOR),
+                      _sun_controls('unconstrained_random_eps_3.3pct')),),
+          paper_scale_settings=dict(norm_bound=10.0),
+          ratios_not_kept=(
+              _WRITERS_SHARE, _FROM_SCRATCH,
+              'ε = 0.33% (one attacker in the population, sampled in 10% '
+              'of the rounds) attacks in ≈ 6 of the 60 rounds (the '
+              'paper\'s ≈ 50 of 500)')),
     Study('sun_fig3', 'Sun et al. Fig. 3: norm-bounded attack (M = 10, here '
           '5) every round, number of backdoor tasks',
           'more tasks → lower backdoor accuracy',
           dict(_SUN_NORM_BOUNDED, **_EVERY_ROUND),
           tuple(Cell(f'tasks_{n}', dict(task_num=n)) for n in (10, 20, 30,
-                                                                50)),
+                                                                50)) + (
+              Cell('no_attack', dict(attack='none', task_num=10)),),
           claims=(
               c.Claim('more backdoor tasks → lower backdoor accuracy',
                       c.greater('backdoor_cumulative_mean', 'tasks_10',
-                                'tasks_50', 0.1)),),
-          paper_scale_settings=dict(norm_bound=10.0)),
+                                'tasks_50', 0.1, floor=_FLOOR),
+                      _sun_controls('tasks_10')),),
+          paper_scale_settings=dict(norm_bound=10.0),
+          ratios_not_kept=(_FROM_SCRATCH,)),
+    # 30 clients a round, as Figs. 2, 3 and 4b (ε = 3.3%, β = 30); before 0.9
+    # this study ran 10 (ε = 10%, β = 10).
     Study('sun_fig4a', 'Sun et al. Fig. 4a: norm clipping M vs a norm-bounded '
-          'attacker every round (30 tasks)',
+          'attacker every round (30 tasks, 30 clients a round)',
           'M = 3 mitigates with ~no main-task cost (benign 90th-percentile '
           'norm < 2)',
           dict(attack='norm_bounded', defense='clip', task_num=30,
-               **_EVERY_ROUND),
+               num_clients_per_round=30, **_EVERY_ROUND),
           (Cell('clip_3', dict(norm_bound=3.0)),
            Cell('clip_5', dict(norm_bound=5.0)),
            Cell('clip_10', dict(norm_bound=10.0)),
@@ -201,10 +281,13 @@ STUDIES = {s.name: s for s in (
               c.Claim('clipping at the paper\'s ratio of M to the benign '
                       'norms mitigates the attack',
                       c.greater('backdoor_cumulative_mean', 'clip_10',
-                                'clip_1.5', 0.2)),
+                                'clip_1.5', 0.2, floor=_FLOOR),
+                      _sun_controls('clip_10')),
               c.Claim('… at almost no main-task cost',
-                      c.close('main_task_final', 'clip_1.5', 'no_attack',
-                              0.03)),)),
+                      c.no_worse('main_task_final', 'clip_1.5', 'no_attack',
+                                 0.03),
+                      (c.no_attack_trains('no_attack'),)),),
+          ratios_not_kept=(_FROM_SCRATCH,)),
     # Fig. 4b translated as Figs. 2–3 (`_SUN_NORM_BOUNDED`): the paper's
     # clip 5 (2.5× its benign norms) is 2.5 here, the attacker bounded by it;
     # σ = 0.005·C, the paper's 0.025 at C = 5.
@@ -222,13 +305,22 @@ STUDIES = {s.name: s for s in (
           claims=(
               c.Claim('noise (σ = 0.005·C) mitigates beyond clipping alone',
                       c.greater('backdoor_cumulative_mean', 'clip',
-                                'clip_noise_paper', 0.1)),),
-          paper_scale_settings=dict(norm_bound=5.0, l2_norm_clip=5.0)),
+                                'clip_noise_paper', 0.1, floor=_FLOOR),
+                      _sun_controls('clip')),),
+          paper_scale_settings=dict(norm_bound=5.0, l2_norm_clip=5.0),
+          ratios_not_kept=(_FROM_SCRATCH,)),
+    # Wang et al. attack a trained model (`converged_start`) once in ten
+    # rounds (fixed frequency 10); the PGD
+    # radius defaults to the clip's bound M = 2 (the paper's design: the
+    # attacker stays inside it), which the benign norms (≤ 1.7) leave
+    # unbound, so the clipping claim's control is the same attacker without
+    # the projection (a radius of 100), which the clip does bind.
     Study('tails_krum', 'Wang et al.: edge-case PGD (pure edge case), '
-          'attacker every round',
+          'attacker once every 10 rounds',
           'edge-case backdoors pass norm clipping and Krum',
           dict(attack='pgd', backdoor='edge_case', edge_case_mix='edge_case',
-               norm_bound=2.0, num_byzantine=1, **_EVERY_ROUND),
+               norm_bound=2.0, num_byzantine=1,
+               attacker_model='fixed_frequency', attack_freq=10),
           (Cell('none', dict(defense='none')),
            Cell('clip_2', dict(defense='clip')),
            Cell('krum', dict(defense='krum')),
@@ -236,25 +328,59 @@ STUDIES = {s.name: s for s in (
                                    multi_krum_selected=5)),
            # A PGD radius inside the benign norms (≈ 1 here), so the
            # attacker's update looks benign to Krum.
-           Cell('krum_eps_0.5', dict(defense='krum', pgd_eps=0.5))),
+           Cell('krum_eps_0.5', dict(defense='krum', pgd_eps=0.5)),
+           Cell('none_unprojected', dict(defense='none', pgd_eps=100.0)),
+           Cell('clip_2_unprojected', dict(defense='clip', pgd_eps=100.0)),
+           Cell('no_attack', dict(attack='none', defense='none'))),
           claims=(
               c.Claim('the edge-case backdoor passes norm clipping',
-                      c.close('backdoor_cumulative_mean', 'clip_2', 'none',
-                              0.1)),
+                      c.no_worse('backdoor_cumulative_mean', 'clip_2', 'none',
+                                 0.1),
+                      (c.clean_rate('no_attack'), c.attack_works('none'),
+                       c.main_task_kept('clip_2'),
+                       c.Control('the clip binds: it lowers the unprojected '
+                                 'attacker by > 0.1',
+                                 c.greater('backdoor_cumulative_mean',
+                                           'none_unprojected',
+                                           'clip_2_unprojected', 0.1)))),
+              c.Claim('… and Krum (the PGD radius M = 2)',
+                      c.no_worse('backdoor_cumulative_mean', 'krum', 'none',
+                                 0.1),
+                      (c.clean_rate('no_attack'), c.attack_works('none'),
+                       c.main_task_kept('krum'))),
+              c.Claim('… and Multi-Krum',
+                      c.no_worse('backdoor_cumulative_mean', 'multi_krum',
+                                 'none', 0.1),
+                      (c.clean_rate('no_attack'), c.attack_works('none'),
+                       c.main_task_kept('multi_krum'))),
               c.Claim('… and Krum, with a PGD radius inside the benign norms',
-                      c.close('backdoor_cumulative_mean', 'krum_eps_0.5',
-                              'none', 0.1)),)),
+                      c.no_worse('backdoor_cumulative_mean', 'krum_eps_0.5',
+                                 'none', 0.1),
+                      (c.clean_rate('no_attack'), c.attack_works('none'),
+                       c.main_task_kept('krum_eps_0.5'))),),
+          converged_start=True),
+    # On a trained model (`converged_start`), as the paper's converged one.
     Study('bagdasaryan_replacement', 'Bagdasaryan et al.: one single-shot '
-          'model replacement (β = n/η) at mid-run, then none',
+          'model replacement (β = n/η) on a trained model, then none',
           'the backdoor is near 100% right after, then decays',
           dict(attack='model_replacement', task_num=10, **_EVERY_ROUND),
           (Cell('no_defense', dict(defense='none')),
-           Cell('clip_3', dict(defense='clip', norm_bound=3.0))),
+           Cell('clip_3', dict(defense='clip', norm_bound=3.0)),
+           Cell('no_attack', dict(attack='none', defense='none'))),
           claims=(
               c.Claim('one model replacement puts the backdoor near 100%',
-                      c.at_least('backdoor_max', 'no_defense', 0.9)),
-              c.Claim('… and it then decays (final accuracy below 0.7)',
-                      c.at_most('backdoor_final', 'no_defense', 0.7)),)),
+                      c.at_least('backdoor_max', 'no_defense', 0.9),
+                      (c.clean_rate('no_attack'),
+                       c.main_task_kept('no_defense', 0.7,
+                                        'main_task_at_backdoor_max'))),
+              c.Claim('… and it then decays (by more than 0.2 from its peak '
+                      'to the final round)',
+                      c.drops('no_defense', 'backdoor_max', 'backdoor_final',
+                              0.2),
+                      (c.clean_rate('no_attack'),
+                       c.attack_works('no_defense', 0.5),
+                       c.main_task_kept('no_defense'))),),
+          ratios_not_kept=(_SERVER_STEP_1,), converged_start=True),
     Study('defenses', 'The main job (an unconstrained boosted attacker every '
           'round, 10 tasks) under no defense, clipping and weak DP',
           'clipping mitigates with little main-task cost; weak DP (clip + '
@@ -263,146 +389,159 @@ STUDIES = {s.name: s for s in (
           (Cell('no_attack', dict(attack='none', defense='none')),
            Cell('no_defense', dict(defense='none')),
            Cell('clip_1.5', dict(defense='clip', norm_bound=1.5)),
+           # Weak DP's clip alone: what its noise adds.
+           Cell('clip_3', dict(defense='clip', norm_bound=3.0)),
            Cell('weak_dp_C3_mul0.003', dict(defense='weak_dp',
                                             l2_norm_clip=3.0,
                                             mul_factor=0.003))),
           claims=(
               c.Claim('norm clipping mitigates the boosted attack',
                       c.greater('backdoor_cumulative_mean', 'no_defense',
-                                'clip_1.5', 0.3)),
+                                'clip_1.5', 0.3, floor=_FLOOR),
+                      _sun_controls('no_defense')),
               c.Claim('… with little main-task cost',
-                      c.close('main_task_final', 'clip_1.5', 'no_attack',
-                              0.03)),
+                      c.no_worse('main_task_final', 'clip_1.5', 'no_attack',
+                                 0.03),
+                      (c.no_attack_trains('no_attack'),)),
               c.Claim('weak DP (clip + noise) mitigates it too',
                       c.greater('backdoor_cumulative_mean', 'no_defense',
-                                'weak_dp_C3_mul0.003', 0.1)),)),
-    # ALIE (Baruch et al.). Kept: 20% colluding attackers (the abstract's
-    # share; the authors' code defaults to 24%), as 20% of the population
-    # sampled like every client (≈ 2 of the 10 a round); all of a round's
-    # attackers send the same μ − z·σ, μ, σ over their own benign updates
-    # (the code's non-omniscient attacker); z the paper's z_max from the
-    # round's n and f (0.25 for 2 of 10; the code's default is 1.5); the f the
-    # code gives the defenses, int(0.2·n) = 2: Krum f = 2, trimmed mean 2 of
-    # 10 from each end. Not kept: every worker in every round (a round here
-    # has 2 on average, and none or one in 37% of rounds; one alone has
-    # σ = 0 and sends its benign update); gradient-level (FedSGD)
-    # aggregation (the clients run the scale's local epochs); Bulyan's f = 2,
-    # which needs 4f + 3 = 11 clients: f = 1. Bulyan needs 7 clients per
-    # round even for f = 1, so the study runs 10 clients per round at every
-    # scale, smoke included.
-    Study('baruch_alie', 'Baruch et al. (ALIE): 20% colluding attackers '
-          'send μ − z·σ of their own updates every round, under Krum, '
-          'trimmed mean and Bulyan',
+                                'weak_dp_C3_mul0.003', 0.1, floor=_FLOOR),
+                      _sun_controls('no_defense')),
+              c.Claim('… beyond its clip alone (C = 3, no noise)',
+                      c.greater('backdoor_cumulative_mean', 'clip_3',
+                                'weak_dp_C3_mul0.003', 0.1, floor=_FLOOR),
+                      _sun_controls('no_defense')),),
+          ratios_not_kept=(_WRITERS_SHARE, _FROM_SCRATCH)),
+    # ALIE (Baruch et al.). Kept: FedSGD (`_FEDSGD`: one local step, all 20
+    # clients every round), 20% colluding workers in every round (4 of the
+    # 20, forced in), all sending the same μ − z·σ of their own benign
+    # updates (the code's non-omniscient attacker), z the paper's z_max from
+    # n and f (the code's default is 1.5: the bigger run); the f the code
+    # gives the defenses, the attackers' count: Krum f = 4, trimmed mean 20%
+    # of each end, Bulyan f = 4 (it needs 4f + 3 = 19 ≤ 20 clients). Not
+    # kept: CIFAR-10 and its model (the generated digits); the paper's worker
+    # count (n = 51 in the ports).
+    Study('baruch_alie', 'Baruch et al. (ALIE): FedSGD, 4 of 20 workers '
+          'colluding every round send μ − z·σ of their own updates, under '
+          'Krum, trimmed mean and Bulyan',
           '20% of corrupt workers degrade a CIFAR-10 model\'s accuracy by '
           '50%, undetected by Krum, trimmed mean and Bulyan',
-          dict(attack='alie', omniscient_knowledge='attackers',
-               attacker_model='random_sampling', malicious_fraction=0.2,
-               num_clients_per_round=10, num_byzantine=2, trim_fraction=0.2),
+          dict(_FEDSGD, attack='alie', omniscient_knowledge='attackers',
+               attacker_model='forced_pool', attacker_pool_size=4,
+               num_byzantine=4, trim_fraction=0.2),
           (Cell('no_attack_krum', dict(attack='none', defense='krum')),
            Cell('alie_krum', dict(defense='krum')),
            Cell('no_attack_trimmed_mean', dict(attack='none',
                                                defense='trimmed_mean')),
            Cell('alie_trimmed_mean', dict(defense='trimmed_mean')),
-           Cell('no_attack_bulyan', dict(attack='none', defense='bulyan',
-                                         num_byzantine=1)),
-           Cell('alie_bulyan', dict(defense='bulyan', num_byzantine=1))),
+           Cell('no_attack_bulyan', dict(attack='none', defense='bulyan')),
+           Cell('alie_bulyan', dict(defense='bulyan')),
+           Cell('no_attack_fedavg', dict(attack='none', defense='none')),
+           Cell('alie_fedavg', dict(defense='none'))),
           # "By 50%": half of the clean accuracy, ≈ 0.8–0.9 under these
           # rules, so a drop of more than 0.4.
-          claims=(
-              c.Claim('20% corrupt workers halve the accuracy under Krum',
-                      c.greater('main_task_final', 'no_attack_krum',
-                                'alie_krum', 0.4)),
-              c.Claim('… under trimmed mean',
-                      c.greater('main_task_final', 'no_attack_trimmed_mean',
-                                'alie_trimmed_mean', 0.4)),
-              c.Claim('… and under Bulyan',
-                      c.greater('main_task_final', 'no_attack_bulyan',
-                                'alie_bulyan', 0.4)),)),
-    # IPM (Xie et al.). Kept: omniscient attackers (μ over the round's benign
-    # updates), all sending −ε·μ, every round; the two regimes of ε, small
-    # (0.1) to be Krum's pick, large (100) against the median; a Byzantine
-    # share just under each rule's limit: 30% against Krum (n > 2f + 2 allows
-    # f = 3 of 10, and Krum is given f = 3), 40% against the median (< 50%),
-    # as shares of the population sampled like every client (3 and 4 of the
-    # 10 a round on average; more than Krum's f in 15% of its rounds, a
-    # majority in 37% of the median's). Not kept: every worker in every
-    # round; the paper's own worker counts, q and ε (not read; ε from the
-    # ports); gradient-level aggregation (the scale's local epochs). Krum with
-    # f = 3 needs more than 8 clients per round, so the study runs 10 clients
-    # per round at every scale, smoke included.
-    Study('xie_ipm', 'Xie et al. (IPM): omniscient attackers send −ε·μ of '
-          'the benign updates every round, ε = 0.1 against Krum, ε = 100 '
-          'against the coordinate-wise median',
+          claims=tuple(
+              c.Claim(f'20% corrupt workers halve the accuracy under {name}',
+                      c.greater('main_task_final', f'no_attack_{rule}',
+                                f'alie_{rule}', 0.4),
+                      (c.no_attack_trains(f'no_attack_{rule}'),))
+              for rule, name in (('krum', 'Krum'),
+                                 ('trimmed_mean', 'trimmed mean'),
+                                 ('bulyan', 'Bulyan'))),
+          scale_settings=_FEDSGD_SCALES,
+          ratios_not_kept=('20 workers (the ports: 51)',
+                           'every scale runs the generated digits\' 20 '
+                           'clients (paper scale included)')),
+    # IPM (Xie et al.). Kept: FedSGD (`_FEDSGD`, as the ports' FedSGD
+    # configs), omniscient attackers (μ over the round's benign updates), all
+    # sending −ε·μ every round, a fixed count of them in every round (forced
+    # in); the two regimes of ε, small (0.1) against Krum, large (100)
+    # against the median; a Byzantine share just under each rule's limit:
+    # 6 of 20 (30%) against Krum given f = 6 (n > 2f + 2), 8 of 20 (40%)
+    # against the median (< 50%). Not kept: the paper's worker counts, q and
+    # ε (not read; from the ports).
+    Study('xie_ipm', 'Xie et al. (IPM): FedSGD, omniscient attackers in '
+          'every round send −ε·μ of the benign updates, ε = 0.1 (6 of 20) '
+          'against Krum, ε = 100 (8 of 20) against the coordinate-wise median',
           'coordinate-wise median and Krum are broken by inner product '
           'manipulation',
-          dict(attack='ipm', omniscient_knowledge='benign',
-               attacker_model='random_sampling', num_clients_per_round=10),
+          dict(_FEDSGD, attack='ipm', omniscient_knowledge='benign',
+               attacker_model='forced_pool'),
           (Cell('no_attack_krum', dict(attack='none', defense='krum',
-                                       num_byzantine=3)),
-           Cell('ipm_0.1_krum', dict(defense='krum', num_byzantine=3,
-                                     ipm_epsilon=0.1,
-                                     malicious_fraction=0.3)),
-           Cell('no_attack_median', dict(attack='none', defense='median')),
+                                       num_byzantine=6,
+                                       attacker_pool_size=6)),
+           Cell('ipm_0.1_krum', dict(defense='krum', num_byzantine=6,
+                                     ipm_epsilon=0.1, attacker_pool_size=6)),
+           Cell('no_attack_median', dict(attack='none', defense='median',
+                                         attacker_pool_size=8)),
            Cell('ipm_100_median', dict(defense='median', ipm_epsilon=100.0,
-                                       malicious_fraction=0.4))),
+                                       attacker_pool_size=8))),
           # "Broken": the rule no longer trains, i.e. it loses more than half
           # of the clean accuracy (≈ 0.9).
           claims=(
               c.Claim('IPM with a small ε (0.1) breaks Krum',
                       c.greater('main_task_final', 'no_attack_krum',
-                                'ipm_0.1_krum', 0.5)),
+                                'ipm_0.1_krum', 0.5),
+                      (c.no_attack_trains('no_attack_krum'),)),
               c.Claim('… and with a large ε (100) the coordinate-wise median',
                       c.greater('main_task_final', 'no_attack_median',
-                                'ipm_100_median', 0.5)),)),
-    # FoolsGold (Fung et al.). Kept: sybils as a fixed pool of identities
-    # (each sybil's history grows over the rounds it is sampled in) whose data
-    # is all poison, as the authors' sybils train on a backdoor set alone
-    # (poison_per_batch 20: the whole batch at small, main and paper); the
-    # paper's shares of sybils among its 10 honest clients, 1 of 11 (27 of
-    # 300) and 2 of 12 (50 of 300); mutually dissimilar honest clients, as
-    # strongly non-IID labels (Dirichlet α = 0.1: ≈ 4 classes a client, two
-    # thirds of its data one class, where the paper gives each one class);
-    # histories summed over all rounds, on the output layer; κ = 1. Not kept:
-    # every client every round (a client is sampled ≈ 2 times in 60 rounds
-    # here, and FoolsGold compares only a round's clients: two sybils meet
-    # in about half the rounds at pool 50); the unit-norm clipping of the
-    # updates; FedSGD (the scale's local epochs); more sybils (a pool must fit
-    # smoke's ≈ 58 non-empty Dirichlet clients). `dataset` replaces the paper
-    # scale's EMNIST with its generated writers, re-split.
-    Study('fung_foolsgold', 'Fung et al. (FoolsGold): a fixed pool of sybils '
-          'poisoning with a trigger, non-IID honest clients',
+                                'ipm_100_median', 0.5),
+                      (c.no_attack_trains('no_attack_median'),)),),
+          scale_settings=_FEDSGD_SCALES,
+          ratios_not_kept=('the paper\'s worker counts (not read)',)),
+    # FoolsGold (Fung et al.). Kept: FedSGD (one local step of a batch, as
+    # the authors' ML code's 1 iteration of batch 50), the sybils in every
+    # round (forced in) beside 10 honest clients, their data all poison
+    # (poison_per_batch 20: the whole batch), 1 and 2 sybils (the paper's
+    # counts); mutually dissimilar honest clients, as strongly non-IID
+    # labels (Dirichlet α = 0.1: ≈ 4 classes a client, two thirds of its
+    # data one class, where the paper gives each one class); histories
+    # summed over all rounds, on the output layer; κ = 1. Not kept: the same
+    # 10 honest clients every round (here 10 sampled from the re-split
+    # population each round: FoolsGold compares a round's clients); the
+    # unit-norm clipping of the updates. `dataset` replaces the paper scale's
+    # EMNIST with its generated writers, re-split.
+    Study('fung_foolsgold', 'Fung et al. (FoolsGold): FedSGD, 1 or 2 sybils '
+          'poisoning with a trigger in every round beside 10 non-IID honest '
+          'clients',
           'from 2 sybils on, FoolsGold holds the backdoor at the no-attack '
           'rate (0.06 vs 0.09) where FedAvg reaches 0.98–1.00',
           dict(attack='data_poisoning', backdoor='trigger',
-               poison_per_batch=20, attacker_model='fixed_pool',
+               poison_per_batch=20, batch_size=20, local_steps=1,
+               num_epochs=1, attacker_model='forced_pool',
                dataset='dirichlet', dirichlet_alpha=0.1),
-          (Cell('no_attack', dict(attack='none', defense='none')),
-           Cell('fedavg_pool_27', dict(defense='none',
-                                       attacker_pool_size=27)),
-           Cell('foolsgold_pool_27', dict(defense='foolsgold',
-                                          attacker_pool_size=27)),
-           Cell('fedavg_pool_50', dict(defense='none',
-                                       attacker_pool_size=50)),
-           Cell('foolsgold_pool_50', dict(defense='foolsgold',
-                                          attacker_pool_size=50))),
-          claims=_foolsgold_claims('pool_50', 'pool_27')),
+          (Cell('no_attack', dict(attack='none', defense='none',
+                                  attacker_pool_size=2,
+                                  num_clients_per_round=12)),) + tuple(
+              Cell(f'{label}_{n}_sybils', dict(
+                  defense=defense, attacker_pool_size=n,
+                  num_clients_per_round=10 + n))
+              for n in (1, 2)
+              for label, defense in (('fedavg', 'none'),
+                                     ('foolsgold', 'foolsgold'))),
+          claims=_foolsgold_claims('2_sybils', '1_sybils'),
+          scale_settings=_FEDSGD_SCALES,
+          ratios_not_kept=('honest clients sampled from a population of 300 '
+                           '(the paper: the same 10 every round)',)),
     # RLR (Ozdayi et al.). Kept: the Fashion-MNIST setting's 10 agents a
     # round with 1 corrupt in every round (10%) and θ = 4 (40% of the round,
     # above its one corrupt agent); plain data poisoning, no boost, from round
-    # 1 and from scratch; the poisoned share of the corrupt agent's data (half
-    # of one class of ten, ≈ 5%: 1 item of each batch of 20); a second pair
-    # after Fed-EMNIST, a population 10% corrupt and sampled (θ = 8 of 33
-    # scales to 2.4; a sum of 10 signs is even, so θ = 3 and 4 negate the
-    # same coordinates). Not kept: one base class (the trigger goes on every
-    # class but the target, 1); the plus pattern (a 3×3 checkerboard); local
-    # momentum 0.9 and batch 256; all agents every round. At smoke's 5
-    # clients θ = 4 is 80% of the round.
-    Study('ozdayi_rlr', 'Ozdayi et al. (RLR): trigger data poisoning by 10% '
-          'of the agents, robust learning rate θ = 4 of 10',
+    # 1 and from scratch; one base class poisoned (the paper's sandal →
+    # sneaker: here 7 → 1, `trigger_source_class`), at a share of the corrupt
+    # agent's data of ≈ 5% (1 item of each batch of 20); local momentum 0.9;
+    # a second pair after Fed-EMNIST, a population 10% corrupt and sampled
+    # (θ = 8 of 33 scales to 2.4; a sum of 10 signs is even, so θ = 3 and 4
+    # negate the same coordinates). Not kept: the plus pattern (a 3×3
+    # ink square); batch 256; all agents every round (the bigger run). At
+    # smoke's 5 clients θ = 4 is 80% of the round.
+    Study('ozdayi_rlr', 'Ozdayi et al. (RLR): base-class trigger poisoning '
+          'by 10% of the agents, local momentum 0.9, robust learning rate '
+          'θ = 4 of 10',
           'the backdoor is eliminated or significantly reduced (≈ 0 vs ≈ 0.97 '
           'undefended) with minimal influence on the accuracy (0.91 vs 0.92)',
           dict(attack='data_poisoning', backdoor='trigger', poison_per_batch=1,
-               rlr_threshold=4, **_EVERY_ROUND),
+               trigger_source_class=7, client_momentum=0.9, rlr_threshold=4,
+               **_EVERY_ROUND),
           (Cell('no_attack', dict(attack='none', defense='none')),
            Cell('no_defense', dict(defense='none')),
            Cell('rlr', dict(defense='rlr')),
@@ -414,35 +553,48 @@ STUDIES = {s.name: s for s in (
                malicious_fraction=0.1))),
           claims=(
               c.Claim('undefended, the backdoor is learned (≈ 0.97)',
-                      c.at_least('backdoor_max', 'no_defense', 0.9)),
+                      c.at_least('backdoor_max', 'no_defense', 0.9),
+                      (c.clean_rate('no_attack'),
+                       c.main_task_kept('no_defense', 0.5,
+                                        'main_task_at_backdoor_max'))),
               c.Claim('RLR eliminates it or significantly reduces it',
-                      c.greater('backdoor_final', 'no_defense', 'rlr', 0.5)),
+                      c.greater('backdoor_final', 'no_defense', 'rlr', 0.5,
+                                floor=_FLOOR),
+                      (c.clean_rate('no_attack'),
+                       c.attack_works('no_defense', 0.5, 'backdoor_final'),
+                       c.main_task_kept('rlr'))),
               c.Claim('… also with 10% of a sampled population corrupt',
                       c.greater('backdoor_final', 'no_defense_pool_10pct',
-                                'rlr_pool_10pct', 0.5)),
+                                'rlr_pool_10pct', 0.5, floor=_FLOOR),
+                      (c.clean_rate('no_attack'),
+                       c.attack_works('no_defense_pool_10pct', 0.5,
+                                      'backdoor_final'),
+                       c.main_task_kept('rlr_pool_10pct'))),
               c.Claim('… with minimal influence on the accuracy',
-                      c.close('main_task_final', 'rlr', 'no_defense',
-                              0.03)),)),
+                      c.no_worse('main_task_final', 'rlr', 'no_defense',
+                                 0.03),
+                      (c.no_attack_trains('no_attack'),)),),
+          ratios_not_kept=('a population of 300 sampled 10 a round (the '
+                           'paper: 10 agents, all every round: the bigger '
+                           'run)',)),
     # Xie et al. 2020 (DBA), multi-shot, at `small`. Keeps: 4 attackers
     # forced into every round of the window (the authors' multi-shot 4 of 10,
     # `is_random_adversary: false`: attacker_model forced_pool), attacker i
     # with part i of the four-part split of one four-corner trigger, tested
-    # with the whole trigger; no scaling, η = 1 (multi-shot `baseline:
-    # true`); ~30% poison per batch (MNIST's 20 of 64 → 6 of 20) and the
-    # attackers' 10× longer training (10 local epochs against the benign 1:
-    # poison_passes 10); a trained model when the attack starts: rounds
-    # 21–40 (small's main task ≈ 0.8 at round 20, as MNIST's pretrained round
-    # 10 of 70), then 20 rounds without attack. The centralized baseline: the
-    # same attackers, poison and training, each stamping the whole trigger.
-    # Cannot keep: a converged start (no init checkpoint inside a study: the
-    # first 20 rounds stand in for it), the attackers' lr 0.05 against the
-    # benign 0.1, Dir(0.5) label skew (the scale's writers instead). The
-    # single shot (staggered rounds, γ·η/n = 1) is the bigger run
-    # `xie_dba_single_shot`. At smoke (3 rounds) the window never opens: the
-    # cells run attack-free.
-    Study('xie_dba', 'Xie et al. 2020 (DBA): multi-shot distributed vs '
-          'centralized trigger, 4 of 10 clients per round, rounds 21–40 of '
-          '60',
+    # with the whole trigger; no scaling (multi-shot `baseline: true`); ~30%
+    # poison per batch (MNIST's 20 of 64 → 6 of 20) and the attackers' 10×
+    # longer training (10 local epochs against the benign 1: poison_passes
+    # 10); a trained model when the attack starts: rounds 21–40 (small's main
+    # task ≈ 0.8 at round 20, as MNIST's pretrained round 10 of 70), then 20
+    # rounds without attack. The centralized baseline as the authors' code:
+    # one attacker with the whole trigger, the same poison and training.
+    # Cannot keep: a converged start, the attackers' lr 0.05 against the
+    # benign 0.1, Dir(0.5) label skew, η·m/n = 0.1. The single shot is the
+    # bigger run `xie_dba_single_shot`. At smoke (3 rounds) the window never
+    # opens: the cells run attack-free.
+    Study('xie_dba', 'Xie et al. 2020 (DBA): multi-shot distributed trigger '
+          '(4 attackers of 10 a round) vs one centralized attacker, rounds '
+          '21–40 of 60',
           'DBA\'s global trigger reaches at least the centralized attack\'s '
           'success and is more persistent after the attack stops',
           dict(attack='data_poisoning', attacker_model='forced_pool',
@@ -450,17 +602,27 @@ STUDIES = {s.name: s for s in (
                defense='none', attack_start_round=21, attack_end_round=40),
           (Cell('dba_4_parts', dict(backdoor='dba', dba_parts=4)),
            Cell('centralized', dict(backdoor='trigger',
-                                    trigger_placement='four_corners')),
+                                    trigger_placement='four_corners',
+                                    attacker_pool_size=1)),
            # The clean model's rate on the global trigger.
            Cell('no_attack', dict(attack='none', backdoor='dba'))),
           claims=(
               c.Claim('DBA\'s global trigger succeeds at least as well as '
-                      'the centralized trigger (same attackers, same poison)',
-                      c.close('backdoor_max', 'dba_4_parts', 'centralized',
-                              0.05)),
+                      'the centralized attacker',
+                      c.no_worse('backdoor_max', 'dba_4_parts', 'centralized',
+                                 0.05),
+                      (c.clean_rate('no_attack'),
+                       c.attack_works('centralized'),
+                       c.main_task_kept('dba_4_parts', 0.5,
+                                        'main_task_at_backdoor_max'))),
               c.Claim('… and is more persistent after the attack stops',
                       c.greater('backdoor_final', 'dba_4_parts',
-                                'centralized', 0.1)),)),
+                                'centralized', 0.1, floor=_FLOOR),
+                      (c.clean_rate('no_attack'),
+                       c.attack_works('dba_4_parts'),
+                       c.attack_works('centralized'),
+                       c.main_task_kept('dba_4_parts'))),),
+          ratios_not_kept=(_SERVER_STEP_1, _FROM_SCRATCH)),
     # Zhang et al. 2022 (Neurotoxin), the EMNIST edge-case task, at `small`.
     # Keeps: 1 attacker of 10 clients in every round of a window on a trained
     # model (rounds 21–40), then none for 20 rounds; the same norm clip
@@ -469,13 +631,12 @@ STUDIES = {s.name: s for s in (
     # (ARDIS 7s → 1: no honest client holds it); the mask ratio of the
     # authors' EMNIST edge run (top 5% frozen, gradmask_ratio 0.95) and of
     # their CIFAR runs (1%); the baseline is the same attack with no mask
-    # (ratio 0: an all-ones mask), same learning rate. Cannot keep: a
-    # converged start (their window starts from a pretrained LeNet / round
-    # 1800), the 200-round window and the run to ASR < 2% after it, the
-    # attacker's 10 epochs and its larger rate than the baseline's, the
+    # (ratio 0: an all-ones mask) at the same learning rate; the authors'
+    # 13× larger rate for Neurotoxin than for their baseline is a cell of its
+    # own (`neurotoxin_top5pct_lr_13x`, reported, not claimed). Cannot keep:
+    # a converged start, the 200-round window, the attacker's 10 epochs, the
     # mask from 30 other clients' data (here the global model's gradient on
-    # the attacker's own clean data, as the authors' rule on the data it
-    # holds). At smoke the window never opens: the cells run attack-free.
+    # the attacker's own clean data). At smoke the window never opens.
     Study('zhang_neurotoxin', 'Zhang et al. 2022 (Neurotoxin): edge-case '
           'PGD attacker every round 21–40 of 60 under clipping for all, '
           'then none',
@@ -488,27 +649,39 @@ STUDIES = {s.name: s for s in (
           (Cell('neurotoxin_top5pct', dict(neurotoxin_mask_ratio=0.05)),
            Cell('neurotoxin_top1pct', dict(neurotoxin_mask_ratio=0.01)),
            Cell('no_mask', dict(neurotoxin_mask_ratio=0.0)),
+           Cell('neurotoxin_top5pct_lr_13x', dict(neurotoxin_mask_ratio=0.05,
+                                                  attacker_learning_rate=1.3)),
            Cell('no_attack', dict(attack='none'))),
           claims=(
               c.Claim('both attacks implant the backdoor in the window '
                       '(peak ≥ the durability threshold 0.5)',
                       c.all_of(c.at_least('backdoor_max',
                                           'neurotoxin_top5pct', 0.5),
-                               c.at_least('backdoor_max', 'no_mask', 0.5))),
+                               c.at_least('backdoor_max', 'no_mask', 0.5)),
+                      (c.clean_rate('no_attack'),
+                       c.main_task_kept('no_mask', 0.5,
+                                        'main_task_at_backdoor_max'))),
               c.Claim('after the window Neurotoxin\'s backdoor lasts longer '
                       'than the unmasked attack (top 5%, the EMNIST run)',
                       c.greater('backdoor_final', 'neurotoxin_top5pct',
-                                'no_mask', 0.1)),
+                                'no_mask', 0.1, floor=_FLOOR),
+                      (c.clean_rate('no_attack'),
+                       c.attack_works('no_mask'),
+                       c.attack_works('neurotoxin_top5pct'))),
               c.Claim('… and with the CIFAR runs\' 1% mask',
                       c.greater('backdoor_final', 'neurotoxin_top1pct',
-                                'no_mask', 0.1)),
-              # The paper's own measure (added in 0.4.1, after the bigger
-              # run): rounds above the durability threshold after the window.
+                                'no_mask', 0.1, floor=_FLOOR),
+                      (c.clean_rate('no_attack'),
+                       c.attack_works('no_mask'),
+                       c.attack_works('neurotoxin_top1pct'))),
               c.Claim('Neurotoxin doubles the durability: rounds above 0.5 '
                       'after the window, top 5% vs no mask',
                       c.at_least_times('durability_rounds',
-                                       'neurotoxin_top5pct', 'no_mask',
-                                       2.0)),)),
+                                       'neurotoxin_top5pct', 'no_mask', 2.0),
+                      (c.clean_rate('no_attack'),
+                       c.attack_works('no_mask'),
+                       c.attack_works('neurotoxin_top5pct'))),),
+          ratios_not_kept=(_FROM_SCRATCH,)),
     # Zhang et al. 2023 (A3FL), at `small`. Keeps: 1% of the clients
     # compromised (3 of 300), taking part only when sampled (≈ 0.1 attackers
     # per round: ≈ 4 attack rounds in the 40, as ≈ 10 in the authors' 100),
@@ -516,20 +689,15 @@ STUDIES = {s.name: s for s in (
     # 20), a trained model when the attack starts (round 21, to the end); the
     # fixed-trigger baseline is the same attackers and poison on the same
     # patch, never re-optimised; clipping at 1.5, the library's bound at the
-    # ratio to benign norms (the authors' clip_factor 1 is absolute, for
-    # ResNet-18); the authors' trigger search (K = 200 iterations, 5
-    # unlearning epochs, λ = 0.01 scaled by the gradient similarity: the
-    # defaults). Cannot keep: the converged start (round 1900; the first 20
-    # rounds stand in), the unlearning's momentum / weight decay, their
-    # ResNet-18. D_att, the images the trigger is searched on (and D_mal,
-    # the poison, for both triggers): 3 clients' (task_num 3), the data of
-    # the 1% compromised, as the authors' attacker searches on its own
-    # loader; before 0.4.1 the library's default 30 clients' (10% of the
-    # data, and a search 10× as long). At smoke the window never opens: the
-    # cells run attack-free (and the search is cut to 2 iterations).
+    # ratio to benign norms; the authors' trigger search (K = 200, 5
+    # unlearning epochs, λ = 0.01 scaled by the gradient similarity). The
+    # undefended cells are the positive controls. D_att and D_mal: the 3
+    # compromised clients' data (task_num 3). Cannot keep: the converged
+    # start (round 1900), the unlearning's momentum / weight decay, their
+    # ResNet-18. At smoke the window never opens.
     Study('zhang_a3fl', 'Zhang et al. 2023 (A3FL): 1% of the clients, '
           'sampled at random, from round 21: adaptive vs fixed trigger under '
-          'FLAME, FLTrust and clipping',
+          'no defense, FLAME, FLTrust and clipping',
           'the adaptive trigger keeps a higher attack success than a fixed '
           'trigger under the defenses',
           dict(attacker_model='random_sampling', malicious_fraction=0.01,
@@ -538,29 +706,34 @@ STUDIES = {s.name: s for s in (
           tuple(Cell(f'{trigger}__{defense}',
                      {**trigger_settings, 'defense': defense},
                      row=trigger, column=defense)
-                for defense in ('flame', 'fltrust', 'clip')
+                for defense in ('none', 'flame', 'fltrust', 'clip')
                 for trigger, trigger_settings in (
                     ('a3fl', dict(attack='a3fl', backdoor='a3fl')),
                     ('fixed', dict(attack='data_poisoning',
-                                   backdoor='trigger')))),
+                                   backdoor='trigger')))) + (
+              Cell('no_attack', dict(attack='none', backdoor='trigger',
+                                     defense='none')),),
           claims=tuple(
               c.Claim(f'under {name} the A3FL trigger keeps a higher success '
                       'than the fixed trigger',
                       c.greater('backdoor_final', f'a3fl__{defense}',
-                                f'fixed__{defense}', 0.1))
+                                f'fixed__{defense}', 0.1, floor=_FLOOR),
+                      (c.clean_rate('no_attack'),
+                       c.attack_works('fixed__none', 0.5, 'backdoor_final'),
+                       c.main_task_kept(f'a3fl__{defense}')))
               for defense, name in (('flame', 'FLAME'), ('fltrust', 'FLTrust'),
-                                    ('clip', 'clipping at 1.5')))),
+                                    ('clip', 'clipping at 1.5'))),
+          ratios_not_kept=(_FROM_SCRATCH,)),
     # Nguyen et al. (FLAME), at `small`. Keeps: fewer than half of a round's
     # clients malicious (ε = 0.25: 2.5 of 10 on average; ≥ 5 in ≈ 7% of
     # rounds), the three attacks it names (constrain-and-scale with γ = n/η
     # split among a round's attackers; DBA data poisoning with 4 local
     # triggers; Wang's pure edge-case PGD with a radius inside the benign
     # norms); FLAME's λ = 0.001 (image classification). The clean runs give
-    # the base rate of each backdoor task and the attack-free main task.
-    # Cannot keep: the attacks' pretrained start (the attack runs from round
-    # 1; the claims read the final round), the paper's client counts (NR;
-    # the 25% is not from METHODS.md). How the attacks do without FLAME: the
-    # `matrix` study.
+    # the base rate of each backdoor task and the attack-free main task; the
+    # undefended runs of each attack are the positive controls; the attacks
+    # start on a trained model (`converged_start`). Cannot keep: the paper's
+    # client counts (NR).
     Study('nguyen_flame', 'Nguyen et al. (FLAME): constrain-and-scale, DBA '
           'and edge-case PGD, a quarter of the clients malicious',
           'FLAME removes the backdoors (to the clean base rate) with a '
@@ -568,77 +741,90 @@ STUDIES = {s.name: s for s in (
           dict(defense='flame', flame_noise_lambda=0.001,
                attacker_model='random_sampling', malicious_fraction=0.25,
                edge_case_mix='edge_case'),
-          (Cell('constrain_and_scale', dict(attack='constrain_and_scale',
-                                            backdoor='semantic')),
-           Cell('dba', dict(attack='data_poisoning', backdoor='dba',
-                            dba_parts=4, poison_per_batch=6)),
-           Cell('edge_case_pgd', dict(attack='pgd', backdoor='edge_case',
-                                      pgd_eps=0.5)),
-           Cell('clean_semantic', dict(attack='none', defense='none',
-                                       backdoor='semantic')),
-           Cell('clean_dba', dict(attack='none', defense='none',
-                                  backdoor='dba')),
-           Cell('clean_edge_case', dict(attack='none', defense='none',
-                                        backdoor='edge_case'))),
-          claims=(
-              c.Claim('FLAME holds constrain-and-scale, DBA and edge-case '
-                      'backdoors to within 0.05 of the clean base rate',
-                      c.all_of(
-                          c.close('backdoor_final', 'clean_semantic',
-                                  'constrain_and_scale', 0.05),
-                          c.close('backdoor_final', 'clean_dba', 'dba', 0.05),
-                          c.close('backdoor_final', 'clean_edge_case',
-                                  'edge_case_pgd', 0.05))),
-              c.Claim('… at a main-task cost of at most 3 points against '
-                      'the attack-free FedAvg run',
-                      c.all_of(
-                          c.close('main_task_final', 'constrain_and_scale',
-                                  'clean_semantic', 0.03),
-                          c.close('main_task_final', 'dba', 'clean_dba',
-                                  0.03),
-                          c.close('main_task_final', 'edge_case_pgd',
-                                  'clean_edge_case', 0.03))),)),
-    # Cao et al. (FLTrust), at `small`. Keeps: a 100-example clean root set
-    # (≈ one client's data; fltrust_root_size 100, the paper's), 20% of the
-    # clients malicious (2 of 10 per round on average, as ALIE's 20–24%),
-    # attacking every round they are sampled over the whole run; full
-    # knowledge (omniscient ALIE with the paper's z_max; IPM with a small
-    # ε = 0.1, the regime that breaks Krum); a scaling backdoor (BadNets
-    # trigger, model replacement with β = n/η split among a round's
-    # attackers). Krum with f = 1 (smoke's 5 clients allow no more under
-    # n > 2f + 2). Cannot keep: FedSGD (one gradient per client: here 2
-    # local epochs), a pretrained start, the paper's client counts (NR).
-    Study('cao_fltrust', 'Cao et al. (FLTrust): ALIE, IPM and a scaling '
-          'backdoor, 20% of the clients malicious, vs the median and Krum',
+          tuple(Cell(f'{label}{suffix}', {**settings, **defense})
+                for label, settings in _FLAME_ATTACKS
+                for suffix, defense in (('', {}),
+                                        ('__no_defense',
+                                         dict(defense='none')))) + (
+              Cell('clean_semantic', dict(attack='none', defense='none',
+                                          backdoor='semantic')),
+              Cell('clean_dba', dict(attack='none', defense='none',
+                                     backdoor='dba')),
+              Cell('clean_edge_case', dict(attack='none', defense='none',
+                                           backdoor='edge_case'))),
+          claims=tuple(
+              c.Claim(f'FLAME holds the {name} backdoor to within 0.05 of '
+                      'the clean base rate',
+                      c.no_worse('backdoor_final', f'clean_{task}', label,
+                                 0.05),
+                      (c.clean_rate(f'clean_{task}'),
+                       c.attack_works(f'{label}__no_defense', 0.5,
+                                      'backdoor_final')))
+              for label, task, name in _FLAME_TASKS) + tuple(
+              c.Claim(f'… at a main-task cost of at most 3 points under '
+                      f'{name}',
+                      c.no_worse('main_task_final', label, f'clean_{task}',
+                                 0.03),
+                      (c.no_attack_trains(f'clean_{task}'),))
+              for label, task, name in _FLAME_TASKS),
+          converged_start=True),
+    # Cao et al. (FLTrust). Keeps: FedSGD (`_FEDSGD`: one step, all 20
+    # clients every round), a 100-example clean root set (≈ one client's
+    # data; fltrust_root_size 100, the paper's), 20% of the clients
+    # malicious in every round (4 of 20, forced in); full knowledge
+    # (omniscient ALIE with the paper's z_max; IPM with a small ε = 0.1, the
+    # regime that breaks Krum); a scaling backdoor (BadNets trigger, model
+    # replacement with β = n/η split among a round's attackers); Krum with
+    # f = 4. FedAvg under each attack is the positive control. Cannot keep:
+    # a pretrained start, the paper's client counts (NR).
+    Study('cao_fltrust', 'Cao et al. (FLTrust): FedSGD, ALIE, IPM and a '
+          'scaling backdoor from 4 of 20 clients every round, vs FedAvg, the '
+          'median and Krum',
           'FLTrust keeps the main task at the attack-free level under '
           'untargeted and scaling attacks where the median and Krum fail',
-          dict(attacker_model='random_sampling', malicious_fraction=0.2,
+          dict(_FEDSGD, attacker_model='forced_pool', attacker_pool_size=4,
                backdoor='trigger', fltrust_root_size=100, ipm_epsilon=0.1,
-               num_byzantine=1),
+               num_byzantine=4),
           (Cell('no_attack', dict(attack='none', defense='none')),
+           Cell('no_attack__fltrust', dict(attack='none', defense='fltrust')),
+           Cell('alie__none', dict(attack='alie', defense='none')),
            Cell('alie__fltrust', dict(attack='alie', defense='fltrust')),
            Cell('alie__median', dict(attack='alie', defense='median')),
+           Cell('ipm__none', dict(attack='ipm', defense='none')),
            Cell('ipm__fltrust', dict(attack='ipm', defense='fltrust')),
            Cell('ipm__krum', dict(attack='ipm', defense='krum')),
+           Cell('scaling__none', dict(attack='model_replacement',
+                                      defense='none')),
            Cell('scaling__fltrust', dict(attack='model_replacement',
                                          defense='fltrust'))),
-          claims=(
-              c.Claim('FLTrust keeps the main task within 3 points of the '
-                      'attack-free run under ALIE, IPM and the scaling attack',
-                      c.all_of(*(c.close('main_task_final', cell, 'no_attack',
-                                         0.03)
-                                 for cell in ('alie__fltrust', 'ipm__fltrust',
-                                              'scaling__fltrust')))),
-              c.Claim('… and the scaling backdoor within 0.05 of the clean '
-                      'base rate',
-                      c.close('backdoor_final', 'no_attack',
-                              'scaling__fltrust', 0.05)),
+          claims=tuple(
+              c.Claim(f'FLTrust keeps the main task within 3 points of the '
+                      f'attack-free run under {name}',
+                      c.no_worse('main_task_final', f'{attack}__fltrust',
+                                 'no_attack', 0.03),
+                      (c.no_attack_trains('no_attack'),
+                       c.Control(f'positive: {name} lowers FedAvg\'s main '
+                                 'task by > 0.05',
+                                 c.greater('main_task_final', 'no_attack',
+                                           f'{attack}__none', 0.05))))
+              for attack, name in (('alie', 'ALIE'), ('ipm', 'IPM'))) + (
+              c.Claim('FLTrust holds the scaling backdoor within 0.05 of the '
+                      'clean base rate',
+                      c.no_worse('backdoor_final', 'no_attack',
+                                 'scaling__fltrust', 0.05),
+                      (c.clean_rate('no_attack'),
+                       c.attack_works('scaling__none', 0.5,
+                                      'backdoor_final'))),
               c.Claim('under ALIE the median falls 10 points below FLTrust',
                       c.greater('main_task_final', 'alie__fltrust',
-                                'alie__median', 0.1)),
+                                'alie__median', 0.1),
+                      (c.no_attack_trains('no_attack'),)),
               c.Claim('under IPM Krum falls 10 points below FLTrust',
                       c.greater('main_task_final', 'ipm__fltrust',
-                                'ipm__krum', 0.1)),)),
+                                'ipm__krum', 0.1),
+                      (c.no_attack_trains('no_attack'),))),
+          scale_settings=_FEDSGD_SCALES,
+          ratios_not_kept=('20 clients (the paper\'s counts: NR)',)),
     Study('matrix', 'Every attack (rows) against every defense (columns), one '
           'attacker among 10 clients every round, 10 tasks',
           'each attack\'s paper: its defense fails; each defense\'s paper: '
@@ -670,7 +856,10 @@ def bigger_run(parent: Study, name: str, why: str, settings: dict,
                claims=tuple(parent.claims[i] for i in claims_kept) + claims,
                paper_scale_settings={**parent.paper_scale_settings,
                                      **(paper_scale_settings or {})},
-               bigger_run_of=parent.name)
+               bigger_run_of=parent.name,
+               scale_settings=parent.scale_settings,
+               ratios_not_kept=parent.ratios_not_kept,
+               converged_start=parent.converged_start)
 
 
 _EDGE_CASE_PGD = dict(attack='pgd', backdoor='edge_case', pgd_eps=0.5)
@@ -678,7 +867,7 @@ _BIGGER_RUNS = (
     # Fig. 3 at twice the rounds: the final backdoor falls with the tasks at
     # 60 (0.51 → 0.23), the cumulative mean only by 0.06.
     bigger_run(STUDIES['sun_fig3'], 'sun_fig3_120_rounds', '120 rounds',
-               dict(num_rounds=120), ('tasks_10', 'tasks_50'),
+               dict(num_rounds=120), ('tasks_10', 'tasks_50', 'no_attack'),
                claims_kept=(0,)),
     # DBA's window on a trained model: rounds 61–80 of 100 (main task ≈ 0.97
     # at round 60 at small), then 20 rounds without attack, as the paper's
@@ -726,16 +915,21 @@ _BIGGER_RUNS = (
                claims=(
                    c.Claim('FLAME holds the edge-case backdoor to within '
                            '0.05 of the clean base rate',
-                           c.close('backdoor_final', 'clean_edge_case',
-                                   'edge_case_pgd', 0.05)),
+                           c.no_worse('backdoor_final', 'clean_edge_case',
+                                      'edge_case_pgd', 0.05),
+                           (c.clean_rate('clean_edge_case'),
+                            c.attack_works('edge_case_pgd_no_defense', 0.5,
+                                           'backdoor_final'))),
                    c.Claim('… where without FLAME it is learned (0.2 above '
                            'FLAME\'s)',
                            c.greater('backdoor_final',
                                      'edge_case_pgd_no_defense',
-                                     'edge_case_pgd', 0.2)),
+                                     'edge_case_pgd', 0.2, floor=_FLOOR),
+                           (c.clean_rate('clean_edge_case'),)),
                    c.Claim('… at a main-task cost of at most 3 points',
-                           c.close('main_task_final', 'edge_case_pgd',
-                                   'clean_edge_case', 0.03)))),
+                           c.no_worse('main_task_final', 'edge_case_pgd',
+                                      'clean_edge_case', 0.03),
+                           (c.no_attack_trains('clean_edge_case'),)))),
     # Neurotoxin's window twice as long, on a trained model: rounds 41–80 of
     # 100, then 20 without attack (the paper's is 200 rounds from a
     # converged model).
@@ -745,43 +939,20 @@ _BIGGER_RUNS = (
                     attack_end_round=80),
                ('neurotoxin_top5pct', 'no_mask', 'no_attack'),
                claims_kept=(0, 1, 3)),
-    # ALIE as the authors' code runs it: every corrupt worker in every round
-    # (2 of 10, forced in) and z = 1.5; `alie_krum_z_max` keeps the paper's
-    # z_max (0.25 at n = 10, f = 2) with the workers forced in, to tell the
-    # two changes apart.
-    bigger_run(STUDIES['baruch_alie'], 'baruch_alie_every_round',
-               'the 2 corrupt workers in every round, z = 1.5 (the '
-               'authors\' code)',
-               dict(attacker_model='forced_pool', attacker_pool_size=2,
-                    alie_z=1.5),
-               ('no_attack_krum', 'alie_krum',
-                Cell('alie_krum_z_max', dict(defense='krum', alie_z=None)),
-                'no_attack_trimmed_mean', 'alie_trimmed_mean',
-                'no_attack_bulyan', 'alie_bulyan'),
+    # ALIE as the authors' code runs it: z = 1.5 (the study keeps the
+    # paper's z_max).
+    bigger_run(STUDIES['baruch_alie'], 'baruch_alie_z_1.5',
+               'z = 1.5 (the authors\' code)', dict(alie_z=1.5),
+               tuple(cell.label for cell in STUDIES['baruch_alie'].cells),
                claims_kept=(0, 1, 2)),
-    # FoolsGold's setting: 10 honest clients and the sybils, all in every
-    # round (the sybils forced in: 12 clients a round with 2 sybils, 11
-    # with 1), so that the sybils meet every round.
-    bigger_run(STUDIES['fung_foolsgold'], 'fung_foolsgold_every_round',
-               'the sybils in every round beside 10 honest clients',
-               dict(attacker_model='forced_pool'),
-               (Cell('no_attack', dict(attack='none', defense='none',
-                                       attacker_pool_size=2,
-                                       num_clients_per_round=12)),) + tuple(
-                   Cell(f'{label}_{n}_sybils', dict(
-                       defense=defense, attacker_pool_size=n,
-                       num_clients_per_round=10 + n))
-                   for n in (1, 2)
-                   for label, defense in (('fedavg', 'none'),
-                                          ('foolsgold', 'foolsgold'))),
-               claims=_foolsgold_claims('2_sybils', '1_sybils')),
     # A3FL's window as the authors': 100 rounds of attack from a trained
     # model (rounds 41–140, ≈ 10 attack rounds at 0.1 attackers a round, as
     # their ≈ 10 in 100); under clipping only (the cheapest defense here).
     bigger_run(STUDIES['zhang_a3fl'], 'zhang_a3fl_100_round_window',
                'a 100-round window on a trained model, rounds 41–140',
                dict(num_rounds=140, attack_start_round=41),
-               ('a3fl__clip', 'fixed__clip'), claims_kept=(2,)),
+               ('a3fl__clip', 'fixed__clip', 'fixed__none', 'no_attack'),
+               claims_kept=(2,)),
     # RLR at the Fashion-MNIST setting's ratios exactly: 10 agents, all in
     # every round, one of them corrupt in every round (forced in), each agent
     # a tenth of the data (600 examples), the corrupt agent's 5% poisoned;
@@ -798,10 +969,12 @@ _BIGGER_RUNS = (
 STUDIES.update((s.name, s) for s in _BIGGER_RUNS)
 
 
-# One table of overrides per scale; `seeds` and `attack_round` (the single
-# shot of bagdasaryan_replacement) are the sweep's own, the rest are settings.
+# One table of overrides per scale; `seeds`, `attack_round` (the single
+# shot of bagdasaryan_replacement) and `pretrain_rounds` (a converged start's
+# clean rounds) are the sweep's own, the rest are settings.
 SCALES = {
-    'smoke': dict(seeds=1, attack_round=2, dataset='synthetic',
+    'smoke': dict(seeds=1, attack_round=2, pretrain_rounds=2,
+                  dataset='synthetic',
                   synthetic_num_clients=60, synthetic_examples_per_client=20,
                   model='linear', num_clients_per_round=5, num_rounds=3,
                   num_epochs=1, batch_size=10, client_round_num=1,
@@ -809,18 +982,21 @@ SCALES = {
                   edge_case_num_train=20, edge_case_num_eval=20,
                   # A3FL's search, cheap (the authors' K = 200 elsewhere).
                   a3fl_outer_iterations=2, a3fl_unlearn_passes=1),
-    'small': dict(seeds=2, attack_round=30, dataset='synthetic',
+    'small': dict(seeds=5, attack_round=30, pretrain_rounds=60,
+                  dataset='synthetic',
                   synthetic_num_clients=300, synthetic_examples_per_client=60,
                   model='small_cnn', num_clients_per_round=10, num_rounds=60,
                   num_epochs=2, batch_size=20, client_round_num=2,
                   evaluate_per_rounds=2, checkpoint_every=10),
     # The main job's setting (scripts/run_main.sh): the README's tables.
-    'main': dict(seeds=1, attack_round=20, dataset='synthetic',
+    'main': dict(seeds=1, attack_round=20, pretrain_rounds=40,
+                 dataset='synthetic',
                  synthetic_num_clients=300, synthetic_examples_per_client=60,
                  model='cnn', num_clients_per_round=10, num_rounds=40,
                  num_epochs=2, batch_size=20, evaluate_per_rounds=5,
                  checkpoint_every=10),
-    'paper': dict(seeds=3, attack_round=250, dataset='emnist',
+    'paper': dict(seeds=3, attack_round=250, pretrain_rounds=250,
+                  dataset='emnist',
                   model='cnn', num_clients_per_round=30, num_rounds=500,
                   num_epochs=5, batch_size=20, client_learning_rate=0.1,
                   client_round_num=5, evaluate_per_rounds=5,
@@ -828,7 +1004,7 @@ SCALES = {
 }
 
 
-SWEEP_KEYS = ('seeds', 'attack_round')
+SWEEP_KEYS = ('seeds', 'attack_round', 'pretrain_rounds')
 
 
 def default_studies() -> list:

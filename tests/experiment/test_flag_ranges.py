@@ -28,6 +28,7 @@ RANGES = {
     'server_momentum': (0.0, True, 1.0, False),       # μ < 1 converges
     'num_epochs': (1, True, INF, False),
     'batch_size': (1, True, INF, False),
+    'local_steps': (0, True, INF, False),             # 0: every batch
     'client_learning_rate': (0.0, False, INF, False),
     'client_momentum': (0.0, True, 1.0, False),
     'attack_start_round': (1, True, INF, False),      # rounds count from 1

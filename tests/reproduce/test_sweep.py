@@ -90,7 +90,8 @@ def _summary(root, scale, study):
 def test_every_cell_of_every_study_is_a_valid_config(scale, tmp_path):
   runs = runner.plan(list(studies_lib.STUDIES.values()), scale,
                         str(tmp_path))
-  assert len(runs) == studies_lib.SCALES[scale]['seeds'] * sum(
+  cells = [r for r in runs if r.study != runner.PRETRAINING]
+  assert len(cells) == studies_lib.SCALES[scale]['seeds'] * sum(
       len(s.cells) for s in studies_lib.STUDIES.values())
   for run in runs:
     config = config_lib.ExperimentConfig(**run.settings)
@@ -98,12 +99,45 @@ def test_every_cell_of_every_study_is_a_valid_config(scale, tmp_path):
     assert config.output_dir == run.output_dir
 
 
+def test_a_converged_start_is_a_clean_run_listed_first_and_shared(tmp_path):
+  study = studies_lib.STUDIES['bagdasaryan_replacement']
+  bigger = studies_lib.bigger_run(study, 'b_long', 'longer', {},
+                                  ('no_defense',))
+  runs = runner.plan([study, bigger], 'small', str(tmp_path), seeds=2)
+  first = [r for r in runs if r.study == runner.PRETRAINING]
+  assert runs[:len(first)] == first
+  # One per seed, shared by the study and its bigger run (same settings).
+  assert [r.seed for r in first] == [0, 1]
+  for run in first:
+    assert run.settings['attack'] == run.settings['defense'] == 'none'
+    assert run.settings['num_rounds'] == studies_lib.SCALES['small'][
+        'pretrain_rounds']
+    assert run.settings['random_seed'] == run.seed
+  for run in runs[len(first):]:
+    start = first[run.seed]
+    assert run.settings['init_checkpoint'] == os.path.join(
+        start.output_dir, 'checkpoint.npz')
+    assert run.pretrained == start.cell
+    # The cell's own training settings are the pretraining's.
+    for key in ('model', 'dataset', 'num_clients_per_round', 'num_epochs',
+                'batch_size', 'synthetic_num_clients'):
+      assert run.settings[key] == start.settings[key], key
+  # A study without a converged start has none.
+  plain = runner.plan([studies_lib.STUDIES['sun_fig1']], 'small',
+                      str(tmp_path), seeds=1)
+  assert all(r.study != runner.PRETRAINING and
+             'init_checkpoint' not in r.settings for r in plain)
+
+
 def test_each_runs_command_line_parses_to_its_config(tmp_path):
   # What the binary reads from the command line the runner writes is the
   # config the cell states, a setting of None (the binary's default) too.
   from absl import flags  # pylint: disable=g-import-not-at-top
   from targeted_attack import emnist_experiment  # pylint: disable=g-import-not-at-top
-  runs = runner.plan(list(studies_lib.STUDIES.values()), 'small',
+  # A cell resetting its study's setting to the binary's default (None).
+  resets = studies_lib.Study('resets', 'resets', '', dict(alie_z=1.5), (
+      studies_lib.Cell('default_z', dict(attack='alie', alie_z=None)),))
+  runs = runner.plan(list(studies_lib.STUDIES.values()) + [resets], 'small',
                      str(tmp_path))
   assert any(v is None for r in runs for v in r.settings.values())
   for run in runs:
@@ -136,6 +170,39 @@ def test_studies_run_at_smoke_scale_with_figures_and_tables(smoke_sweep):
       assert 0.0 <= float(row['main_task_final']) <= 1.0
     with open(os.path.join(directory, 'summary.md')) as f:
       assert study.paper_says in f.read()
+    # Each run recorded the definition it ran under; a converged start's
+    # cells started from their pretraining run's final model.
+    for run in runner.plan([study], 'smoke', root):
+      if run.study == runner.PRETRAINING:
+        assert report.is_finished(run)
+        continue
+      assert os.path.exists(os.path.join(run.output_dir, 'definition.json'))
+      if study.converged_start:
+        with open(os.path.join(run.output_dir, 'config.json')) as f:
+          assert json.load(f)['init_checkpoint'] == run.settings[
+              'init_checkpoint']
+        assert os.path.exists(run.settings['init_checkpoint'])
+  with open(os.path.join(root, 'smoke', 'claims.md')) as f:
+    claims_text = f.read()
+  rows = [line for line in claims_text.split('\n')
+          if line.startswith('| sun_fig1 |')]
+  # One seed cannot give an interval: "cannot tell"; the claim was fixed
+  # before its runs: not exploratory.
+  assert len(rows) == 1 and rows[0].endswith('| no |'), rows
+  assert 'cannot tell' in rows[0]
+  assert '### sun_fig1' in claims_text and 'Definition ' in claims_text
+
+
+def test_the_results_document_gets_the_claims_between_its_marks(tmp_path):
+  path = tmp_path / 'RESULTS.md'
+  path.write_text(f'# Results\nbefore\n{report.BEGIN_MARK}\nold table\n'
+                  f'{report.END_MARK}\nafter\n')
+  report.write_into_document(str(path), '| new | table |\n')
+  assert path.read_text() == (f'# Results\nbefore\n{report.BEGIN_MARK}\n'
+                              f'| new | table |\n{report.END_MARK}\nafter\n')
+  path.write_text('no marks\n')
+  with pytest.raises(ValueError, match='--results_doc'):
+    report.write_into_document(str(path), 'x')
 
 
 def test_a_local_sweep_listens_on_loopback_only(smoke_sweep):
@@ -328,9 +395,10 @@ def test_sun_norm_bounded_studies_keep_the_papers_ratios(tmp_path):
 def test_summary_is_recomputed_from_each_seeds_metrics(tmp_path):
   # Two cells × 2 seeds of hand-written metrics.csv files (smoke: 3 rounds,
   # the 2nd not evaluated); one seed of cell b unfinished. The summary must
-  # be NumPy's mean / population std over the finished seeds of: the last
-  # evaluated row, its cumulative mean, the highest backdoor accuracy; and
-  # the mean over attack rounds of the detection rates.
+  # be NumPy's mean / sample std (ddof 1) over the finished seeds of, and
+  # each seed's value of: the last evaluated row, its cumulative mean, the
+  # highest backdoor accuracy and the main task at its round; and the mean
+  # over attack rounds of the detection rates.
   import numpy as np  # pylint: disable=g-import-not-at-top
   study = studies_lib.Study('hand', 'hand', 'hand', {}, (
       studies_lib.Cell('a', {}), studies_lib.Cell('b', {})))
@@ -370,9 +438,18 @@ def test_summary_is_recomputed_from_each_seeds_metrics(tmp_path):
          [r['backdoor_accuracy_cumulative_mean'] for r in last]),
         ('backdoor_max', [max(r['backdoor_accuracy'] for r in rows
                               if r['backdoor_accuracy'] != '')
-                          for rows in finished])):
+                          for rows in finished]),
+        ('main_task_at_backdoor_max', [
+            max((r for r in rows if r['backdoor_accuracy'] != ''),
+                key=lambda r: r['backdoor_accuracy'])['main_task_accuracy']
+            for rows in finished])):
       assert row[key] == pytest.approx(np.mean(values)), (cell, key)
-      assert row[key + '_std'] == pytest.approx(np.std(values)), (cell, key)
+      assert row['per_seed'][key] == pytest.approx(
+          dict(zip(seeds, values))), (cell, key)
+      if len(values) > 1:
+        assert row[key + '_std'] == pytest.approx(np.std(values, ddof=1))
+      else:
+        assert math.isnan(row[key + '_std'])
     for key in ('detection_tpr', 'detection_fpr'):
       per_seed = [np.mean([r[key] for r in rows if r['num_attackers']])
                   for rows in finished]
@@ -407,8 +484,12 @@ def test_summary_durability_counts_rounds_above_the_threshold(tmp_path):
         writer.writerow([t, attacked, attacked, 0.9, value, value])
   table = {row['cell']: row for row in report.summarize(study, runs)}
   assert table['a']['durability_rounds'] == pytest.approx(np.mean([3, 1]))
-  assert table['a']['durability_rounds_std'] == pytest.approx(np.std([3, 1]))
+  assert table['a']['durability_rounds_std'] == pytest.approx(
+      np.std([3, 1], ddof=1))
+  assert table['a']['censored']['durability_rounds'] == {0: False, 1: False}
   assert table['b']['durability_rounds'] == 5
+  # b lasted to the end: censored, its durability at least 5.
+  assert table['b']['censored']['durability_rounds'] == {0: True, 1: True}
   assert math.isnan(table['c']['durability_rounds'])
 
 
