@@ -26,7 +26,7 @@ DEFINITION_FILE = 'definition.json'
 # Settings that differ between a study's runs without changing what it
 # measures.
 PER_RUN_KEYS = frozenset(('random_seed', 'root_output_dir', 'experiment_name',
-                          'resume', 'emnist_cache_dir', 'init_checkpoint'))
+                          'resume', 'emnist_cache_dir'))
 
 
 def cell_settings(runs: Sequence) -> Dict[str, dict]:
@@ -39,6 +39,8 @@ def cell_settings(runs: Sequence) -> Dict[str, dict]:
       settings[run.cell] = {k: v for k, v in run.settings.items()
                             if k not in PER_RUN_KEYS}
       if getattr(run, 'pretrained', None):
+        # The pretraining run's digest in place of its checkpoint's path.
+        settings[run.cell].pop('init_checkpoint', None)
         settings[run.cell]['_pretrained'] = run.pretrained
   return settings
 
@@ -75,22 +77,29 @@ def code_version() -> str:
   return f'{version} ({commit}{"+modified" if dirty else ""})'
 
 
+def _seed_count(runs: Sequence) -> int:
+  return len({r.seed for r in runs})
+
+
 def record(study, runs: Sequence, todo: Sequence) -> None:
-  """Writes the definition of `study` (its planned `runs`) beside each run of
-  `todo`, once per run directory."""
+  """Writes the definition of `study` (its planned `runs`: settings, claims,
+  seed count) beside each run of `todo` that has not started (rewritten
+  until it does); a run that started with no record gets one saying so."""
   settings = cell_settings(runs)
   content = dict(study=study.name, study_hash=study_hash(study, settings),
                  claims={c.text: claim_hash(c, settings)
                          for c in study.claims},
-                 code_version=code_version(),
+                 seeds=_seed_count(runs), code_version=code_version(),
                  written=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()))
   for run in todo:
     path = os.path.join(run.output_dir, DEFINITION_FILE)
-    if os.path.exists(path):
+    started = os.path.exists(os.path.join(run.output_dir, 'metrics.csv'))
+    if started and os.path.exists(path):
       continue
     os.makedirs(run.output_dir, exist_ok=True)
     with open(path, 'w') as f:
-      json.dump(content, f, indent=1)
+      json.dump(dict(content, claims={}, started_before_record=True)
+                if started else content, f, indent=1)
 
 
 def read_record(run):
@@ -113,8 +122,14 @@ def exploratory_reason(study, claim: claims_lib.Claim, runs: Sequence,
   records = [read_record(r) for r in finished]
   if any(r is None for r in records):
     return 'runs without a recorded definition'
+  if any(r.get('started_before_record') for r in records):
+    return 'runs started before their definition was recorded'
   if any(r.get('claims', {}).get(claim.text) != expected for r in records):
     return 'defined after its runs (claim, controls or settings changed)'
+  if any(r.get('seeds') != _seed_count(runs) for r in records):
+    return (f'{_seed_count(runs)} seeds read, not the '
+            f'{sorted({r.get("seeds") for r in records}, key=str)} planned '
+            'when the runs were made')
   return ''
 
 

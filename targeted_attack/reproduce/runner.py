@@ -64,10 +64,12 @@ def pretraining_run(settings: dict, rounds: int, seed: int, root: str,
   <root>/<scale>/_pretrained/<digest of its settings>/seed_<seed>, shared
   by every study and cell of the same settings."""
   from targeted_attack.reproduce import claims as claims_lib  # pylint: disable=g-import-not-at-top
+  from targeted_attack.reproduce import registration  # pylint: disable=g-import-not-at-top
   settings = {**{k: v for k, v in settings.items()
                  if k not in _PRETRAINING_DROPS},
               **_PRETRAINING_SETTINGS, 'num_rounds': rounds}
-  digest = claims_lib.digest(settings)
+  digest = claims_lib.digest({k: v for k, v in settings.items()
+                              if k not in registration.PER_RUN_KEYS})
   out = os.path.join(root, scale, PRETRAINING, digest)
   settings.update(random_seed=seed, root_output_dir=out,
                   experiment_name=f'seed_{seed}', resume=True)
@@ -108,7 +110,7 @@ def plan(studies: Sequence[studies_lib.Study], scale: str, root: str,
       for cell in study.cells:
         settings = {**overrides, **study.settings, **at_scale,
                     **cell.settings}
-        if study.name == 'bagdasaryan_replacement':
+        if study.single_shot:
           settings.update(attack_start_round=attack_round,
                           attack_end_round=attack_round)
         settings.update(extra or {})
@@ -324,13 +326,11 @@ def sweep(studies: Sequence[studies_lib.Study], scale: str, root: str,
   first = [r for r in runs if r.study == PRETRAINING]
   if first and not plot_only:
     # The pretraining runs, before the runs that start from their models.
-    failed_first = run_all(first, ray_address, cpus_per_task, None, stream,
-                           runs_per_process)
-    if failed_first:
-      for run, code in failed_first:
-        print(f'failed: {run.name} (exit {code}); log: {run.log_path}',
-              file=stream)
-      return len(failed_first)
+    # (A failed one fails the runs that start from it, each with its error.)
+    failed_first = run_all(first, ray_address, cpus_per_task, max_runs,
+                           stream, runs_per_process)
+  else:
+    failed_first = []
   runs = [r for r in runs if r.study != PRETRAINING]
   if not plot_only:
     # The definition each run is made under (claims fixed before the runs).
@@ -344,6 +344,7 @@ def sweep(studies: Sequence[studies_lib.Study], scale: str, root: str,
   if results_doc:
     with open(os.path.join(root, scale, 'claims.md')) as f:
       report_lib.write_into_document(results_doc, f.read())
+  failed = failed_first + failed
   for run, code in failed:
     print(f'failed: {run.name} (exit {code}); log: {run.log_path}',
           file=stream)

@@ -53,6 +53,9 @@ class Study:
   # seed, shared by the cells; `runner.pretraining_run`), as the papers
   # attack a converged model.
   converged_start: bool = False
+  # The attack runs in one round only: the scale's `attack_round`
+  # (Bagdasaryan et al.'s single shot).
+  single_shot: bool = False
 
 
 _EVERY_ROUND = dict(attacker_model='fixed_frequency', attack_freq=1)
@@ -99,9 +102,14 @@ def _foolsgold_claims(two_sybils: str, one_sybil: str) -> tuple:
 
 
 # Lost ratios shared by the studies of the generated writers.
-_WRITERS_SHARE = ('target writers 30 of 300 = 10% of the population (the '
-                  'paper: 30 of 3,383 ≈ 0.9%): 11× more honest '
-                  'counter-examples')
+def _writers_share(tasks: int) -> str:
+  return (f'target writers {tasks} of 300 = {tasks / 3:.1f}% of the '
+          f'population (the paper: {tasks} of 3,383 = '
+          f'{100 * tasks / 3383:.1f}%): {3383 / 300:.0f}× more honest '
+          'counter-examples')
+
+
+_WRITERS_SHARE = _writers_share(30)
 _FROM_SCRATCH = ('the attack starts on an unconverged model (the paper '
                  'attacks a converged one)')
 _SERVER_STEP_1 = ('the effective server step η·m/n is 1.0 (the paper\'s '
@@ -116,6 +124,8 @@ _FEDSGD = dict(local_steps=1, num_epochs=1, synthetic_num_clients=20,
 _FEDSGD_ROUNDS = dict(num_rounds=300, evaluate_per_rounds=10,
                       checkpoint_every=50)
 _FEDSGD_SCALES = {'small': _FEDSGD_ROUNDS, 'main': _FEDSGD_ROUNDS}
+_FEDSGD_AT_PAPER = ('at the paper scale EMNIST\'s 3,383 writers are sampled 20 '
+                    'a round: not every client every round')
 
 
 _ATTACKER_GRID = (
@@ -194,11 +204,13 @@ _FLAME_TASKS = (('constrain_and_scale', 'semantic', 'constrain-and-scale'),
                                         'edge-case PGD'))
 
 
-def _sun_controls(attacked: str) -> tuple:
+def _sun_controls(attacked: str, defended: Optional[str] = None) -> tuple:
   """Sun et al.'s studies: the clean base rate of the target writers' 7s,
-  the attack implanting in `attacked`, its main task kept."""
+  the attack implanting in `attacked`, the main task kept there and in the
+  `defended` cell a claim compares it with."""
   return (c.clean_rate('no_attack'), c.attack_works(attacked),
-          c.main_task_kept(attacked))
+          c.main_task_kept(attacked)) + (
+              (c.main_task_kept(defended),) if defended else ())
 
 
 STUDIES = {s.name: s for s in (
@@ -261,7 +273,8 @@ STUDIES = {s.name: s for s in (
                                 'tasks_50', 0.1, floor=_FLOOR),
                       _sun_controls('tasks_10')),),
           paper_scale_settings=dict(norm_bound=10.0),
-          ratios_not_kept=(_FROM_SCRATCH,)),
+          ratios_not_kept=(_writers_share(10) + ' (tasks_10; tasks_50: '
+                           '16.7%)', _FROM_SCRATCH)),
     # 30 clients a round, as Figs. 2, 3 and 4b (ε = 3.3%, β = 30); before 0.9
     # this study ran 10 (ε = 10%, β = 10).
     Study('sun_fig4a', 'Sun et al. Fig. 4a: norm clipping M vs a norm-bounded '
@@ -282,12 +295,12 @@ STUDIES = {s.name: s for s in (
                       'norms mitigates the attack',
                       c.greater('backdoor_cumulative_mean', 'clip_10',
                                 'clip_1.5', 0.2, floor=_FLOOR),
-                      _sun_controls('clip_10')),
+                      _sun_controls('clip_10', 'clip_1.5')),
               c.Claim('… at almost no main-task cost',
                       c.no_worse('main_task_final', 'clip_1.5', 'no_attack',
                                  0.03),
                       (c.no_attack_trains('no_attack'),)),),
-          ratios_not_kept=(_FROM_SCRATCH,)),
+          ratios_not_kept=(_WRITERS_SHARE, _FROM_SCRATCH)),
     # Fig. 4b translated as Figs. 2–3 (`_SUN_NORM_BOUNDED`): the paper's
     # clip 5 (2.5× its benign norms) is 2.5 here, the attacker bounded by it;
     # σ = 0.005·C, the paper's 0.025 at C = 5.
@@ -306,9 +319,9 @@ STUDIES = {s.name: s for s in (
               c.Claim('noise (σ = 0.005·C) mitigates beyond clipping alone',
                       c.greater('backdoor_cumulative_mean', 'clip',
                                 'clip_noise_paper', 0.1, floor=_FLOOR),
-                      _sun_controls('clip')),),
+                      _sun_controls('clip', 'clip_noise_paper')),),
           paper_scale_settings=dict(norm_bound=5.0, l2_norm_clip=5.0),
-          ratios_not_kept=(_FROM_SCRATCH,)),
+          ratios_not_kept=(_WRITERS_SHARE, _FROM_SCRATCH)),
     # Wang et al. attack a trained model (`converged_start`) once in ten
     # rounds (fixed frequency 10); the PGD
     # radius defaults to the clip's bound M = 2 (the paper's design: the
@@ -333,10 +346,16 @@ STUDIES = {s.name: s for s in (
            Cell('clip_2_unprojected', dict(defense='clip', pgd_eps=100.0)),
            Cell('no_attack', dict(attack='none', defense='none'))),
           claims=(
-              c.Claim('the edge-case backdoor passes norm clipping',
-                      c.no_worse('backdoor_cumulative_mean', 'clip_2', 'none',
-                                 0.1),
-                      (c.clean_rate('no_attack'), c.attack_works('none'),
+              # The projected attacker is inside the clip by design, so the
+              # claim compares it under the clip with the unconstrained
+              # attacker without a defense: projection costs it little.
+              c.Claim('the edge-case backdoor passes norm clipping: PGD '
+                      'under the clip keeps the unprojected attack\'s '
+                      'undefended success (within 0.1)',
+                      c.no_worse('backdoor_cumulative_mean', 'clip_2',
+                                 'none_unprojected', 0.1),
+                      (c.clean_rate('no_attack'),
+                       c.attack_works('none_unprojected'),
                        c.main_task_kept('clip_2'),
                        c.Control('the clip binds: it lowers the unprojected '
                                  'attacker by > 0.1',
@@ -380,7 +399,8 @@ STUDIES = {s.name: s for s in (
                       (c.clean_rate('no_attack'),
                        c.attack_works('no_defense', 0.5),
                        c.main_task_kept('no_defense'))),),
-          ratios_not_kept=(_SERVER_STEP_1,), converged_start=True),
+          ratios_not_kept=(_SERVER_STEP_1,), converged_start=True,
+          single_shot=True),
     Study('defenses', 'The main job (an unconstrained boosted attacker every '
           'round, 10 tasks) under no defense, clipping and weak DP',
           'clipping mitigates with little main-task cost; weak DP (clip + '
@@ -398,7 +418,7 @@ STUDIES = {s.name: s for s in (
               c.Claim('norm clipping mitigates the boosted attack',
                       c.greater('backdoor_cumulative_mean', 'no_defense',
                                 'clip_1.5', 0.3, floor=_FLOOR),
-                      _sun_controls('no_defense')),
+                      _sun_controls('no_defense', 'clip_1.5')),
               c.Claim('… with little main-task cost',
                       c.no_worse('main_task_final', 'clip_1.5', 'no_attack',
                                  0.03),
@@ -406,12 +426,12 @@ STUDIES = {s.name: s for s in (
               c.Claim('weak DP (clip + noise) mitigates it too',
                       c.greater('backdoor_cumulative_mean', 'no_defense',
                                 'weak_dp_C3_mul0.003', 0.1, floor=_FLOOR),
-                      _sun_controls('no_defense')),
+                      _sun_controls('no_defense', 'weak_dp_C3_mul0.003')),
               c.Claim('… beyond its clip alone (C = 3, no noise)',
                       c.greater('backdoor_cumulative_mean', 'clip_3',
                                 'weak_dp_C3_mul0.003', 0.1, floor=_FLOOR),
-                      _sun_controls('no_defense')),),
-          ratios_not_kept=(_WRITERS_SHARE, _FROM_SCRATCH)),
+                      _sun_controls('no_defense', 'weak_dp_C3_mul0.003')),),
+          ratios_not_kept=(_writers_share(10), _FROM_SCRATCH)),
     # ALIE (Baruch et al.). Kept: FedSGD (`_FEDSGD`: one local step, all 20
     # clients every round), 20% colluding workers in every round (4 of the
     # 20, forced in), all sending the same μ − z·σ of their own benign
@@ -449,9 +469,7 @@ STUDIES = {s.name: s for s in (
                                  ('trimmed_mean', 'trimmed mean'),
                                  ('bulyan', 'Bulyan'))),
           scale_settings=_FEDSGD_SCALES,
-          ratios_not_kept=('20 workers (the ports: 51)',
-                           'every scale runs the generated digits\' 20 '
-                           'clients (paper scale included)')),
+          ratios_not_kept=('20 workers (the ports: 51)', _FEDSGD_AT_PAPER)),
     # IPM (Xie et al.). Kept: FedSGD (`_FEDSGD`, as the ports' FedSGD
     # configs), omniscient attackers (μ over the round's benign updates), all
     # sending −ε·μ every round, a fixed count of them in every round (forced
@@ -488,7 +506,8 @@ STUDIES = {s.name: s for s in (
                                 'ipm_100_median', 0.5),
                       (c.no_attack_trains('no_attack_median'),)),),
           scale_settings=_FEDSGD_SCALES,
-          ratios_not_kept=('the paper\'s worker counts (not read)',)),
+          ratios_not_kept=('the paper\'s worker counts (not read)',
+                           _FEDSGD_AT_PAPER)),
     # FoolsGold (Fung et al.). Kept: FedSGD (one local step of a batch, as
     # the authors' ML code's 1 iteration of batch 50), the sybils in every
     # round (forced in) beside 10 honest clients, their data all poison
@@ -667,20 +686,23 @@ STUDIES = {s.name: s for s in (
                                 'no_mask', 0.1, floor=_FLOOR),
                       (c.clean_rate('no_attack'),
                        c.attack_works('no_mask'),
-                       c.attack_works('neurotoxin_top5pct'))),
+                       c.attack_works('neurotoxin_top5pct'),
+                       c.main_task_kept('neurotoxin_top5pct'))),
               c.Claim('… and with the CIFAR runs\' 1% mask',
                       c.greater('backdoor_final', 'neurotoxin_top1pct',
                                 'no_mask', 0.1, floor=_FLOOR),
                       (c.clean_rate('no_attack'),
                        c.attack_works('no_mask'),
-                       c.attack_works('neurotoxin_top1pct'))),
+                       c.attack_works('neurotoxin_top1pct'),
+                       c.main_task_kept('neurotoxin_top1pct'))),
               c.Claim('Neurotoxin doubles the durability: rounds above 0.5 '
                       'after the window, top 5% vs no mask',
                       c.at_least_times('durability_rounds',
                                        'neurotoxin_top5pct', 'no_mask', 2.0),
                       (c.clean_rate('no_attack'),
                        c.attack_works('no_mask'),
-                       c.attack_works('neurotoxin_top5pct'))),),
+                       c.attack_works('neurotoxin_top5pct'),
+                       c.main_task_kept('neurotoxin_top5pct'))),),
           ratios_not_kept=(_FROM_SCRATCH,)),
     # Zhang et al. 2023 (A3FL), at `small`. Keeps: 1% of the clients
     # compromised (3 of 300), taking part only when sampled (≈ 0.1 attackers
@@ -735,7 +757,8 @@ STUDIES = {s.name: s for s in (
     # start on a trained model (`converged_start`). Cannot keep: the paper's
     # client counts (NR).
     Study('nguyen_flame', 'Nguyen et al. (FLAME): constrain-and-scale, DBA '
-          'and edge-case PGD, a quarter of the clients malicious',
+          'and edge-case PGD, a quarter of the clients malicious, on a trained '
+          'model',
           'FLAME removes the backdoors (to the clean base rate) with a '
           'negligible main-task cost',
           dict(defense='flame', flame_noise_lambda=0.001,
@@ -759,7 +782,8 @@ STUDIES = {s.name: s for s in (
                                  0.05),
                       (c.clean_rate(f'clean_{task}'),
                        c.attack_works(f'{label}__no_defense', 0.5,
-                                      'backdoor_final')))
+                                      'backdoor_final'),
+                       c.main_task_kept(label)))
               for label, task, name in _FLAME_TASKS) + tuple(
               c.Claim(f'… at a main-task cost of at most 3 points under '
                       f'{name}',
@@ -767,7 +791,10 @@ STUDIES = {s.name: s for s in (
                                  0.03),
                       (c.no_attack_trains(f'clean_{task}'),))
               for label, task, name in _FLAME_TASKS),
-          converged_start=True),
+          converged_start=True,
+          ratios_not_kept=('ε = 0.25 sampled: 5 or more of a round\'s 10 '
+                           'clients malicious (past FLAME\'s majority '
+                           'assumption) in ≈ 7% of rounds',)),
     # Cao et al. (FLTrust). Keeps: FedSGD (`_FEDSGD`: one step, all 20
     # clients every round), a 100-example clean root set (≈ one client's
     # data; fltrust_root_size 100, the paper's), 20% of the clients
@@ -787,6 +814,8 @@ STUDIES = {s.name: s for s in (
                num_byzantine=4),
           (Cell('no_attack', dict(attack='none', defense='none')),
            Cell('no_attack__fltrust', dict(attack='none', defense='fltrust')),
+           Cell('no_attack__median', dict(attack='none', defense='median')),
+           Cell('no_attack__krum', dict(attack='none', defense='krum')),
            Cell('alie__none', dict(attack='alie', defense='none')),
            Cell('alie__fltrust', dict(attack='alie', defense='fltrust')),
            Cell('alie__median', dict(attack='alie', defense='median')),
@@ -818,13 +847,24 @@ STUDIES = {s.name: s for s in (
               c.Claim('under ALIE the median falls 10 points below FLTrust',
                       c.greater('main_task_final', 'alie__fltrust',
                                 'alie__median', 0.1),
-                      (c.no_attack_trains('no_attack'),)),
+                      (c.no_attack_trains('no_attack__median'),
+                       c.Control('positive: ALIE lowers the median\'s main '
+                                 'task by > 0.05 from its attack-free run',
+                                 c.greater('main_task_final',
+                                           'no_attack__median',
+                                           'alie__median', 0.05)))),
               c.Claim('under IPM Krum falls 10 points below FLTrust',
                       c.greater('main_task_final', 'ipm__fltrust',
                                 'ipm__krum', 0.1),
-                      (c.no_attack_trains('no_attack'),))),
+                      (c.no_attack_trains('no_attack__krum'),
+                       c.Control('positive: IPM lowers Krum\'s main task '
+                                 'by > 0.05 from its attack-free run',
+                                 c.greater('main_task_final',
+                                           'no_attack__krum', 'ipm__krum',
+                                           0.05))))),
           scale_settings=_FEDSGD_SCALES,
-          ratios_not_kept=('20 clients (the paper\'s counts: NR)',)),
+          ratios_not_kept=('20 clients (the paper\'s counts: NR)',
+                           _FEDSGD_AT_PAPER)),
     Study('matrix', 'Every attack (rows) against every defense (columns), one '
           'attacker among 10 clients every round, 10 tasks',
           'each attack\'s paper: its defense fails; each defense\'s paper: '
@@ -859,7 +899,8 @@ def bigger_run(parent: Study, name: str, why: str, settings: dict,
                bigger_run_of=parent.name,
                scale_settings=parent.scale_settings,
                ratios_not_kept=parent.ratios_not_kept,
-               converged_start=parent.converged_start)
+               converged_start=parent.converged_start,
+               single_shot=parent.single_shot)
 
 
 _EDGE_CASE_PGD = dict(attack='pgd', backdoor='edge_case', pgd_eps=0.5)

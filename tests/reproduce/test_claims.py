@@ -85,6 +85,13 @@ def test_greater_cannot_tell_at_the_floor_a_missing_seed_or_one_seed():
   assert c.greater('m', 'a', 'b', 0.1)(absent) == ('b not measured', None)
 
 
+def test_a_nan_value_is_a_missing_seed():
+  evidence = _evidence(_row('a', m=[0.9, math.nan, 0.9, 0.9, 0.9]),
+                       _row('b', m=[0.1] * 5))
+  measured, holds = c.greater('m', 'a', 'b', 0.1)(evidence)
+  assert holds is None and 'seed 1 missing' in measured
+
+
 def test_bounds_read_the_cells_interval():
   values = [0.30, 0.35, 0.28, 0.33, 0.31]
   lower, upper = _scipy_interval(values)
@@ -215,6 +222,7 @@ def test_every_claim_and_control_names_only_cells_of_its_study(study):
     for check in (claim.check,) + tuple(k.check for k in claim.controls):
       measured, _ = check(evidence)
       assert 'not measured' not in measured, (claim.text, measured)
+      assert ': no ' not in measured, (claim.text, measured)
 
 
 def test_every_default_study_has_a_control_on_every_claim():
@@ -254,6 +262,36 @@ def test_the_hash_changes_with_the_claim_or_a_cell_not_with_the_seed(
       study.claims[0], registration.cell_settings(other_runs)) != first
 
 
+def test_the_hash_ignores_the_output_root_and_reads_the_pretraining(
+    tmp_path):
+  study = _study()
+  claim = study.claims[0]
+  here = registration.cell_settings(
+      runner.plan([study], 'smoke', str(tmp_path / 'x'), seeds=1))
+  there = registration.cell_settings(
+      runner.plan([study], 'smoke', str(tmp_path / 'y'), seeds=1))
+  assert registration.claim_hash(claim, here) == registration.claim_hash(
+      claim, there)
+  converged = studies_lib.Study(study.name, study.title, study.paper_says,
+                                study.settings, study.cells,
+                                claims=study.claims, converged_start=True)
+  runs = runner.plan([converged], 'smoke', str(tmp_path / 'x'), seeds=1)
+  cells = [r for r in runs if r.study != runner.PRETRAINING]
+  started = registration.cell_settings(cells)
+  assert registration.claim_hash(claim, started) != registration.claim_hash(
+      claim, here)
+  # Another root: the same pretraining digest, the same hash.
+  elsewhere = [r for r in runner.plan([converged], 'smoke',
+                                      str(tmp_path / 'y'), seeds=1)
+               if r.study != runner.PRETRAINING]
+  assert registration.claim_hash(claim, started) == registration.claim_hash(
+      claim, registration.cell_settings(elsewhere))
+  # More pretraining rounds: another digest, another hash.
+  longer = runner.pretraining_run(dict(cells[0].settings), 99, 0,
+                                  str(tmp_path), 'smoke')
+  assert longer.cell != cells[0].pretrained
+
+
 def test_a_claim_changed_after_its_runs_is_exploratory(tmp_path):
   study = _study()
   runs = runner.plan([study], 'smoke', str(tmp_path), seeds=1)
@@ -278,9 +316,24 @@ def test_a_claim_changed_after_its_runs_is_exploratory(tmp_path):
   assert registration.exploratory_reason(edited, edited.claims[1], runs,
                                          runs) == ''
   # A run resumed under the new definition keeps its first record.
+  for run in runs:
+    open(os.path.join(run.output_dir, 'metrics.csv'), 'w').close()
   registration.record(edited, runs, runs)
   assert 'defined after' in registration.exploratory_reason(
       edited, edited.claims[0], runs, runs)
+  # More seeds read than were planned when the runs were made.
+  more = runner.plan([study], 'smoke', str(tmp_path), seeds=2)
+  assert 'seeds' in registration.exploratory_reason(study, study.claims[1],
+                                                    more, runs)
+  # A run that started before any record: exploratory, though the claim
+  # was not changed since.
+  late = runner.plan([study], 'smoke', str(tmp_path / 'late'), seeds=1)
+  for run in late:
+    os.makedirs(run.output_dir)
+    open(os.path.join(run.output_dir, 'metrics.csv'), 'w').close()
+  registration.record(study, late, late)
+  assert 'started before' in registration.exploratory_reason(
+      study, study.claims[1], late, late)
   # A bigger run is exploratory whatever its records.
   bigger = studies_lib.bigger_run(study, 'toy_long', 'longer',
                                   dict(num_rounds=9), ('a', 'b'),

@@ -233,9 +233,10 @@ def test_interrupted_sweep_resumes_without_recomputing(smoke_sweep, tmp_path):
   root = str(tmp_path)
   flags = ('--studies=bagdasaryan_replacement', f'--root_output_dir={root}')
   assert _sweep(*flags, '--max_runs=1') == 0
-  runs = runner.plan([study], 'smoke', root)
+  runs = [r for r in runner.plan([study], 'smoke', root)
+          if r.study != runner.PRETRAINING]
   finished = [r for r in runs if report.is_finished(r)]
-  assert len(finished) >= 1
+  assert 1 <= len(finished) < len(runs)
   stamps = {r.name: os.path.getmtime(os.path.join(r.output_dir, 'metrics.csv'))
             for r in finished}
   assert _sweep(*flags) == 0
