@@ -393,6 +393,67 @@ def test_sun_norm_bounded_studies_keep_the_papers_ratios(tmp_path):
           assert run.settings['l2_norm_clip'] == bound
 
 
+def _cells(name, tmp_path, scale='small'):
+  """{cell: settings} of study `name` at `scale`, seed 0."""
+  return {r.cell: r.settings for r in runner.plan(
+      [studies_lib.STUDIES[name]], scale, str(tmp_path), seeds=1)
+          if r.study != runner.PRETRAINING}
+
+
+def test_method_studies_keep_their_papers_threat_models(tmp_path):
+  # FedSGD (one local step, every client every round) with a fixed count of
+  # attackers in every round, and each rule's f the attackers' count.
+  for name, shares in (('baruch_alie', {'alie_krum': 0.2}),
+                       ('xie_ipm', {'ipm_0.1_krum': 0.3,
+                                    'ipm_100_median': 0.4}),
+                       ('cao_fltrust', {'ipm__krum': 0.2})):
+    for cell, settings in _cells(name, tmp_path).items():
+      assert settings['local_steps'] == 1, (name, cell)
+      assert settings['num_clients_per_round'] == settings[
+          'synthetic_num_clients'], (name, cell)
+      assert settings['attacker_model'] == 'forced_pool', (name, cell)
+      if settings.get('defense') in ('krum', 'bulyan'):
+        assert settings['num_byzantine'] == settings['attacker_pool_size']
+      if settings.get('defense') == 'bulyan':
+        assert settings['num_clients_per_round'] >= (
+            4 * settings['num_byzantine'] + 3)
+    for cell, share in shares.items():
+      settings = _cells(name, tmp_path)[cell]
+      assert settings['attacker_pool_size'] == share * settings[
+          'num_clients_per_round'], (name, cell)
+  foolsgold = _cells('fung_foolsgold', tmp_path)
+  for cell in ('fedavg_1_sybils', 'foolsgold_2_sybils'):
+    settings = foolsgold[cell]
+    assert settings['local_steps'] == 1
+    assert settings['attacker_model'] == 'forced_pool'
+    assert settings['num_clients_per_round'] == 10 + settings[
+        'attacker_pool_size']
+    assert settings['poison_per_batch'] == settings['batch_size']
+  # DBA's centralized baseline is one attacker; its distributed attack four.
+  dba = _cells('xie_dba', tmp_path)
+  assert dba['centralized']['attacker_pool_size'] == 1
+  assert dba['dba_4_parts']['attacker_pool_size'] == 4
+  # RLR: one base class poisoned, local momentum 0.9.
+  rlr = _cells('ozdayi_rlr', tmp_path)['rlr']
+  assert rlr['trigger_source_class'] not in (-1, 1)
+  assert rlr['client_momentum'] == 0.9
+  # Neurotoxin: the authors' 13× learning rate is a cell beside the equal-rate
+  # comparison.
+  neurotoxin = _cells('zhang_neurotoxin', tmp_path)
+  assert neurotoxin['neurotoxin_top5pct_lr_13x'][
+      'attacker_learning_rate'] == pytest.approx(
+          13 * config_lib.ExperimentConfig().attacker_learning_rate)
+  assert 'attacker_learning_rate' not in neurotoxin['no_mask']
+  # Wang et al.: one attack in ten rounds; on a trained model.
+  for settings in _cells('tails_krum', tmp_path).values():
+    if settings['attack'] != 'none':
+      assert settings['attack_freq'] == 10
+    assert settings['init_checkpoint'].endswith('checkpoint.npz')
+  # Sun et al. Fig. 4a: 30 clients a round, as Figs. 2, 3 and 4b.
+  assert {s['num_clients_per_round']
+          for s in _cells('sun_fig4a', tmp_path).values()} == {30}
+
+
 def test_summary_is_recomputed_from_each_seeds_metrics(tmp_path):
   # Two cells × 2 seeds of hand-written metrics.csv files (smoke: 3 rounds,
   # the 2nd not evaluated); one seed of cell b unfinished. The summary must
