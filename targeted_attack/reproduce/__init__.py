@@ -13,11 +13,17 @@ r"""Reproduce the papers' results with one command, scheduled on Ray.
 - `runner`: every cell-seed one run of `targeted_attack.emnist_experiment` in
   its own process (so TFF's worker lives and dies with it), scheduled as a
   Ray task; finished runs are skipped, interrupted ones resume.
-- `report`: per study, `summary.csv`/`summary.md` (final and cumulative-mean
-  backdoor accuracy, final main-task accuracy, detection rates: mean ± std
-  over seeds; a grid study also as a grid) and `figure.png`.
+- `claims`: a paper's claim as a check of the per-seed results, gated by its
+  controls; verdicts from the paired seeds' 90% Student-t interval.
+- `registration`: each run records its claims' hashes; a claim changed after
+  its runs is exploratory.
+- `report`: per study, `summary.csv`/`summary.md`/`seeds.csv` (final,
+  cumulative-mean and peak backdoor accuracy, main task, durability,
+  detection: mean and 90% interval over the seeds listed; a grid study also
+  as a grid) and `figure.png`; `claims.md` for all of them.
 
 Outputs, under `root_output_dir/<scale>/<study>/`: `<cell>/seed_<k>/` (the
-run: config.json, metrics.csv, log.txt, ...), `figure.png`, `summary.csv`,
-`summary.md`.
+run: config.json, definition.json, metrics.csv, log.txt, ...), `figure.png`,
+`summary.csv`, `summary.md`, `seeds.csv`; `root_output_dir/<scale>/claims.md`;
+a converged start's pretraining runs under `root_output_dir/<scale>/_pretrained/`.
 """
