@@ -332,8 +332,10 @@ END_MARK = '<!-- claims:end -->'
 
 def write_into_document(path: str, text: str) -> None:
   """Replaces what lies between `BEGIN_MARK` and `END_MARK` in the file at
-  `path` with `text`; everything else is kept. ValueError when the file
-  lacks the marks."""
+  `path` with `text`, its headings two levels down (under the document's
+  own); everything else is kept. ValueError when the file lacks the marks."""
+  text = '\n'.join('##' + line if line.startswith('#') else line
+                   for line in text.split('\n'))
   with open(path) as f:
     document = f.read()
   begin, end = document.find(BEGIN_MARK), document.find(END_MARK)

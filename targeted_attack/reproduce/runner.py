@@ -268,13 +268,10 @@ def run_all(runs: Sequence[Run], ray_address: Optional[str] = None,
         file=stream, flush=True)
   if not todo:
     return []
-  if ray_address:
-    ray.init(address=ray_address, log_to_driver=False)
-  else:
-    # Ray's servers are unauthenticated: a local sweep's listen on loopback.
-    ray.init(address='local', num_cpus=max(os.cpu_count() or 1, 1),
-             include_dashboard=False, log_to_driver=False,
-             _node_ip_address=LOOPBACK)
+  # A Ray already started (the sweep's, for its two phases) is kept.
+  started_ray = not ray.is_initialized()
+  if started_ray:
+    _init_ray(ray_address)
   remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(execute_batch)
   failed = []
   started = time.time()
@@ -306,7 +303,8 @@ def run_all(runs: Sequence[Run], ray_address: Optional[str] = None,
           ray.cancel(ref, force=True)
         break
   finally:
-    ray.shutdown()
+    if started_ray:
+      ray.shutdown()
   return failed
 
 
@@ -324,14 +322,44 @@ def sweep(studies: Sequence[studies_lib.Study], scale: str, root: str,
   `results_doc`, the claims go into that file's generated block too."""
   runs = plan(studies, scale, root, seeds, extra)
   first = [r for r in runs if r.study == PRETRAINING]
-  if first and not plot_only:
-    # The pretraining runs, before the runs that start from their models.
-    # (A failed one fails the runs that start from it, each with its error.)
-    failed_first = run_all(first, ray_address, cpus_per_task, max_runs,
-                           stream, runs_per_process)
+  failed_first = []
+  keep_ray = bool(first) and not plot_only and not all(
+      report_lib.is_finished(r) for r in first)
+  if keep_ray:
+    # The pretraining runs, before the runs that start from their models,
+    # in one Ray session with them. (A failed one fails the runs that start
+    # from it, each with its error.)
+    _init_ray(ray_address)
+  try:
+    if first and not plot_only:
+      failed_first = run_all(first, ray_address, cpus_per_task, max_runs,
+                             stream, runs_per_process)
+    return _sweep_cells(studies, [r for r in runs if r.study != PRETRAINING],
+                        scale, root, ray_address, cpus_per_task, plot_only,
+                        max_runs, stream, runs_per_process, results_doc,
+                        failed_first)
+  finally:
+    if keep_ray:
+      import ray  # pylint: disable=g-import-not-at-top
+      ray.shutdown()
+
+
+def _init_ray(ray_address: Optional[str]) -> None:
+  """Ray for the sweep: `ray_address`'s cluster, or a local instance whose
+  servers listen on loopback only."""
+  import ray  # pylint: disable=g-import-not-at-top
+  if ray_address:
+    ray.init(address=ray_address, log_to_driver=False)
   else:
-    failed_first = []
-  runs = [r for r in runs if r.study != PRETRAINING]
+    ray.init(address='local', num_cpus=max(os.cpu_count() or 1, 1),
+             include_dashboard=False, log_to_driver=False,
+             _node_ip_address=LOOPBACK)
+
+
+def _sweep_cells(studies, runs, scale, root, ray_address, cpus_per_task,
+                 plot_only, max_runs, stream, runs_per_process, results_doc,
+                 failed_first) -> int:
+  """`sweep`'s second phase: the studies' own runs, the report."""
   if not plot_only:
     # The definition each run is made under (claims fixed before the runs).
     for study in studies:
