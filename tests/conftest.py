@@ -21,7 +21,8 @@ def pytest_configure(config):
 # collection order, so a long file collected last would leave the other
 # process idle at the end.
 _LONGEST_FILES = ('reproduce/test_sweep.py', 'experiment/test_resume_stateful.py',
-                  'experiment/test_run.py', 'experiment/test_registry.py')
+                  'experiment/test_run.py', 'experiment/test_registry.py',
+                  'backdoors/test_trigger_learnable.py')
 
 
 def pytest_collection_modifyitems(config, items):
