@@ -273,29 +273,40 @@ def _at_floor(a: _Series, b: _Series, floor: Optional[float]) -> bool:
   return top(a) <= floor and top(b) <= floor
 
 
-def greater(metric: str, a: str, b: str, margin: float,
-            floor: Optional[float] = None) -> Check:
-  """`a`'s metric exceeds `b`'s by more than `margin`: the paired
-  differences' interval above `margin` (holds), or at most it (does not);
-  "cannot tell" when both cells sit at or below `floor`."""
+def _paired_check(spec: str, metric: str, a: str, b: str, decide,
+                  factor: float = 1.0, floor: Optional[float] = None
+                 ) -> Check:
+  """The check of `a` against `b` on the paired differences
+  d_s = a_s − factor · b_s: `decide(d)` gives the verdict, after "cannot
+  tell" for both cells at `floor` or fewer than 2 seeds."""
 
   def check(evidence_):
     read = _read(evidence_, metric, a, b)
     if isinstance(read, tuple):
       return read
     sa, sb = read
-    d = _paired(sa, sb)
-    measured = (f'{_cell_text(a, sa)} vs {_cell_text(b, sb)}; difference '
+    d = _paired(sa, sb, factor)
+    what = 'difference' if factor == 1.0 else f'{a} − {factor:g}·{b}'
+    measured = (f'{_cell_text(a, sa)} vs {_cell_text(b, sb)}; {what} '
                 f'{_format_interval(d.mean, d.lower, d.upper)}')
     if _at_floor(sa, sb, floor):
       return measured + f' (both at the floor {floor})', None
     if _too_few(d.seeds):
       return measured, None
-    return measured, _decide(d.lower, d.upper, margin, margin, d.lower_valid,
-                             d.upper_valid)
+    return measured, decide(d)
 
-  return Check(_spec('greater', metric, a, b, margin=margin, floor=floor),
-               check)
+  return Check(spec, check)
+
+
+def greater(metric: str, a: str, b: str, margin: float,
+            floor: Optional[float] = None) -> Check:
+  """`a`'s metric exceeds `b`'s by more than `margin`: the paired
+  differences' interval above `margin` (holds), or at most it (does not);
+  "cannot tell" when both cells sit at or below `floor`."""
+  return _paired_check(
+      _spec('greater', metric, a, b, margin=margin, floor=floor), metric, a,
+      b, lambda d: _decide(d.lower, d.upper, margin, margin, d.lower_valid,
+                           d.upper_valid), floor=floor)
 
 
 def decreasing(metric: str, cells: Sequence[str], margin: float,
@@ -358,67 +369,38 @@ def no_worse(metric: str, a: str, b: str, tolerance: float) -> Check:
   """Non-inferiority: `a`'s metric at least `b`'s less `tolerance`; the
   paired differences' lower bound above −tolerance (holds), their upper bound
   below it (does not)."""
+  return _paired_check(
+      _spec('no_worse', metric, a, b, tolerance=tolerance), metric, a, b,
+      lambda d: _decide(d.lower, d.upper, -tolerance, -tolerance,
+                        d.lower_valid, d.upper_valid, strict_fail=True))
 
-  def check(evidence_):
-    read = _read(evidence_, metric, a, b)
-    if isinstance(read, tuple):
-      return read
-    sa, sb = read
-    d = _paired(sa, sb)
-    measured = (f'{_cell_text(a, sa)} vs {_cell_text(b, sb)}; difference '
-                f'{_format_interval(d.mean, d.lower, d.upper)}')
-    if _too_few(d.seeds):
-      return measured, None
-    return measured, _decide(d.lower, d.upper, -tolerance, -tolerance,
-                             d.lower_valid, d.upper_valid, strict_fail=True)
 
-  return Check(_spec('no_worse', metric, a, b, tolerance=tolerance), check)
+def _equivalent(d: '_Difference', tolerance: float) -> Optional[bool]:
+  """TOST: the interval inside (−tolerance, tolerance) True, wholly outside
+  it False, else None."""
+  if (d.lower_valid and d.upper_valid and -tolerance < d.lower and
+      d.upper < tolerance):
+    return True
+  if ((d.lower_valid and d.lower >= tolerance) or
+      (d.upper_valid and d.upper <= -tolerance)):
+    return False
+  return None
 
 
 def close(metric: str, a: str, b: str, tolerance: float) -> Check:
   """Equivalence (two one-sided tests): the paired differences' interval
   inside (−tolerance, tolerance) (holds), wholly outside it (does not)."""
-
-  def check(evidence_):
-    read = _read(evidence_, metric, a, b)
-    if isinstance(read, tuple):
-      return read
-    sa, sb = read
-    d = _paired(sa, sb)
-    measured = (f'{_cell_text(a, sa)} vs {_cell_text(b, sb)}; difference '
-                f'{_format_interval(d.mean, d.lower, d.upper)}')
-    if _too_few(d.seeds):
-      return measured, None
-    if (d.lower_valid and d.upper_valid and -tolerance < d.lower and
-        d.upper < tolerance):
-      return measured, True
-    if ((d.lower_valid and d.lower >= tolerance) or
-        (d.upper_valid and d.upper <= -tolerance)):
-      return measured, False
-    return measured, None
-
-  return Check(_spec('close', metric, a, b, tolerance=tolerance), check)
+  return _paired_check(_spec('close', metric, a, b, tolerance=tolerance),
+                       metric, a, b, lambda d: _equivalent(d, tolerance))
 
 
 def at_least_times(metric: str, a: str, b: str, factor: float) -> Check:
   """`a`'s metric at least `factor` times `b`'s: the paired a_s − factor·b_s
   above 0 (holds), at most 0 (does not); censoring as the module says."""
-
-  def check(evidence_):
-    read = _read(evidence_, metric, a, b)
-    if isinstance(read, tuple):
-      return read
-    sa, sb = read
-    d = _paired(sa, sb, factor)
-    measured = (f'{_cell_text(a, sa)} vs {_cell_text(b, sb)}; '
-                f'{a} − {factor:g}·{b} '
-                f'{_format_interval(d.mean, d.lower, d.upper)}')
-    if _too_few(d.seeds):
-      return measured, None
-    return measured, _decide(d.lower, d.upper, 0.0, 0.0, d.lower_valid,
-                             d.upper_valid)
-
-  return Check(_spec('at_least_times', metric, a, b, factor=factor), check)
+  return _paired_check(
+      _spec('at_least_times', metric, a, b, factor=factor), metric, a, b,
+      lambda d: _decide(d.lower, d.upper, 0.0, 0.0, d.lower_valid,
+                        d.upper_valid), factor=factor)
 
 
 def drops(cell: str, before: str, after: str, margin: float) -> Check:
