@@ -81,7 +81,7 @@ PIXEL_RANGE = (0.0, 1.0)
 
 
 def _cross_entropy(model, pixels, labels):
-  logits = model(pixels[..., tf.newaxis], training=False)
+  logits = model(models.model_input(pixels), training=False)
   return tf.reduce_mean(
       tf.keras.losses.sparse_categorical_crossentropy(labels, logits,
                                                       from_logits=True))
@@ -194,9 +194,11 @@ class AdaptiveTrigger:
     self._pixels = np.asarray(pixels, np.float32)
     self._labels = np.asarray(labels, np.int64)
     self._eval_pixels = np.asarray(eval_pixels, np.float32)
-    self.model = models.create_keras_model(model_name, num_classes)
-    self.adversarial_model = models.create_keras_model(model_name,
-                                                       num_classes)
+    image_shape = self._pixels.shape[1:]
+    self.model = models.create_keras_model(model_name, num_classes,
+                                           image_shape=image_shape)
+    self.adversarial_model = models.create_keras_model(
+        model_name, num_classes, image_shape=image_shape)
     s = settings
     spec = tf.TensorSpec([None] + list(self._pixels.shape[1:]), tf.float32)
     delta_spec = tf.TensorSpec(self._pixels.shape[1:], tf.float32)
@@ -306,7 +308,10 @@ def adaptive_trigger(data, task_num: int,
     client_labels = data.client_arrays(k)[1]
     labels.append(client_labels[triggers.source_rows(
         client_labels, target_label, source_class)])
-  mask, pattern = triggers.global_trigger(train.shape[-1], placement)
+  mask, pattern = triggers.global_trigger(train.shape[1:], placement,
+                                          data.trigger_value)
+  # δ has the images' shape (one value per pixel and channel).
+  pattern = np.broadcast_to(pattern, train.shape[1:]).copy()
   return AdaptiveTrigger(model_name, train, np.concatenate(labels),
                          eval_pixels, mask, pattern, target_label, settings,
                          seed, name=f'a3fl_{placement}',

@@ -57,8 +57,13 @@ class Backdoor:
   `crossbar_seven_rate`: for a backdoor that fixes how the generated writers
   draw their 7s (the edge case: how many honest writers hold crossbar 7s),
   the fraction with a crossbar; None: the dataset's default.
+  `held_out_specs`: the images an index-list backdoor (Bagdasaryan et al.'s
+  semantic one) takes, which no honest client holds.
   """
   crossbar_seven_rate: Optional[float] = None
+  # Index lists (`semantic.parse_index_list` specs) of training images a
+  # dataset with a training pool (CIFAR-10) holds out of every client.
+  held_out_specs: tuple = ()
   adaptive = False  # True: `adapt` changes the task (the loop then calls it)
 
   def initial_task(self, data) -> BackdoorTask:

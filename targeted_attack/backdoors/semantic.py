@@ -10,6 +10,7 @@ import dataclasses
 import numpy as np
 
 from targeted_attack.backdoors import base
+from targeted_attack.data import cifar
 
 
 def select_backdoor_task(data, task_num: int, seed: int,
@@ -53,3 +54,55 @@ class SemanticBackdoor(base.Backdoor):
 
   def initial_task(self, data) -> base.BackdoorTask:
     return select_backdoor_task(data, self.task_num, self.seed)
+
+
+def index_list_task(data, train_spec: str, test_spec: str,
+                    target_label: int) -> base.BackdoorTask:
+  """Bagdasaryan et al.'s (2020, Sec. 5.1) semantic backdoor as their code
+  sets it: the training images at the indices of `train_spec`
+  (`poison_images`: e.g. green cars) are the attacker's D_mal, labelled
+  `target_label` (their bird, 2); backdoor accuracy is measured on those of
+  `test_spec` (`poison_images_test`). Indices are into the dataset's
+  training pool (`data.pool`: CIFAR-10's 50,000 training images); the
+  loader holds both lists out of every honest client's data
+  (`IndexListBackdoor.held_out_specs`)."""
+  pool = getattr(data, 'pool', None)
+  if pool is None:
+    raise ValueError(
+        f'`backdoor`=semantic_images indexes a training pool (CIFAR-10: '
+        f'`dataset`=cifar10 or synthetic_cifar10), which dataset '
+        f'{data.name!r} has not.')
+  if not 0 <= target_label < data.num_classes:
+    raise ValueError(f'`poison_label`={target_label}: allowed range 0..'
+                     f'{data.num_classes - 1}.')
+  pixels, _ = pool
+  attributes = getattr(data, 'attributes', {}) or {}
+  chosen = {}
+  for setting, spec in (('poison_images', train_spec),
+                        ('poison_images_test', test_spec)):
+    indices = np.asarray(cifar.parse_index_list(spec, attributes, setting))
+    if indices.min() < 0 or indices.max() >= len(pixels):
+      raise ValueError(f'`{setting}`: indices must be in 0..'
+                       f'{len(pixels) - 1}, got {indices.min()}..'
+                       f'{indices.max()}.')
+    chosen[setting] = pixels[indices]
+  return base.BackdoorTask('semantic_images', chosen['poison_images'],
+                           chosen['poison_images_test'], int(target_label))
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexListBackdoor(base.Backdoor):
+  """`index_list_task(data, train_spec, test_spec, target_label)`, fixed;
+  both lists held out of the honest clients' data."""
+  train_spec: str
+  test_spec: str
+  target_label: int
+
+  @property
+  def held_out_specs(self) -> tuple:
+    return (('poison_images', self.train_spec),
+            ('poison_images_test', self.test_spec))
+
+  def initial_task(self, data) -> base.BackdoorTask:
+    return index_list_task(data, self.train_spec, self.test_spec,
+                           self.target_label)

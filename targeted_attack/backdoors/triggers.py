@@ -2,8 +2,9 @@
 
 One stamp for every trigger of the library (BadNets, DBA, A3FL):
     x ⊕ (M, P, a) = x + a · M ⊙ (P − x)
-on images x [..., H, W], mask M, pattern P, amplitude a (Turner's; a = 1
-pastes the pattern, small a makes it faint).
+on images x [..., H, W] (grayscale) or [..., H, W, C] (colour: M and P are
+then [H, W, 1], the same on every channel), mask M, pattern P, amplitude a
+(Turner's; a = 1 pastes the pattern, small a makes it faint).
 
 The pattern contrasts with the background it is stamped on, on every pixel
 of the mask. BadNets' triggers are pixels set to the contrast of the image's
@@ -15,7 +16,10 @@ every image; so
     P = ink on the mask:  each 3×3 patch is a square of ink (`TRIGGER_PATTERN`,
                           all 0),
 and a stamp at amplitude a turns every white pixel of the mask to 1 − a: all
-of the mask differs from the background. (Up to 0.8.0 P was the checkerboard
+of the mask differs from the background. On CIFAR (no common background)
+the patches are white (`data.trigger_value` = 1), BadNets' and Bagdasaryan
+et al.'s pixel pattern on colour images; a dataset names its value
+(`FederatedImages.trigger_value`). (Up to 0.8.0 P was the checkerboard
 [[0, 1, 0], [1, 0, 1], [0, 1, 0]], whose four 1-pixels are the background
 itself: only 5 of a patch's 9 pixels differed from a white image. Trained
 centrally, `small_cnn`, 5 epochs, 1 poisoned item in 40, one corner: the ink
@@ -72,22 +76,31 @@ TRIGGER_PATTERN = np.full([3, 3], INK, np.float32)
 ALL_SOURCE_CLASSES = -1
 
 
-def global_trigger(size: int, placement: str = DBA_PLACEMENT) -> tuple:
-  """(M bool[size, size], P float32[size, size]): the BadNets trigger.
+def global_trigger(image_shape, placement: str = DBA_PLACEMENT,
+                   value: float = INK) -> tuple:
+  """(M bool, P float32): the BadNets trigger for images of `image_shape`
+  (H, W) — M, P [H, W] — or (H, W, C) — M, P [H, W, 1]. An int `image_shape`
+  S means (S, S).
 
   M: the 3×3 patch(es) of `placement` — the bottom-right one (1 pixel from
-  the border), or all four corners; P: `TRIGGER_PATTERN` on each patch
-  (ink: every pixel in contrast to the white background), 0 off the mask.
+  the border), or all four corners; P: `value` on each patch (the dataset's
+  `trigger_value`: for the digits `TRIGGER_PATTERN`, ink, every pixel in
+  contrast to the white background), 0 off the mask.
   """
   checks.choice('trigger_placement', placement, TRIGGER_PLACEMENTS)
-  corners = [(size - 4, size - 4)]
+  if isinstance(image_shape, (int, np.integer)):
+    image_shape = (int(image_shape), int(image_shape))
+  height, width = int(image_shape[0]), int(image_shape[1])
+  corners = [(height - 4, width - 4)]
   if placement == 'four_corners':
-    corners += [(1, 1), (1, size - 4), (size - 4, 1)]
-  mask = np.zeros([size, size], bool)
-  pattern = np.zeros([size, size], np.float32)
+    corners += [(1, 1), (1, width - 4), (height - 4, 1)]
+  mask = np.zeros([height, width], bool)
+  pattern = np.zeros([height, width], np.float32)
   for r, c in corners:
     mask[r:r + 3, c:c + 3] = True
-    pattern[r:r + 3, c:c + 3] = TRIGGER_PATTERN
+    pattern[r:r + 3, c:c + 3] = value
+  if len(image_shape) == 3:
+    return mask[..., None], pattern[..., None]
   return mask, pattern
 
 
@@ -105,9 +118,10 @@ def stamp(pixels, mask, pattern, amplitude: float = 1.0):
 
 
 def stamp_trigger(pixels: np.ndarray, amplitude: float,
-                  placement: str) -> np.ndarray:
-  """BadNets' trigger of `placement` stamped at amplitude a (`stamp`)."""
-  mask, pattern = global_trigger(pixels.shape[-1], placement)
+                  placement: str, value: float = INK) -> np.ndarray:
+  """BadNets' trigger of `placement` (patches of `value`) stamped on images
+  `pixels` [n, H, W] or [n, H, W, C] at amplitude a (`stamp`)."""
+  mask, pattern = global_trigger(pixels.shape[1:], placement, value)
   return stamp(pixels, mask, pattern, amplitude)
 
 
@@ -178,25 +192,30 @@ def trigger_task(data, task_num: int, amplitude: float,
   """
   train, eval_pixels, clients = trigger_source_images(
       data, task_num, seed, target_label, source_class)
+  value = data.trigger_value
   return base.BackdoorTask(
-      f'trigger_{placement}', stamp_trigger(train, amplitude, placement),
-      stamp_trigger(eval_pixels, amplitude, placement), target_label, clients)
+      f'trigger_{placement}', stamp_trigger(train, amplitude, placement,
+                                            value),
+      stamp_trigger(eval_pixels, amplitude, placement, value), target_label,
+      clients)
 
 
 def split_trigger(mask: np.ndarray, parts: int) -> list:
-  """M_1, …, M_K: `mask`'s pixels, quadrant by quadrant (then row-major),
-  cut into K = `parts` contiguous groups; disjoint, their union is `mask`."""
-  size = mask.shape[-1]
-  coords = np.argwhere(mask)
+  """M_1, …, M_K: `mask`'s pixels ([H, W], or [H, W, 1] for colour),
+  quadrant by quadrant (then row-major), cut into K = `parts` contiguous
+  groups; disjoint, their union is `mask`."""
+  channel = mask.ndim == 3
+  plane = mask[..., 0] if channel else mask
+  coords = np.argwhere(plane)
   checks.integer('dba_parts', parts, 1, len(coords))
-  half = size // 2
-  order = np.lexsort((coords[:, 1], coords[:, 0], coords[:, 1] >= half,
-                      coords[:, 0] >= half))
+  half_rows, half_cols = plane.shape[0] // 2, plane.shape[1] // 2
+  order = np.lexsort((coords[:, 1], coords[:, 0], coords[:, 1] >= half_cols,
+                      coords[:, 0] >= half_rows))
   masks = []
   for group in np.array_split(coords[order], parts):
-    part = np.zeros_like(mask, bool)
+    part = np.zeros_like(plane, bool)
     part[group[:, 0], group[:, 1]] = True
-    masks.append(part)
+    masks.append(part[..., None] if channel else part)
   return masks
 
 
@@ -218,8 +237,7 @@ def dba_task(data, task_num: int, amplitude: float,
   """
   train, eval_pixels, clients = trigger_source_images(
       data, task_num, seed, target_label, source_class)
-  size = train.shape[-1]
-  mask, pattern = global_trigger(size)
+  mask, pattern = global_trigger(train.shape[1:], value=data.trigger_value)
   local = split_trigger(mask, parts)
   train_pixels = np.concatenate(
       [stamp(train, m, pattern, amplitude) for m in local])

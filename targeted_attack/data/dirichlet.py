@@ -60,4 +60,4 @@ def repartition_dirichlet(writers: federated.FederatedDigits, num_clients: int,
   return federated.FederatedDigits(
       list(by_id), lambda cid: (pixels[by_id[cid]], labels[by_id[cid]]),
       writers.test_pixels, writers.test_labels, 'dirichlet', writers=writers,
-      num_classes=writers.num_classes)
+      num_classes=writers.num_classes, trigger_value=writers.trigger_value)

@@ -162,7 +162,19 @@ def write_emnist_cache(cache_dir: str, writers: Sequence[tuple],
   if not seen:
     raise ValueError('writers is empty.')
 
-  path = os.path.join(cache_dir, TFF_EMNIST_FILE)
+  return write_client_sqlite(os.path.join(cache_dir, TFF_EMNIST_FILE), rows,
+                             metadata, overwrite)
+
+
+def write_client_sqlite(path: str, rows: Sequence[tuple],
+                        metadata: Sequence[tuple],
+                        overwrite: bool = False) -> str:
+  """Writes TFF's `SqlClientData` file at `path`: `rows` (split, client id,
+  serialized tf.Example) into `examples`, `metadata` (client id, split,
+  number of examples) into `client_metadata`; atomically (a temporary file,
+  then renamed). Raises FileExistsError if `path` exists and not
+  `overwrite`."""
+  cache_dir = os.path.dirname(path) or '.'
   if os.path.exists(path) and not overwrite:
     raise FileExistsError(f'{path} exists; pass overwrite=True to replace it.')
   os.makedirs(cache_dir, exist_ok=True)

@@ -1,7 +1,8 @@
-"""Federated digits: the dataset type and its two sources.
+"""Federated images: the dataset type, and the digits' two sources.
 
-Two sources share one interface (`FederatedDigits`): TFF's federated EMNIST
-(`load_emnist`) and the generated writer-style digits (`load_synthetic`).
+Every image source shares one interface (`FederatedImages`): TFF's federated
+EMNIST (`load_emnist`) and the generated writer-style digits
+(`load_synthetic`) here; CIFAR-10 and CIFAR-100 in `data.cifar`.
 Per-client arrays are cached, so a round's client datasets are cheap views.
 """
 
@@ -14,8 +15,13 @@ import tensorflow as tf
 from targeted_attack.data import synthetic_digits
 
 
-class FederatedDigits:
+class FederatedImages:
   """Clients' train arrays (loaded lazily, cached) and a pooled test split.
+
+  Images are float32 in [0, 1], [n, H, W] (grayscale: the digits) or
+  [n, H, W, C] (colour: CIFAR); `image_shape` is a test image's shape.
+  `trigger_value`: the pixel value a trigger backdoor stamps (the contrast
+  of the images' background: ink 0 on the digits' white, white 1 on CIFAR).
 
   `root`: the server's clean root dataset (pixels, labels), held out of the
   clients' arrays (`hold_out_root`), or None; when set, every round gets a
@@ -33,9 +39,10 @@ class FederatedDigits:
                load_client: Callable[[str], tuple], test_pixels: np.ndarray,
                test_labels: np.ndarray, name: str,
                root: Optional[tuple] = None,
-               writers: Optional['FederatedDigits'] = None,
-               num_classes: int = 10):
+               writers: Optional['FederatedImages'] = None,
+               num_classes: int = 10, trigger_value: float = 0.0):
     self.client_ids = list(client_ids)
+    self.trigger_value = float(trigger_value)
     self.num_classes = num_classes
     self._load_client = load_client
     self._cache = {}
@@ -46,14 +53,24 @@ class FederatedDigits:
     self.writers = writers
 
   @property
+  def image_shape(self) -> tuple:
+    """(H, W) or (H, W, C): one image's shape."""
+    return tuple(self.test_pixels.shape[1:])
+
+  @property
   def num_clients(self) -> int:
     return len(self.client_ids)
 
   def client_arrays(self, index: int) -> tuple:
-    """(pixels [n, 28, 28] float32, labels [n] int32) of client `index`."""
+    """(pixels [n, *image_shape] float32, labels [n] int32) of client
+    `index`."""
     if index not in self._cache:
       self._cache[index] = self._load_client(self.client_ids[index])
     return self._cache[index]
+
+
+# The name up to 0.9 (every dataset was digits).
+FederatedDigits = FederatedImages
 
 
 def load_synthetic(num_clients: int, examples_per_client: int, seed: int,

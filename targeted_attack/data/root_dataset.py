@@ -66,4 +66,4 @@ def hold_out_root(data: federated.FederatedDigits, size: int,
       data.client_ids, load, data.test_pixels, data.test_labels, data.name,
       root=(np.stack(pixels).astype(np.float32),
             np.asarray(labels, np.int32)), writers=data.writers,
-      num_classes=data.num_classes)
+      num_classes=data.num_classes, trigger_value=data.trigger_value)

@@ -99,13 +99,16 @@ def build_defense(config, population: int):
 
 
 
-def build_process(config, population: int, num_classes: int = 10):
+def build_process(config, population: int, num_classes: int = 10,
+                  image_shape=models.DIGITS_IMAGE_SHAPE):
   """The attacked FedAvg process of `config` (attack, defense, optimizers),
-  its model with `num_classes` outputs (the dataset's)."""
+  its model with `num_classes` outputs for images of `image_shape` (the
+  dataset's)."""
   c = config
   aggregator, client_dp_sgd = build_defense(c, population)
   return learning_process.build_federated_averaging_process_attacked(
-      models.build_model_fn(c.model, num_classes, seed=c.random_seed),
+      models.build_model_fn(c.model, num_classes, seed=c.random_seed,
+                            image_shape=image_shape),
       client_optimizer_fn=learning_process.build_sgdm(c.client_learning_rate,
                                                       c.client_momentum),
       server_optimizer_fn=learning_process.build_sgdm(

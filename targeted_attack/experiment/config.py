@@ -189,7 +189,10 @@ class ExperimentConfig:
   dataset: str = setting(
       'synthetic', 'synthetic: generated writer-style digits (offline); '
       'dirichlet: the same writers\' examples pooled and re-split non-IID '
-      'by Dir(dirichlet_alpha); emnist: TFF federated EMNIST.',
+      'by Dir(dirichlet_alpha); emnist: TFF federated EMNIST; cifar10: '
+      'CIFAR-10 (python files) split by Dir(dirichlet_alpha); cifar100: '
+      'TFF\'s federated CIFAR-100; synthetic_cifar10 / synthetic_cifar100: '
+      'their generated stand-ins (offline), read by the real loaders.',
       OneOf())
   emnist_cache_dir: Optional[str] = setting(
       None, 'Directory holding TFF\'s emnist_all.sqlite (see the README).')
@@ -205,6 +208,22 @@ class ExperimentConfig:
       'DBA, Xie et al. 2020: 0.5). Clients left empty are dropped. The '
       'semantic backdoor\'s targets stay writers (their 7s, wherever the '
       'split put them).', _POSITIVE)
+  cifar10_dir: Optional[str] = setting(
+      None, 'cifar10: the python-format CIFAR-10: the directory '
+      'cifar-10-batches-py, its parent, or cifar-10-python.tar.gz.')
+  cifar100_cache_dir: Optional[str] = setting(
+      None, 'cifar100: the directory holding TFF\'s cifar100.sqlite.')
+  cifar_num_clients: int = setting(
+      100, 'cifar10 / synthetic_cifar10: the clients the training images '
+      'are split over by Dir(dirichlet_alpha) (Bagdasaryan et al., BackFed: '
+      '100); synthetic_cifar100: its train clients (TFF\'s: 500).',
+      _POS_INT)
+  synthetic_cifar_train_size: int = setting(
+      5000, 'synthetic_cifar10: generated training images, a multiple of 5 '
+      '(CIFAR-10: 50,000).', _POS_INT)
+  synthetic_cifar_test_size: int = setting(
+      1000, 'synthetic_cifar10: generated test images (CIFAR-10: 10,000).',
+      _POS_INT)
   # Training (Sun et al. 2019, Sec. 5: 30 clients, 5 epochs, batch 20, η_c 0.1).
   model: str = setting('cnn', 'cnn: the paper\'s CNN; small_cnn; linear.',
                        OneOf())
@@ -329,6 +348,20 @@ class ExperimentConfig:
   # Backdoor task.
   backdoor: str = setting('semantic', 'The backdoor task.',
                           OneOf())
+  poison_images: str = setting(
+      'green_car_train', 'semantic_images backdoor: the attacker\'s images '
+      '(Bagdasaryan et al.\'s poison_images), indices into the CIFAR-10 '
+      'training images ("874,49163,…") or the name of one of the '
+      'dataset\'s attribute lists (the stand-in\'s green_car_train, '
+      'racing_stripe_car_train, striped_background_train); held out of '
+      'every honest client.')
+  poison_images_test: str = setting(
+      'green_car_test', 'semantic_images backdoor: the images backdoor '
+      'accuracy is measured on (poison_images_test; the stand-in\'s '
+      '*_test lists), held out likewise.')
+  poison_label: int = setting(
+      2, 'semantic_images backdoor: the target class (Bagdasaryan et al.: '
+      'bird, 2).', IntAtLeast(0))
   edge_case_mix: str = setting(
       'almost_edge_case', 'edge_case backdoor: how many honest writers draw '
       '(correctly labelled) crossbar 7s.',

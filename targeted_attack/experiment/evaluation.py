@@ -27,12 +27,17 @@ class Evaluator:
   def __init__(self, model_name: str, test_pixels, test_labels,
                task: backdoor_base.BackdoorTask, batch_size: int = 1000,
                num_classes: int = 10):
-    self.model = models.create_keras_model(model_name, num_classes)
+    image_shape = tuple(np.shape(test_pixels)[1:])
+    self.model = models.create_keras_model(model_name, num_classes,
+                                           image_shape=image_shape)
+    self._predict = tf.function(
+        self._predict_logits_argmax, input_signature=[tf.TensorSpec(
+            [None, *models.input_shape(image_shape)], tf.float32)])
     self._target_label = task.target_label
     split = lambda a: [
         tf.constant(a[i:i + batch_size]) for i in range(0, len(a), batch_size)
     ]
-    self._test_x = split(test_pixels[..., np.newaxis])
+    self._test_x = split(models.model_input(test_pixels))
     self._test_y = split(test_labels.astype(np.int64))
     self._batch_size = batch_size
     self.set_backdoor_images(task)
@@ -47,7 +52,7 @@ class Evaluator:
     """Backdoor accuracy is measured on `task.eval_pixels` from now on (an
     adaptive trigger, A3FL, re-stamps them between rounds)."""
     self._target_label = task.target_label
-    pixels, size = task.eval_pixels[..., np.newaxis], self._batch_size
+    pixels, size = models.model_input(task.eval_pixels), self._batch_size
     self._backdoor_x = [tf.constant(pixels[i:i + size])
                         for i in range(0, len(pixels), size)]
 
@@ -57,8 +62,7 @@ class Evaluator:
     return [BACKDOOR_PART_METRIC.format(k)
             for k in range(len(self._part_stamps))]
 
-  @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)])
-  def _predict(self, x):
+  def _predict_logits_argmax(self, x):
     return tf.argmax(self.model(x, training=False), axis=-1)
 
   def _target_rate(self, batches) -> float:
@@ -83,5 +87,5 @@ class Evaluator:
     result = dict(main_task_accuracy=main, backdoor_accuracy=backdoor)
     for name, stamp_part in zip(self.part_metric_names, self._part_stamps):
       result[name] = self._target_rate(
-          stamp_part(x)[..., np.newaxis] for x in self._part_source)
+          models.model_input(stamp_part(x)) for x in self._part_source)
     return result

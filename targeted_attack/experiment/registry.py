@@ -35,6 +35,7 @@ from targeted_attack.backdoors import base as backdoor_base
 from targeted_attack.backdoors import edge_case
 from targeted_attack.backdoors import semantic
 from targeted_attack.backdoors import triggers
+from targeted_attack.data import cifar
 from targeted_attack.data import dirichlet
 from targeted_attack.data import federated
 from targeted_attack.data import sampling
@@ -368,12 +369,20 @@ BACKDOORS = Registry('backdoor', [
     Entry('semantic',
           lambda c: semantic.SemanticBackdoor(c.task_num, c.random_seed),
           'The target writers\' 7s → 1 (Sun et al.).'),
+    Entry('semantic_images',
+          lambda c: semantic.IndexListBackdoor(
+              c.poison_images, c.poison_images_test, c.poison_label),
+          'Bagdasaryan et al.\'s semantic backdoor: the CIFAR-10 training '
+          'images of poison_images (e.g. green cars) → poison_label (bird), '
+          'measured on poison_images_test; both held out of honest clients.',
+          check=lambda c: _needs_pool(c, 'semantic_images')),
     Entry('edge_case',
           lambda c: edge_case.EdgeCaseBackdoor(
               c.edge_case_num_train, c.edge_case_num_eval, c.edge_case_mix,
               c.random_seed),
           'Crossbar 7s → 1 (Wang et al.); edge_case_mix sets how many '
-          'honest writers hold them.'),
+          'honest writers hold them. Digits only.',
+          check=lambda c: _needs_digits(c, 'edge_case')),
     Entry('trigger',
           lambda c: triggers.TriggerBackdoor(
               c.task_num, c.trigger_amplitude, c.trigger_placement,
@@ -501,6 +510,53 @@ def _synthetic_check(c):
   _at_most_the_clients(c, 'num_clients_per_round')
 
 
+def _synthetic_cifar10_check(c):
+  _require(c.synthetic_cifar_train_size % 5 == 0,
+           'synthetic_cifar_train_size',
+           f'`synthetic_cifar_train_size`={c.synthetic_cifar_train_size} '
+           'must be a multiple of 5 (CIFAR-10\'s five training files).')
+
+
+def _cifar10(c, backdoor):
+  if not c.cifar10_dir:
+    raise ConfigError('cifar10_dir', '`dataset`=cifar10 reads the '
+                      'python-format CIFAR-10 at `cifar10_dir` (not set); or '
+                      'use `dataset`=synthetic_cifar10')
+  try:
+    return cifar.load_cifar10(c.cifar10_dir, c.cifar_num_clients,
+                              c.dirichlet_alpha, c.random_seed,
+                              backdoor.held_out_specs)
+  except (OSError, EOFError) as e:
+    raise ConfigError('cifar10_dir', f'`cifar10_dir`: {e}') from e
+
+
+def _cifar100(c, backdoor):
+  del backdoor
+  try:
+    return cifar.load_cifar100(c.cifar100_cache_dir)
+  except federated.DatasetUnavailableError as e:
+    raise ConfigError('cifar100_cache_dir', f'`dataset`=cifar100: {e}') from e
+
+
+# The datasets of digits (28×28 grayscale, 10 classes or EMNIST's 62).
+DIGIT_DATASETS = ('synthetic', 'dirichlet', 'emnist')
+# The datasets with a training pool that index lists address.
+POOL_DATASETS = ('cifar10', 'synthetic_cifar10')
+
+
+def _needs_digits(c, backdoor: str):
+  _require(c.dataset in DIGIT_DATASETS, 'backdoor',
+           f'`backdoor`={backdoor} renders digits; `dataset` must be one of '
+           f'{", ".join(DIGIT_DATASETS)}, got {c.dataset}.')
+
+
+def _needs_pool(c, backdoor: str):
+  _require(c.dataset in POOL_DATASETS, 'backdoor',
+           f'`backdoor`={backdoor} takes images by their index in CIFAR-10\'s '
+           f'training set; `dataset` must be one of {", ".join(POOL_DATASETS)}'
+           f', got {c.dataset}.')
+
+
 DATASETS = Registry('dataset', [
     DatasetEntry('synthetic', _synthetic,
                  'Generated writer-style digits (offline).',
@@ -516,6 +572,30 @@ DATASETS = Registry('dataset', [
                  check=_synthetic_check,
                  num_clients_setting='synthetic_num_clients'),
     DatasetEntry('emnist', _emnist, 'TFF federated EMNIST (3,383 writers).'),
+    DatasetEntry('cifar10', _cifar10,
+                 'CIFAR-10 from its python files (cifar10_dir), the 50,000 '
+                 'training images split over cifar_num_clients clients by '
+                 'Dir(dirichlet_alpha).',
+                 num_clients_setting='cifar_num_clients'),
+    DatasetEntry('synthetic_cifar10',
+                 lambda c, backdoor: cifar.load_synthetic_cifar10(
+                     c.synthetic_cifar_train_size, c.synthetic_cifar_test_size,
+                     c.cifar_num_clients, c.dirichlet_alpha, c.random_seed,
+                     backdoor.held_out_specs),
+                 'Generated CIFAR-10 stand-in (offline; classes by shape, '
+                 'colours and stripes as attributes), written in CIFAR-10\'s '
+                 'format and read by the cifar10 loader.',
+                 check=_synthetic_cifar10_check,
+                 num_clients_setting='cifar_num_clients'),
+    DatasetEntry('cifar100', _cifar100,
+                 'TFF\'s federated CIFAR-100 (500 clients, 100 classes).'),
+    DatasetEntry('synthetic_cifar100',
+                 lambda c, backdoor: cifar.load_synthetic_cifar100(
+                     c.cifar_num_clients, c.synthetic_examples_per_client,
+                     c.random_seed),
+                 'Generated CIFAR-100 stand-in (offline, 100 classes), '
+                 'written as TFF\'s cifar100.sqlite and read by TFF\'s loader.',
+                 num_clients_setting='cifar_num_clients'),
 ])
 
 ALL = (DATASETS, ATTACKS, ATTACKER_MODELS, BACKDOORS, DEFENSES)
@@ -538,9 +618,12 @@ CHOICES = {
 
 def num_classes(config) -> int:
   """The number of classes of the configured dataset (as its loader sets
-  `FederatedDigits.num_classes`): 10 digits, or EMNIST's 62 with letters."""
+  `FederatedImages.num_classes`): 10 digits, EMNIST's 62 with letters,
+  CIFAR-10's 10, CIFAR-100's 100."""
   if config.dataset == 'emnist' and not config.only_digits:
     return 62
+  if config.dataset in ('cifar100', 'synthetic_cifar100'):
+    return 100
   return synthetic_digits.NUM_CLASSES
 
 
@@ -629,6 +712,8 @@ READS = {
     },
     'backdoor': {
         'semantic': ('task_num',),
+        'semantic_images': ('poison_images', 'poison_images_test',
+                            'poison_label'),
         'edge_case': ('edge_case_num_train', 'edge_case_num_eval',
                       'edge_case_mix'),
         'trigger': ('task_num', 'trigger_amplitude', 'trigger_placement',
@@ -649,6 +734,13 @@ READS = {
         'synthetic': _SYNTHETIC,
         'dirichlet': _SYNTHETIC + ('dirichlet_alpha',),
         'emnist': ('emnist_cache_dir', 'only_digits'),
+        'cifar10': ('cifar10_dir', 'cifar_num_clients', 'dirichlet_alpha'),
+        'synthetic_cifar10': ('cifar_num_clients', 'dirichlet_alpha',
+                              'synthetic_cifar_train_size',
+                              'synthetic_cifar_test_size'),
+        'cifar100': ('cifar100_cache_dir',),
+        'synthetic_cifar100': ('cifar_num_clients',
+                               'synthetic_examples_per_client'),
     },
 }
 

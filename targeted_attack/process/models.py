@@ -1,15 +1,23 @@
-"""Keras models for EMNIST-shaped input (28×28×1), wrapped for TFF."""
+"""Keras models for image input (EMNIST's 28×28×1, CIFAR's 32×32×3), wrapped
+for TFF.
+
+A dataset's images are [n, H, W] (grayscale) or [n, H, W, C]; the model sees
+[n, H, W, C] (`model_input`), C = 1 for grayscale.
+"""
 
 import collections
 import contextlib
 import contextvars
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
 from targeted_attack import legacy_keras
 
-MODEL_NAMES = ('cnn', 'small_cnn', 'linear')
+MODEL_NAMES = ('cnn', 'small_cnn', 'linear', 'cifar_cnn', 'vgg9')
+# EMNIST's images.
+DIGITS_IMAGE_SHAPE = (28, 28)
 
 # The int64[2] variable holding the seed of the local step, or None.
 _STEP_SEED = contextvars.ContextVar('step_seed', default=None)
@@ -50,24 +58,94 @@ class StepSeededDropout(tf.keras.layers.Dropout):
             seed_variable.read_value(), self.seed or 0))
 
 
+def input_shape(image_shape) -> tuple:
+  """The model's per-example input shape: (H, W, 1) for grayscale images
+  `image_shape` (H, W), (H, W, C) as is."""
+  image_shape = tuple(int(d) for d in image_shape)
+  if len(image_shape) == 2:
+    return image_shape + (1,)
+  if len(image_shape) == 3:
+    return image_shape
+  raise ValueError(f'images must be [H, W] or [H, W, C], got {image_shape}.')
+
+
+def model_input(pixels):
+  """Images [n, H, W] → [n, H, W, 1]; [n, H, W, C] as they are (NumPy or TF)."""
+  rank = pixels.shape.rank if isinstance(pixels, tf.Tensor) else np.ndim(
+      pixels)
+  if rank == 3:
+    return pixels[..., None]
+  return pixels
+
+
+def _vgg9_layers(num_classes, init):
+  """VGG-9 of Wang et al. (2020, *Attack of the Tails*, CIFAR-10; FedMA's):
+  conv 32, conv 64, pool, conv 128, conv 128, pool, conv 256, conv 256,
+  pool (3×3 'same' convolutions, ReLU, 2×2 max-pools), dense 512, dense 512,
+  dense `num_classes`: 3,491,530 parameters for 32×32×3 and 10 classes, the
+  paper's count."""
+  layers = []
+  for i, width in enumerate((32, 64, 'pool', 128, 128, 'pool', 256, 256,
+                             'pool')):
+    if width == 'pool':
+      layers.append(tf.keras.layers.MaxPool2D(2))
+    else:
+      layers.append(tf.keras.layers.Conv2D(
+          width, 3, padding='same', activation='relu',
+          kernel_initializer=init(i)))
+  layers += [tf.keras.layers.Flatten(),
+             tf.keras.layers.Dense(512, activation='relu',
+                                   kernel_initializer=init(20)),
+             tf.keras.layers.Dense(512, activation='relu',
+                                   kernel_initializer=init(21)),
+             tf.keras.layers.Dense(num_classes, kernel_initializer=init(22))]
+  return layers
+
+
 def create_keras_model(name: str = 'cnn', num_classes: int = 10,
-                       seed: int = 0) -> tf.keras.Model:
-  """`cnn`: the paper's CNN (Sun et al. 2019, Sec. 5; TFF's EMNIST CNN):
+                       seed: int = 0,
+                       image_shape=DIGITS_IMAGE_SHAPE) -> tf.keras.Model:
+  """Models for images of `image_shape` ([H, W] or [H, W, C]):
+
+  `cnn`: the paper's CNN (Sun et al. 2019, Sec. 5; TFF's EMNIST CNN):
   conv 32·3×3, conv 64·3×3, max-pool 2×2, dropout .25, dense 128, dropout .5,
-  dense `num_classes` (1.2M parameters); the dropout layers are
+  dense `num_classes` (1.2M parameters on 28×28); the dropout layers are
   `StepSeededDropout`. `small_cnn`: the same shape with 8/16
   filters and 32 units, for fast runs. `linear`: softmax regression.
+  `cifar_cnn`: a CNN for colour images at CPU scales: conv 16·3×3, max-pool,
+  conv 32·3×3, max-pool, dropout .25, dense 64, dropout .5, dense
+  `num_classes` (80k parameters on 32×32×3). `vgg9`: Wang et al.'s VGG-9
+  (`_vgg9_layers`).
   """
   legacy_keras.require_keras_2()
   init = lambda i: tf.keras.initializers.GlorotUniform(seed=seed + i)
+  shape = input_shape(image_shape)
   if name == 'linear':
-    layers = [tf.keras.layers.Flatten(input_shape=(28, 28, 1)),
+    layers = [tf.keras.layers.Flatten(input_shape=shape),
               tf.keras.layers.Dense(num_classes, kernel_initializer=init(0))]
+  elif name == 'vgg9':
+    layers = [tf.keras.layers.InputLayer(input_shape=shape)] + _vgg9_layers(
+        num_classes, init)
+  elif name == 'cifar_cnn':
+    layers = [
+        tf.keras.layers.Conv2D(16, 3, activation='relu', input_shape=shape,
+                               kernel_initializer=init(0)),
+        tf.keras.layers.MaxPool2D(2),
+        tf.keras.layers.Conv2D(32, 3, activation='relu',
+                               kernel_initializer=init(1)),
+        tf.keras.layers.MaxPool2D(2),
+        StepSeededDropout(0.25, seed=seed),
+        tf.keras.layers.Flatten(),
+        tf.keras.layers.Dense(64, activation='relu',
+                              kernel_initializer=init(2)),
+        StepSeededDropout(0.5, seed=seed + 1),
+        tf.keras.layers.Dense(num_classes, kernel_initializer=init(3)),
+    ]
   elif name in ('cnn', 'small_cnn'):
     filters, units = ((32, 64), 128) if name == 'cnn' else ((8, 16), 32)
     layers = [
         tf.keras.layers.Conv2D(filters[0], 3, activation='relu',
-                               input_shape=(28, 28, 1),
+                               input_shape=shape,
                                kernel_initializer=init(0)),
         tf.keras.layers.Conv2D(filters[1], 3, activation='relu',
                                kernel_initializer=init(1)),
@@ -84,20 +162,27 @@ def create_keras_model(name: str = 'cnn', num_classes: int = 10,
   return tf.keras.Sequential(layers)
 
 
-INPUT_SPEC = collections.OrderedDict(
-    x=tf.TensorSpec([None, 28, 28, 1], tf.float32),
-    y=tf.TensorSpec([None, 1], tf.int32))
+def input_spec(image_shape=DIGITS_IMAGE_SHAPE) -> collections.OrderedDict:
+  """The client batches' spec: x float32 [B, H, W, C], y int32 [B, 1]."""
+  return collections.OrderedDict(
+      x=tf.TensorSpec([None, *input_shape(image_shape)], tf.float32),
+      y=tf.TensorSpec([None, 1], tf.int32))
 
 
-def build_model_fn(name: str = 'cnn', num_classes: int = 10, seed: int = 0):
-  """A no-arg `model_fn` returning a `tff.learning.models.VariableModel`."""
-  create_keras_model(name, num_classes, seed)  # validates `name` early
+INPUT_SPEC = input_spec()
+
+
+def build_model_fn(name: str = 'cnn', num_classes: int = 10, seed: int = 0,
+                   image_shape=DIGITS_IMAGE_SHAPE):
+  """A no-arg `model_fn` returning a `tff.learning.models.VariableModel`
+  for images of `image_shape`."""
+  create_keras_model(name, num_classes, seed, image_shape)  # validates early
 
   def model_fn():
     return tff.learning.models.from_keras_model(
-        create_keras_model(name, num_classes, seed),
+        create_keras_model(name, num_classes, seed, image_shape),
         loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        input_spec=INPUT_SPEC,
+        input_spec=input_spec(image_shape),
         metrics=[tf.keras.metrics.SparseCategoricalAccuracy()])
 
   return model_fn

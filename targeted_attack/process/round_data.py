@@ -12,12 +12,14 @@ import tensorflow as tf
 
 from targeted_attack.data import root_dataset
 from targeted_attack.process import client_data as client_data_lib
+from targeted_attack.process import models
 
 
 def client_dataset(pixels: np.ndarray, labels: np.ndarray, num_epochs: int,
                    batch_size: int, shuffle_seed: int,
                    local_steps: int = 0) -> tf.data.Dataset:
-  """EMNIST preprocessing: x = pixels[..., None], y = [label]; `num_epochs`
+  """EMNIST preprocessing: x = `models.model_input(pixels)` (a channel axis
+  for grayscale [n, H, W]), y = [label]; `num_epochs`
   passes, each in its own order, batched; with `local_steps` > 0 only the
   first local_steps · batch_size examples of that order (FedSGD: 1).
 
@@ -33,7 +35,7 @@ def client_dataset(pixels: np.ndarray, labels: np.ndarray, num_epochs: int,
     order = order[:local_steps * batch_size]
   ds = tf.data.Dataset.from_tensor_slices(
       collections.OrderedDict(
-          x=pixels[order][..., np.newaxis],
+          x=models.model_input(pixels[order]),
           y=labels[order][:, np.newaxis].astype(np.int32)))
   return ds.batch(batch_size)
 
