@@ -365,6 +365,33 @@ DEFENSES = Registry('defense', [
 # Backdoors: what the attacker trains on.
 
 
+# The datasets of digits (28×28 grayscale, 10 classes or EMNIST's 62).
+DIGIT_DATASETS = ('synthetic', 'dirichlet', 'emnist')
+# The datasets with a training pool that index lists address.
+POOL_DATASETS = ('cifar10', 'synthetic_cifar10')
+
+
+def _needs_digits(c, backdoor: str):
+  _require(c.dataset in DIGIT_DATASETS, 'backdoor',
+           f'`backdoor`={backdoor} renders digits; `dataset` must be one of '
+           f'{", ".join(DIGIT_DATASETS)}, got {c.dataset}.')
+
+
+def _semantic_images_check(c):
+  _needs_pool(c, 'semantic_images')
+  _require(c.poison_label < num_classes(c), 'poison_label',
+           f'`poison_label`={c.poison_label}: allowed range 0..'
+           f'{num_classes(c) - 1} (the dataset\'s classes).')
+
+
+def _needs_pool(c, backdoor: str):
+  _require(c.dataset in POOL_DATASETS, 'backdoor',
+           f'`backdoor`={backdoor} takes images by their index in CIFAR-10\'s '
+           f'training set; `dataset` must be one of {", ".join(POOL_DATASETS)}'
+           f', got {c.dataset}.')
+
+
+
 BACKDOORS = Registry('backdoor', [
     Entry('semantic',
           lambda c: semantic.SemanticBackdoor(c.task_num, c.random_seed),
@@ -375,7 +402,7 @@ BACKDOORS = Registry('backdoor', [
           'Bagdasaryan et al.\'s semantic backdoor: the CIFAR-10 training '
           'images of poison_images (e.g. green cars) → poison_label (bird), '
           'measured on poison_images_test; both held out of honest clients.',
-          check=lambda c: _needs_pool(c, 'semantic_images')),
+          check=_semantic_images_check),
     Entry('edge_case',
           lambda c: edge_case.EdgeCaseBackdoor(
               c.edge_case_num_train, c.edge_case_num_eval, c.edge_case_mix,
@@ -536,25 +563,6 @@ def _cifar100(c, backdoor):
     return cifar.load_cifar100(c.cifar100_cache_dir)
   except federated.DatasetUnavailableError as e:
     raise ConfigError('cifar100_cache_dir', f'`dataset`=cifar100: {e}') from e
-
-
-# The datasets of digits (28×28 grayscale, 10 classes or EMNIST's 62).
-DIGIT_DATASETS = ('synthetic', 'dirichlet', 'emnist')
-# The datasets with a training pool that index lists address.
-POOL_DATASETS = ('cifar10', 'synthetic_cifar10')
-
-
-def _needs_digits(c, backdoor: str):
-  _require(c.dataset in DIGIT_DATASETS, 'backdoor',
-           f'`backdoor`={backdoor} renders digits; `dataset` must be one of '
-           f'{", ".join(DIGIT_DATASETS)}, got {c.dataset}.')
-
-
-def _needs_pool(c, backdoor: str):
-  _require(c.dataset in POOL_DATASETS, 'backdoor',
-           f'`backdoor`={backdoor} takes images by their index in CIFAR-10\'s '
-           f'training set; `dataset` must be one of {", ".join(POOL_DATASETS)}'
-           f', got {c.dataset}.')
 
 
 DATASETS = Registry('dataset', [

@@ -21,6 +21,10 @@ RANGES = {
     'durability_threshold': (0.0, True, 1.0, True),   # an accuracy
     'synthetic_num_clients': (1, True, INF, False),
     'synthetic_examples_per_client': (1, True, INF, False),
+    'cifar_num_clients': (1, True, INF, False),
+    'synthetic_cifar_train_size': (1, True, INF, False),
+    'synthetic_cifar_test_size': (1, True, INF, False),
+    'poison_label': (0, True, INF, False),
     'dirichlet_alpha': (0.0, False, INF, False),      # Dir(α), α > 0
     'num_clients_per_round': (1, True, INF, False),
     'num_rounds': (1, True, INF, False),

@@ -5,7 +5,9 @@ import itertools
 import pytest
 
 from targeted_attack.experiment import config as config_lib
+from targeted_attack.data import cifar
 from targeted_attack.data import emnist_cache
+from targeted_attack.data import synthetic_images
 from targeted_attack.experiment import registry
 from targeted_attack.experiment import build
 from targeted_attack.data import federated
@@ -30,6 +32,11 @@ _NEEDS = {
     # The a3fl attack trains on the a3fl backdoor's trigger; a short search.
     'a3fl': dict(backdoor='a3fl', poison_per_batch=2, a3fl_outer_iterations=1,
                  a3fl_trigger_passes=1, a3fl_unlearn_passes=1),
+    'synthetic_cifar10': dict(cifar_num_clients=12,
+                              synthetic_cifar_train_size=300,
+                              synthetic_cifar_test_size=60),
+    'cifar10': dict(cifar_num_clients=12),
+    'synthetic_cifar100': dict(cifar_num_clients=12),
 }
 
 
@@ -40,8 +47,20 @@ def _cells():
   cells = []
   for i in range(length):
     cell = {setting: names[i % len(names)] for setting, names in columns}
+    # A backdoor that needs a kind of dataset gets one.
+    if (cell['backdoor'] == 'semantic_images' and
+        cell['dataset'] not in registry.POOL_DATASETS):
+      cell['dataset'] = 'synthetic_cifar10'
+    if (cell['backdoor'] == 'edge_case' and
+        cell['dataset'] not in registry.DIGIT_DATASETS):
+      cell['dataset'] = 'synthetic'
     cells.append(cell)
   return cells
+
+
+def test_the_cells_cover_every_entry():
+  for setting, names in ((r.setting, list(r)) for r in registry.ALL):
+    assert {cell[setting] for cell in _cells()} == set(names), setting
 
 
 def _emnist_cache(tmp_path):
@@ -63,6 +82,18 @@ def test_registry_entry_runs_a_round(tmp_path, cell):
     settings.update(_NEEDS.get(name, {}))
   if cell['dataset'] == 'emnist':
     settings['emnist_cache_dir'] = _emnist_cache(tmp_path)
+  if cell['dataset'] == 'cifar10':
+    settings['cifar10_dir'] = cifar.write_synthetic_cifar10(
+        str(tmp_path / 'cifar10'), 300, 60, seed=3)
+  if cell['dataset'] == 'cifar100':
+    generated = synthetic_images.generate(300, seed=3, num_classes=100)
+    clients = [(str(k), generated['images'][20 * k:20 * k + 20],
+                generated['labels'][20 * k:20 * k + 20],
+                generated['coarse_labels'][20 * k:20 * k + 20])
+               for k in range(15)]
+    cifar.write_cifar100_cache(str(tmp_path / 'cifar100'), clients[:12],
+                               clients[12:])
+    settings['cifar100_cache_dir'] = str(tmp_path / 'cifar100')
   config = tiny(tmp_path, **settings)
   registry.validate(config)
   rows = run_lib.run(config, progress=False)
