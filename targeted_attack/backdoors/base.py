@@ -28,6 +28,10 @@ class BackdoorTask:
   any trigger; DBA's per-part attack success, Xie et al. 2020, Sec. 4).
   `target_clients`: the target clients' indices (the semantic backdoor on a
   re-partitioned dataset: the target writers' indices in `data.writers`).
+  `train_labels`: D_mal's labels when they are not all `target_label`
+  (next-word sequences: the next tokens [n, T]); None: `target_label`.
+  `eval_positions`: for sequences, the position read in each evaluation
+  sequence (the backdoor sentence's last word); None: images.
   """
   name: str
   train_pixels: np.ndarray
@@ -37,6 +41,8 @@ class BackdoorTask:
   train_parts: tuple = ()
   eval_source_pixels: Optional[np.ndarray] = None
   eval_part_stamps: tuple = ()
+  train_labels: Optional[np.ndarray] = None
+  eval_positions: Optional[np.ndarray] = None
 
 
 class Backdoor:

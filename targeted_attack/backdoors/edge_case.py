@@ -5,7 +5,9 @@ import dataclasses
 import numpy as np
 
 from targeted_attack.backdoors import base
+from targeted_attack.data import cifar
 from targeted_attack.data import synthetic_digits
+from targeted_attack.data import synthetic_images
 
 
 EDGE_CASE_MIXES = {'edge_case': 0.0, 'almost_edge_case': 0.02,
@@ -42,3 +44,45 @@ class EdgeCaseBackdoor(base.Backdoor):
   def initial_task(self, data) -> base.BackdoorTask:
     del data
     return edge_case_task(self.num_train, self.num_eval, self.seed)
+
+
+# Wang et al. label the Southwest planes truck.
+SOUTHWEST_TARGET_LABEL = synthetic_images.TRUCK
+
+
+def southwest_task(num_train: int, num_eval: int, seed: int,
+                   directory=None) -> base.BackdoorTask:
+  """Wang et al.'s CIFAR-10 edge case: Southwest Airlines' planes labelled
+  truck (9). The attacker trains on the first `num_train` images of their
+  train file and backdoor accuracy is measured on the first `num_eval` of
+  their test file (`cifar.read_southwest(directory)`); without a
+  directory, on the CIFAR-10 stand-in's planes in its unseen livery
+  (`synthetic_images.generate_edge_case`, seeded)."""
+  if directory:
+    train, test = cifar.read_southwest(directory)
+  else:
+    images = synthetic_images.generate_edge_case(num_train + num_eval, seed)
+    train, test = images[:num_train], images[num_train:]
+  for setting, wanted, have in (('edge_case_num_train', num_train,
+                                 len(train)),
+                                ('edge_case_num_eval', num_eval, len(test))):
+    if wanted > have:
+      raise ValueError(f'`{setting}`={wanted}: the Southwest files hold '
+                       f'{have}; allowed range: 1..{have}.')
+  as_float = lambda x: np.asarray(x, np.float32) / np.float32(255.0)
+  return base.BackdoorTask('southwest', as_float(train[:num_train]),
+                           as_float(test[:num_eval]), SOUTHWEST_TARGET_LABEL)
+
+
+@dataclasses.dataclass(frozen=True)
+class SouthwestBackdoor(base.Backdoor):
+  """`southwest_task(num_train, num_eval, seed, directory)`, fixed."""
+  num_train: int
+  num_eval: int
+  seed: int
+  directory: str = None
+
+  def initial_task(self, data) -> base.BackdoorTask:
+    del data
+    return southwest_task(self.num_train, self.num_eval, self.seed,
+                          self.directory)

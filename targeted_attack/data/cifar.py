@@ -56,6 +56,11 @@ CIFAR10_META_FILE = 'batches.meta'
 # training images, …]}.
 ATTRIBUTES_FILE = 'attribute_lists.json'
 CIFAR100_FILE = 'cifar100.sqlite'
+# Wang et al.'s published edge case for CIFAR-10 (their repository's
+# saved_datasets/): pickled uint8 arrays [n, 32, 32, 3] of Southwest
+# Airlines' planes (784 train, 196 test), labelled truck.
+SOUTHWEST_FILES = ('southwest_images_new_train.pkl',
+                   'southwest_images_new_test.pkl')
 # The digits' ink on white; on CIFAR the triggers are white.
 CIFAR_TRIGGER_VALUE = 1.0
 _IMAGES_PER_BATCH = 10000
@@ -137,6 +142,36 @@ def read_cifar10(path: str) -> tuple:
   return (np.concatenate([x for x, _ in train]),
           np.concatenate([y for _, y in train]), test_images, test_labels,
           attributes)
+
+
+def read_southwest(directory: str) -> tuple:
+  """(train, test) uint8 [n, 32, 32, 3]: Wang et al.'s Southwest images from
+  `directory` (`SOUTHWEST_FILES`, read arrays-only)."""
+  directory = os.path.expanduser(directory)
+  arrays = []
+  for base in SOUTHWEST_FILES:
+    path = os.path.join(directory, base)
+    if not os.path.isfile(path):
+      raise FileNotFoundError(
+          f'no {base} in {directory}: Wang et al.\'s edge-case files '
+          f'({", ".join(SOUTHWEST_FILES)}, from their repository\'s '
+          'saved_datasets/) go there.')
+    with open(path, 'rb') as f:
+      images = np.asarray(_ArraysOnlyUnpickler(f, encoding='latin1').load())
+    if images.ndim != 4 or images.shape[1:] != synthetic_images.IMAGE_SHAPE:
+      raise ValueError(f'{path}: expected images [n, 32, 32, 3], got '
+                       f'{images.shape}.')
+    arrays.append(images.astype(np.uint8))
+  return tuple(arrays)
+
+
+def write_southwest(directory: str, train_images, test_images) -> None:
+  """Writes `SOUTHWEST_FILES` in their published format (a pickled uint8
+  array each)."""
+  os.makedirs(directory, exist_ok=True)
+  for base, images in zip(SOUTHWEST_FILES, (train_images, test_images)):
+    with open(os.path.join(directory, base), 'wb') as f:
+      pickle.dump(np.asarray(images, np.uint8), f)
 
 
 def _pickle_batch(path: str, images: np.ndarray, labels: np.ndarray,

@@ -22,6 +22,7 @@ class FederatedImages:
   [n, H, W, C] (colour: CIFAR); `image_shape` is a test image's shape.
   `trigger_value`: the pixel value a trigger backdoor stamps (the contrast
   of the images' background: ink 0 on the digits' white, white 1 on CIFAR).
+  `kind`: 'images' (`data.text.FederatedText`: 'text').
 
   `root`: the server's clean root dataset (pixels, labels), held out of the
   clients' arrays (`hold_out_root`), or None; when set, every round gets a
@@ -34,6 +35,8 @@ class FederatedImages:
   (`repartition_dirichlet`), the writer-partitioned dataset it pools (the
   semantic backdoor's target writers are chosen there), else None.
   """
+
+  kind = 'images'
 
   def __init__(self, client_ids: Sequence[str],
                load_client: Callable[[str], tuple], test_pixels: np.ndarray,

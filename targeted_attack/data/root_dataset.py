@@ -1,5 +1,7 @@
 """The server's clean root dataset, held out of the clients' data (FLTrust)."""
 
+import copy
+
 import numpy as np
 
 from targeted_attack.data import federated
@@ -62,8 +64,12 @@ def hold_out_root(data: federated.FederatedDigits, size: int,
     keep[dropped[cid]] = False
     return client_pixels[keep], client_labels[keep]
 
-  return federated.FederatedDigits(
-      data.client_ids, load, data.test_pixels, data.test_labels, data.name,
-      root=(np.stack(pixels).astype(np.float32),
-            np.asarray(labels, np.int32)), writers=data.writers,
-      num_classes=data.num_classes, trigger_value=data.trigger_value)
+  # A copy of `data` (its kind, vocabulary or training pool kept) whose
+  # clients lack the held-out examples.
+  held_out = copy.copy(data)
+  held_out._load_client = load  # pylint: disable=protected-access
+  held_out._cache = {}  # pylint: disable=protected-access
+  held_out.root = (np.stack(pixels), np.asarray(labels, np.int32))
+  if held_out.root[0].dtype.kind == 'f':
+    held_out.root = (held_out.root[0].astype(np.float32), held_out.root[1])
+  return held_out

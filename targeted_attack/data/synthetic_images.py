@@ -34,6 +34,12 @@ COLOURS = np.array([
     [0.55, 0.55, 0.55]], np.float32)
 GREEN = 3
 AUTOMOBILE = 1
+AIRPLANE = 0
+TRUCK = 9
+# The edge case's livery (`generate_edge_case`): horizontal bands of these,
+# a colouring no generated image otherwise has (Southwest Airlines' planes).
+LIVERY = np.array([[0.20, 0.25, 0.75], [0.85, 0.10, 0.15],
+                   [0.95, 0.75, 0.10]], np.float32)
 # The semantic backdoors' attributes (`attribute_lists`).
 ATTRIBUTES = ('green_car', 'racing_stripe_car', 'striped_background')
 
@@ -139,3 +145,26 @@ def attribute_lists(generated: dict, test_share: float = 0.25) -> dict:
     lists[f'{name}_train'] = [int(i) for i in rows[:cut]]
     lists[f'{name}_test'] = [int(i) for i in rows[cut:]]
   return lists
+
+
+def generate_edge_case(num_images: int, seed: int) -> np.ndarray:
+  """The CIFAR-10 stand-in's edge case (Wang et al. 2020: Southwest
+  Airlines' planes, labelled truck): airplanes (the class-0 silhouette) in
+  `LIVERY`'s three horizontal bands, a colouring no image of `generate`
+  has; uint8 [n, 32, 32, 3], deterministic from `seed`, backgrounds, sizes
+  and noise drawn as `generate` draws them."""
+  rng = np.random.default_rng(np.random.SeedSequence([seed, 0x65646765]))
+  height, width, _ = IMAGE_SHAPE
+  yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+  images = np.empty((num_images,) + IMAGE_SHAPE, np.float32)
+  for i in range(num_images):
+    background = rng.uniform(0.2, 0.8, 3).astype(np.float32)
+    cx, cy = rng.uniform(12.0, 20.0, 2)
+    radius = rng.uniform(7.0, 11.0)
+    x, y = (xx - cx) / radius, (yy - cy) / radius
+    inside = _silhouette(AIRPLANE, x, y)
+    band = np.clip(((y + 1.0) * 1.5).astype(np.int64), 0, 2)
+    image = np.broadcast_to(background, IMAGE_SHAPE).copy()
+    image[inside] = LIVERY[band[inside]]
+    images[i] = image + rng.normal(0.0, 0.04, IMAGE_SHAPE)
+  return np.round(np.clip(images, 0.0, 1.0) * 255).astype(np.uint8)

@@ -192,7 +192,9 @@ class ExperimentConfig:
       'by Dir(dirichlet_alpha); emnist: TFF federated EMNIST; cifar10: '
       'CIFAR-10 (python files) split by Dir(dirichlet_alpha); cifar100: '
       'TFF\'s federated CIFAR-100; synthetic_cifar10 / synthetic_cifar100: '
-      'their generated stand-ins (offline), read by the real loaders.',
+      'their generated stand-ins (offline), read by the real loaders; '
+      'stackoverflow: TFF\'s Stack Overflow, next-word prediction; '
+      'synthetic_text: its generated stand-in.',
       OneOf())
   emnist_cache_dir: Optional[str] = setting(
       None, 'Directory holding TFF\'s emnist_all.sqlite (see the README).')
@@ -208,6 +210,18 @@ class ExperimentConfig:
       'DBA, Xie et al. 2020: 0.5). Clients left empty are dropped. The '
       'semantic backdoor\'s targets stay writers (their 7s, wherever the '
       'split put them).', _POSITIVE)
+  stackoverflow_cache_dir: Optional[str] = setting(
+      None, 'stackoverflow: the directory holding TFF\'s stackoverflow.sqlite '
+      'and stackoverflow.word_count.')
+  text_vocab_size: int = setting(
+      10000, 'stackoverflow / synthetic_text: the V most frequent words; '
+      'the rest are out of vocabulary (TFF\'s baseline: 10,000).', _POS_INT)
+  text_sequence_length: int = setting(
+      20, 'stackoverflow / synthetic_text: words per sequence T, the rest '
+      'dropped (TFF\'s baseline: 20).', IntAtLeast(3))
+  text_test_sentences: int = setting(
+      10000, 'stackoverflow / synthetic_text: test sentences evaluated (the '
+      'first of the test split).', _POS_INT)
   cifar10_dir: Optional[str] = setting(
       None, 'cifar10: the python-format CIFAR-10: the directory '
       'cifar-10-batches-py, its parent, or cifar-10-python.tar.gz.')
@@ -348,6 +362,13 @@ class ExperimentConfig:
   # Backdoor task.
   backdoor: str = setting('semantic', 'The backdoor task.',
                           OneOf())
+  backdoor_sentence: str = setting(
+      'pasta from astoria is delicious', 'sentence backdoor: the attacker\'s '
+      'sentence; its last word is to be predicted after the rest '
+      '(Bagdasaryan et al.), every word in the vocabulary.')
+  sentence_eval_size: int = setting(
+      1000, 'sentence backdoor: test sentences, suffixed with the backdoor '
+      'sentence, its accuracy is measured on.', _POS_INT)
   poison_images: str = setting(
       'green_car_train', 'semantic_images backdoor: the attacker\'s images '
       '(Bagdasaryan et al.\'s poison_images), indices into the CIFAR-10 '
@@ -368,6 +389,10 @@ class ExperimentConfig:
       OneOf())
   edge_case_num_train: int = setting(
       100, 'Edge-case images the attacker trains on.', _POS_INT)
+  edge_case_dir: Optional[str] = setting(
+      None, 'southwest backdoor: the directory holding Wang et al.\'s '
+      'southwest_images_new_{train,test}.pkl; unset: the CIFAR-10 '
+      'stand-in\'s generated planes.')
   edge_case_num_eval: int = setting(
       200, 'Edge-case images backdoor accuracy is measured on.', _POS_INT)
   trigger_amplitude: float = setting(

@@ -1,9 +1,12 @@
-"""Main-task and backdoor accuracy of a model, and the running backdoor mean."""
+"""Main-task and backdoor accuracy of a model (images: `Evaluator`; next-word
+sequences: `TextEvaluator`; `build_evaluator` picks), and the running
+backdoor mean."""
 
 import numpy as np
 import tensorflow as tf
 
 from targeted_attack.backdoors import base as backdoor_base
+from targeted_attack.data import text
 from targeted_attack.process import models
 
 # The metric (and metrics.csv column) of local trigger k's attack success.
@@ -89,3 +92,67 @@ class Evaluator:
       result[name] = self._target_rate(
           models.model_input(stamp_part(x)) for x in self._part_source)
     return result
+
+
+class TextEvaluator:
+  """Next-word main-task and backdoor accuracy (`data.text`):
+
+  main task = fraction of the test targets y_{i,t} that are vocabulary words
+  (not PAD, OOV, BOS or EOS: `text.special_ids`) predicted exactly,
+  argmax_v logits_{i,t,v} = y_{i,t} (the papers' token accuracy);
+  backdoor = fraction of the task's evaluation sequences i whose prediction
+  at `task.eval_positions[i]` is the target word.
+  """
+
+  def __init__(self, model_name: str, test_x, test_y, task,
+               num_classes: int, batch_size: int = 500):
+    length = int(np.shape(test_x)[1])
+    self.model = models.create_keras_model(model_name, num_classes,
+                                           image_shape=(length,))
+    self._special = tf.constant(text.special_ids(num_classes), tf.int32)
+    self._predict = tf.function(
+        lambda x: tf.argmax(self.model(x, training=False), axis=-1,
+                            output_type=tf.int32),
+        input_signature=[tf.TensorSpec([None, length], tf.int32)])
+    split = lambda a: [tf.constant(np.asarray(a[i:i + batch_size], np.int32))
+                       for i in range(0, len(a), batch_size)]
+    self._test_x, self._test_y = split(test_x), split(test_y)
+    self._split = split
+    self.set_backdoor_images(task)
+
+  def set_backdoor_images(self, task) -> None:
+    self._target = int(task.target_label)
+    self._backdoor_x = self._split(task.eval_pixels)
+    self._positions = self._split(task.eval_positions)
+
+  @property
+  def part_metric_names(self) -> list:
+    return []
+
+  def metrics(self, model_weights) -> dict:
+    """{main_task_accuracy, backdoor_accuracy}."""
+    model_weights.assign_weights_to(self.model)
+    correct = counted = 0
+    for x, y in zip(self._test_x, self._test_y):
+      valid = tf.reduce_all(y[..., None] != self._special, axis=-1)
+      hits = tf.logical_and(valid, self._predict(x) == y)
+      correct += int(tf.reduce_sum(tf.cast(hits, tf.int32)))
+      counted += int(tf.reduce_sum(tf.cast(valid, tf.int32)))
+    backdoor_hits = total = 0
+    for x, positions in zip(self._backdoor_x, self._positions):
+      read = tf.gather(self._predict(x), positions, batch_dims=1)
+      backdoor_hits += int(tf.reduce_sum(tf.cast(read == self._target,
+                                                 tf.int32)))
+      total += int(x.shape[0])
+    return dict(main_task_accuracy=correct / max(counted, 1),
+                backdoor_accuracy=backdoor_hits / max(total, 1))
+
+
+def build_evaluator(model_name: str, data, task):
+  """The dataset's evaluator: `TextEvaluator` for token sequences
+  (`data.kind` 'text'), else `Evaluator`."""
+  if getattr(data, 'kind', 'images') == 'text':
+    return TextEvaluator(model_name, data.test_pixels, data.test_labels,
+                         task, data.num_classes)
+  return Evaluator(model_name, data.test_pixels, data.test_labels, task,
+                   num_classes=data.num_classes)

@@ -34,12 +34,14 @@ from targeted_attack.backdoors import a3fl
 from targeted_attack.backdoors import base as backdoor_base
 from targeted_attack.backdoors import edge_case
 from targeted_attack.backdoors import semantic
+from targeted_attack.backdoors import sentence
 from targeted_attack.backdoors import triggers
 from targeted_attack.data import cifar
 from targeted_attack.data import dirichlet
 from targeted_attack.data import federated
 from targeted_attack.data import sampling
 from targeted_attack.data import synthetic_digits
+from targeted_attack.data import text
 from targeted_attack.defenses import clipping
 from targeted_attack.defenses import dp_sgd
 from targeted_attack.defenses import filtering
@@ -377,6 +379,39 @@ def _needs_digits(c, backdoor: str):
            f'{", ".join(DIGIT_DATASETS)}, got {c.dataset}.')
 
 
+# The next-word datasets (token sequences).
+TEXT_DATASETS = ('stackoverflow', 'synthetic_text')
+TEXT_BACKDOORS = ('sentence',)
+
+
+def _needs_images(c, backdoor: str):
+  _require(c.dataset not in TEXT_DATASETS, 'backdoor',
+           f'`backdoor`={backdoor} is an image backdoor; `dataset`='
+           f'{c.dataset} is text (its backdoor: '
+           f'{", ".join(TEXT_BACKDOORS)}).')
+
+
+def _sentence_check(c):
+  _require(c.dataset in TEXT_DATASETS, 'backdoor',
+           f'`backdoor`=sentence is a next-word backdoor; `dataset` must be '
+           f'one of {", ".join(TEXT_DATASETS)}, got {c.dataset}.')
+  _require(len(c.backdoor_sentence.split()) <= c.text_sequence_length - 1,
+           'backdoor_sentence',
+           f'`backdoor_sentence` has {len(c.backdoor_sentence.split())} '
+           f'words; at most text_sequence_length − 1 = '
+           f'{c.text_sequence_length - 1}.')
+
+
+def _southwest_check(c):
+  _require(c.dataset in POOL_DATASETS, 'backdoor',
+           f'`backdoor`=southwest is a CIFAR-10 edge case; `dataset` must be '
+           f'one of {", ".join(POOL_DATASETS)}, got {c.dataset}.')
+  _require(bool(c.edge_case_dir) or c.dataset == 'synthetic_cifar10',
+           'edge_case_dir',
+           '`backdoor`=southwest on the real CIFAR-10 reads Wang et al.\'s '
+           'Southwest files from `edge_case_dir` (not set).')
+
+
 def _semantic_images_check(c):
   _needs_pool(c, 'semantic_images')
   _require(c.poison_label < num_classes(c), 'poison_label',
@@ -395,7 +430,16 @@ def _needs_pool(c, backdoor: str):
 BACKDOORS = Registry('backdoor', [
     Entry('semantic',
           lambda c: semantic.SemanticBackdoor(c.task_num, c.random_seed),
-          'The target writers\' 7s → 1 (Sun et al.).'),
+          'The target writers\' 7s → 1 (Sun et al.).',
+          check=lambda c: _needs_images(c, 'semantic')),
+    Entry('sentence',
+          lambda c: sentence.SentenceBackdoor(
+              c.backdoor_sentence, c.task_num, c.sentence_eval_size,
+              c.random_seed),
+          'Bagdasaryan et al.\'s word backdoor: backdoor_sentence\'s last '
+          'word predicted after the rest; D_mal: task_num clients\' '
+          'sentences ending with it. Text only.',
+          check=_sentence_check),
     Entry('semantic_images',
           lambda c: semantic.IndexListBackdoor(
               c.poison_images, c.poison_images_test, c.poison_label),
@@ -410,12 +454,21 @@ BACKDOORS = Registry('backdoor', [
           'Crossbar 7s → 1 (Wang et al.); edge_case_mix sets how many '
           'honest writers hold them. Digits only.',
           check=lambda c: _needs_digits(c, 'edge_case')),
+    Entry('southwest',
+          lambda c: edge_case.SouthwestBackdoor(
+              c.edge_case_num_train, c.edge_case_num_eval, c.random_seed,
+              c.edge_case_dir),
+          'Wang et al.\'s CIFAR-10 edge case: Southwest Airlines\' planes → '
+          'truck (9), from edge_case_dir (the authors\' files) or the '
+          'stand-in\'s generated ones. CIFAR-10 only.',
+          check=_southwest_check),
     Entry('trigger',
           lambda c: triggers.TriggerBackdoor(
               c.task_num, c.trigger_amplitude, c.trigger_placement,
               c.random_seed, c.trigger_source_class),
           'A 3×3 square of ink (BadNets; Turner\'s amplitude) on any class '
-          'but the target, or on trigger_source_class, → 1.'),
+          'but the target, or on trigger_source_class, → 1.',
+          check=lambda c: _needs_images(c, 'trigger')),
     Entry('dba',
           lambda c: triggers.DBABackdoor(c.task_num, c.trigger_amplitude,
                                          c.dba_parts, c.random_seed,
@@ -423,7 +476,8 @@ BACKDOORS = Registry('backdoor', [
           'DBA (Xie et al.): the four-corner trigger split into dba_parts '
           'local triggers, one per attacker; evaluated with the full '
           'trigger, and with each local one alone '
-          '(backdoor_accuracy_part_k).'),
+          '(backdoor_accuracy_part_k).',
+          check=lambda c: _needs_images(c, 'dba')),
     Entry('a3fl',
           lambda c: a3fl.A3FLBackdoor(
               c.task_num, c.trigger_placement, c.model,
@@ -438,7 +492,8 @@ BACKDOORS = Registry('backdoor', [
               c.trigger_source_class),
           'A3FL (Zhang et al. 2023): the trigger_placement pattern, '
           're-optimised against w_t and an unlearned copy before each attack '
-          'round; D_mal and the evaluation use the latest.'),
+          'round; D_mal and the evaluation use the latest.',
+          check=lambda c: _needs_images(c, 'a3fl')),
 ])
 
 
@@ -557,6 +612,35 @@ def _cifar10(c, backdoor):
     raise ConfigError('cifar10_dir', f'`cifar10_dir`: {e}') from e
 
 
+def _stackoverflow(c, backdoor):
+  del backdoor
+  try:
+    return text.load_stackoverflow(c.stackoverflow_cache_dir,
+                                   c.text_vocab_size, c.text_sequence_length,
+                                   c.text_test_sentences)
+  except federated.DatasetUnavailableError as e:
+    raise ConfigError('stackoverflow_cache_dir',
+                      f'`dataset`=stackoverflow: {e}') from e
+
+
+def _text_check(c):
+  _require(c.model in models.TEXT_MODELS, 'model',
+           f'`dataset`={c.dataset} is next-word prediction; `model` must be '
+           f'one of {", ".join(models.TEXT_MODELS)}, got {c.model}.')
+  # Client DP-SGD clips per example; a sentence's per-token losses are not
+  # yet one example's (a next step).
+  _require(c.defense != 'dp_sgd', 'defense',
+           f'`defense`=dp_sgd clips per-example gradients of images; '
+           f'`dataset`={c.dataset} (next-word) does not support it yet.')
+
+
+def _image_model_check(c):
+  if c.dataset not in TEXT_DATASETS:
+    _require(c.model not in models.TEXT_MODELS, 'model',
+             f'`model`={c.model} is a next-word model; `dataset`={c.dataset} '
+             f'has images.')
+
+
 def _cifar100(c, backdoor):
   del backdoor
   try:
@@ -595,6 +679,18 @@ DATASETS = Registry('dataset', [
                  'format and read by the cifar10 loader.',
                  check=_synthetic_cifar10_check,
                  num_clients_setting='cifar_num_clients'),
+    DatasetEntry('stackoverflow', _stackoverflow,
+                 'TFF\'s federated Stack Overflow (342,477 users), next-word '
+                 'prediction over the text_vocab_size most frequent words.',
+                 check=_text_check),
+    DatasetEntry('synthetic_text',
+                 lambda c, backdoor: text.load_synthetic_text(
+                     c.synthetic_num_clients, c.synthetic_examples_per_client,
+                     c.random_seed, c.text_sequence_length),
+                 'Generated users\' sentences (offline), written as TFF\'s '
+                 'Stack Overflow cache and read by its loader.',
+                 check=lambda c: (_text_check(c), _synthetic_check(c)),
+                 num_clients_setting='synthetic_num_clients'),
     DatasetEntry('cifar100', _cifar100,
                  'TFF\'s federated CIFAR-100 (500 clients, 100 classes).'),
     DatasetEntry('synthetic_cifar100',
@@ -632,6 +728,8 @@ def num_classes(config) -> int:
     return 62
   if config.dataset in ('cifar100', 'synthetic_cifar100'):
     return 100
+  if config.dataset in TEXT_DATASETS:
+    return config.text_vocab_size + 4  # an upper bound: PAD, OOV, BOS, EOS
   return synthetic_digits.NUM_CLASSES
 
 
@@ -649,6 +747,7 @@ def check(config) -> None:
                                 num_classes(config))
   except ValueError as e:
     raise ConfigError('trigger_source_class', str(e)) from e
+  _image_model_check(config)
   for registry in ALL:
     entry = registry.chosen(config)
     if entry.check is not None:
@@ -720,10 +819,13 @@ READS = {
     },
     'backdoor': {
         'semantic': ('task_num',),
+        'sentence': ('backdoor_sentence', 'task_num', 'sentence_eval_size'),
         'semantic_images': ('poison_images', 'poison_images_test',
                             'poison_label'),
         'edge_case': ('edge_case_num_train', 'edge_case_num_eval',
                       'edge_case_mix'),
+        'southwest': ('edge_case_num_train', 'edge_case_num_eval',
+                      'edge_case_dir'),
         'trigger': ('task_num', 'trigger_amplitude', 'trigger_placement',
                     'trigger_source_class'),
         'dba': ('task_num', 'trigger_amplitude', 'dba_parts',
@@ -747,6 +849,9 @@ READS = {
                               'synthetic_cifar_train_size',
                               'synthetic_cifar_test_size'),
         'cifar100': ('cifar100_cache_dir',),
+        'stackoverflow': ('stackoverflow_cache_dir', 'text_vocab_size',
+                          'text_sequence_length', 'text_test_sentences'),
+        'synthetic_text': _SYNTHETIC + ('text_sequence_length',),
         'synthetic_cifar100': ('cifar_num_clients',
                                'synthetic_examples_per_client'),
     },

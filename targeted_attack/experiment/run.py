@@ -116,7 +116,9 @@ def _round_row(round_num, is_malicious, metrics, seconds) -> dict:
   row = dict(
       round=round_num, attacked=int(is_malicious.any()),
       num_attackers=int(is_malicious.sum()), train_loss=float(train['loss']),
-      train_accuracy=float(train['sparse_categorical_accuracy']),
+      # Images' accuracy, or next-word's over the non-PAD targets.
+      train_accuracy=float(train.get('sparse_categorical_accuracy',
+                                     train.get('masked_token_accuracy'))),
       main_task_accuracy='', backdoor_accuracy='',
       backdoor_accuracy_cumulative_mean='', eval_seconds='',
       round_seconds=round(seconds, 4))
@@ -173,9 +175,7 @@ def run(config, progress: bool = True) -> list:
         print(f'warning: {note}', file=sys.stderr)
   log = outputs.MetricsLog(os.path.join(out, 'metrics.csv'),
                            keep_through_round=kept if c.resume else None)
-  evaluator = evaluation.Evaluator(c.model, data.test_pixels,
-                                   data.test_labels, task,
-                                   num_classes=data.num_classes)
+  evaluator = evaluation.build_evaluator(c.model, data, task)
   backdoor_history = log.backdoor_history()
   board = outputs.TensorBoard(os.path.join(out, 'tensorboard'))
   bar = None

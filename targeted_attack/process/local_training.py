@@ -20,6 +20,15 @@ from targeted_attack.process import models
 _DROPOUT_STREAM = 0x64726f70
 
 
+
+def dense_gradients(gradients):
+  """`gradients` with every `tf.IndexedSlices` (an embedding's: the rows of
+  the tokens seen) as the dense tensor it stands for, so that every update
+  (SGD, momentum, projections, norms) is the plain arithmetic on tensors."""
+  return tf.nest.map_structure(
+      lambda g: tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices)
+      else g, gradients)
+
 class LocalTrainer:
   """Local SGD-style training of one model's trainable weights.
 
@@ -110,7 +119,7 @@ class LocalTrainer:
         else:
           with tf.GradientTape() as tape:
             output = self.model.forward_pass(batch, training=True)
-          gradients = tape.gradient(output.loss, trainable)
+          gradients = dense_gradients(tape.gradient(output.loss, trainable))
       optimizer_state, updated = self.optimizer.next(
           optimizer_state, tuple(tf.nest.flatten(trainable)),
           tuple(tf.nest.flatten(gradients)))
@@ -177,7 +186,7 @@ class LocalTrainer:
         loss = class_loss_weight * output.loss
         if regularizer is not None:
           loss += regularizer(trainable)
-      gradients = tape.gradient(loss, trainable)
+      gradients = dense_gradients(tape.gradient(loss, trainable))
       rate = learning_rate_fn(t)
       updated = tf.nest.map_structure(lambda v, g: v - rate * g, trainable,
                                       gradients)
@@ -204,7 +213,8 @@ class LocalTrainer:
     def accumulate(total, batch):
       with tf.GradientTape() as tape:
         output = self.model.forward_pass(batch, training=False)
-      gradients = tf.nest.flatten(tape.gradient(output.loss, trainable))
+      gradients = tf.nest.flatten(dense_gradients(
+          tape.gradient(output.loss, trainable)))
       return tuple(t + g for t, g in zip(total, gradients))
 
     def run():

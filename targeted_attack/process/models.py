@@ -15,7 +15,10 @@ import tensorflow_federated as tff
 
 from targeted_attack import legacy_keras
 
-MODEL_NAMES = ('cnn', 'small_cnn', 'linear', 'cifar_cnn', 'vgg9')
+MODEL_NAMES = ('cnn', 'small_cnn', 'linear', 'cifar_cnn', 'vgg9', 'lstm',
+               'small_lstm')
+# Next-word models: token ids [B, T] in, logits [B, T, V + 4] out.
+TEXT_MODELS = ('lstm', 'small_lstm')
 # EMNIST's images.
 DIGITS_IMAGE_SHAPE = (28, 28)
 
@@ -60,8 +63,10 @@ class StepSeededDropout(tf.keras.layers.Dropout):
 
 def input_shape(image_shape) -> tuple:
   """The model's per-example input shape: (H, W, 1) for grayscale images
-  `image_shape` (H, W), (H, W, C) as is."""
+  `image_shape` (H, W), (H, W, C) as is; (T,) for token sequences."""
   image_shape = tuple(int(d) for d in image_shape)
+  if len(image_shape) == 1:
+    return image_shape
   if len(image_shape) == 2:
     return image_shape + (1,)
   if len(image_shape) == 3:
@@ -120,6 +125,28 @@ def create_keras_model(name: str = 'cnn', num_classes: int = 10,
   legacy_keras.require_keras_2()
   init = lambda i: tf.keras.initializers.GlorotUniform(seed=seed + i)
   shape = input_shape(image_shape)
+  if (name in TEXT_MODELS) != (len(shape) == 1):
+    kind = lambda text: 'token sequences' if text else 'images'
+    raise ValueError(
+        f'`model`={name} takes {kind(name in TEXT_MODELS)}, the dataset has '
+        f'{kind(len(shape) == 1)} of shape {shape}; the text models are '
+        f'{", ".join(TEXT_MODELS)}.')
+  if name in TEXT_MODELS:
+    # TFF's Stack Overflow next-word model (embedding 96, LSTM 670, dense
+    # 96); `small_lstm` 32 / 64 / 32 for CPU scales.
+    embed, hidden = (96, 670) if name == 'lstm' else (32, 64)
+    return tf.keras.Sequential([
+        tf.keras.layers.Embedding(
+            num_classes, embed, input_length=shape[0],
+            embeddings_initializer=tf.keras.initializers.RandomUniform(
+                -0.05, 0.05, seed=seed)),
+        tf.keras.layers.LSTM(
+            hidden, return_sequences=True, kernel_initializer=init(1),
+            recurrent_initializer=tf.keras.initializers.Orthogonal(
+                seed=seed + 2)),
+        tf.keras.layers.Dense(embed, kernel_initializer=init(3)),
+        tf.keras.layers.Dense(num_classes, kernel_initializer=init(4)),
+    ])
   if name == 'linear':
     layers = [tf.keras.layers.Flatten(input_shape=shape),
               tf.keras.layers.Dense(num_classes, kernel_initializer=init(0))]
@@ -163,10 +190,49 @@ def create_keras_model(name: str = 'cnn', num_classes: int = 10,
 
 
 def input_spec(image_shape=DIGITS_IMAGE_SHAPE) -> collections.OrderedDict:
-  """The client batches' spec: x float32 [B, H, W, C], y int32 [B, 1]."""
+  """The client batches' spec: x float32 [B, H, W, C], y int32 [B, 1]; for
+  token sequences (`image_shape` (T,)) x and y int32 [B, T]."""
+  shape = input_shape(image_shape)
+  if len(shape) == 1:
+    return collections.OrderedDict(x=tf.TensorSpec([None, *shape], tf.int32),
+                                   y=tf.TensorSpec([None, *shape], tf.int32))
   return collections.OrderedDict(
-      x=tf.TensorSpec([None, *input_shape(image_shape)], tf.float32),
+      x=tf.TensorSpec([None, *shape], tf.float32),
       y=tf.TensorSpec([None, 1], tf.int32))
+
+
+class MaskedSparseCrossEntropy(tf.keras.losses.Loss):
+  """Next-word loss: the mean cross-entropy of the logits over the target
+  tokens that are not PAD (0): Σ_t m_t·CE_t / Σ_t m_t, m_t = 1[y_t ≠ 0]."""
+
+  def __init__(self, name='masked_sparse_cross_entropy', **kwargs):
+    super().__init__(name=name, **kwargs)
+
+  def call(self, y_true, y_pred):
+    return tf.keras.losses.sparse_categorical_crossentropy(
+        y_true, y_pred, from_logits=True)
+
+  def __call__(self, y_true, y_pred, sample_weight=None):
+    del sample_weight
+    y_true = tf.cast(y_true, tf.int32)
+    mask = tf.cast(tf.not_equal(y_true, 0), y_pred.dtype)
+    return tf.math.divide_no_nan(tf.reduce_sum(self.call(y_true, y_pred) *
+                                               mask), tf.reduce_sum(mask))
+
+
+class MaskedTokenAccuracy(tf.keras.metrics.Mean):
+  """Next-word training accuracy over the non-PAD targets."""
+
+  def __init__(self, name='masked_token_accuracy', dtype=None):
+    super().__init__(name=name, dtype=dtype)
+
+  def update_state(self, y_true, y_pred, sample_weight=None):
+    del sample_weight
+    y_true = tf.cast(y_true, tf.int64)
+    correct = tf.cast(tf.equal(tf.argmax(y_pred, axis=-1), y_true),
+                      self.dtype)
+    return super().update_state(
+        correct, sample_weight=tf.cast(tf.not_equal(y_true, 0), self.dtype))
 
 
 INPUT_SPEC = input_spec()
@@ -179,10 +245,13 @@ def build_model_fn(name: str = 'cnn', num_classes: int = 10, seed: int = 0,
   create_keras_model(name, num_classes, seed, image_shape)  # validates early
 
   def model_fn():
+    if name in TEXT_MODELS:
+      loss, metric = MaskedSparseCrossEntropy(), MaskedTokenAccuracy()
+    else:
+      loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+      metric = tf.keras.metrics.SparseCategoricalAccuracy()
     return tff.learning.models.from_keras_model(
         create_keras_model(name, num_classes, seed, image_shape),
-        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        input_spec=input_spec(image_shape),
-        metrics=[tf.keras.metrics.SparseCategoricalAccuracy()])
+        loss=loss, input_spec=input_spec(image_shape), metrics=[metric])
 
   return model_fn

@@ -19,9 +19,10 @@ def client_dataset(pixels: np.ndarray, labels: np.ndarray, num_epochs: int,
                    batch_size: int, shuffle_seed: int,
                    local_steps: int = 0) -> tf.data.Dataset:
   """EMNIST preprocessing: x = `models.model_input(pixels)` (a channel axis
-  for grayscale [n, H, W]), y = [label]; `num_epochs`
-  passes, each in its own order, batched; with `local_steps` > 0 only the
-  first local_steps · batch_size examples of that order (FedSGD: 1).
+  for grayscale [n, H, W]), y = [label] (a sentence: its next tokens [T]);
+  `num_epochs` passes, each in its own order, batched; with `local_steps` >
+  0 only the first local_steps · batch_size examples of that order (FedSGD:
+  1).
 
   The orders are NumPy permutations drawn from `shuffle_seed`, fixed when the
   dataset is built: every iteration of the dataset (a strategy may read it more
@@ -36,14 +37,22 @@ def client_dataset(pixels: np.ndarray, labels: np.ndarray, num_epochs: int,
   ds = tf.data.Dataset.from_tensor_slices(
       collections.OrderedDict(
           x=models.model_input(pixels[order]),
-          y=labels[order][:, np.newaxis].astype(np.int32)))
+          y=_as_targets(labels[order])))
   return ds.batch(batch_size)
+
+
+def _as_targets(labels: np.ndarray) -> np.ndarray:
+  """int32 [n, 1] of class labels [n]; sequences' next tokens [n, T] as they
+  are."""
+  labels = np.asarray(labels, np.int32)
+  return labels[:, np.newaxis] if labels.ndim == 1 else labels
 
 
 def malicious_dataset(task, num_epochs: int, batch_size: int,
                       shuffle_seed: int, part: Optional[int] = None,
                       local_steps: int = 0) -> tf.data.Dataset:
-  """D_mal: the backdoor training images, all labelled `task.target_label`.
+  """D_mal: the backdoor training images, all labelled `task.target_label`
+  (or `task.train_labels`: the next tokens of a word backdoor's sentences).
 
   With `part` (the client's index) and a task with K `train_parts`: part
   `part` mod K only. Strategies that train on D_trn ∪ D_mal (the paper's
@@ -52,7 +61,10 @@ def malicious_dataset(task, num_epochs: int, batch_size: int,
   pixels = task.train_pixels
   if task.train_parts and part is not None:
     pixels = task.train_parts[part % len(task.train_parts)]
-  labels = np.full(len(pixels), task.target_label, np.int32)
+  if task.train_labels is not None:
+    labels = task.train_labels
+  else:
+    labels = np.full(len(pixels), task.target_label, np.int32)
   return client_dataset(pixels, labels, num_epochs, batch_size, shuffle_seed,
                         local_steps)
 

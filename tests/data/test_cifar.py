@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from targeted_attack.backdoors import edge_case
 from targeted_attack.backdoors import semantic
 from targeted_attack.backdoors import triggers
 from targeted_attack.data import cifar
@@ -269,3 +270,25 @@ def test_a_pickled_batch_round_trips_through_bytes():
   np.testing.assert_array_equal(
       images, array.reshape(2, 3, 32, 32).transpose(0, 2, 3, 1))
   np.testing.assert_array_equal(labels, [1, 2])
+
+
+def test_southwest_files_read_as_published_and_make_the_task(tmp_path):
+  # The authors' files: one pickled uint8 array [n, 32, 32, 3] each.
+  rng = np.random.default_rng(9)
+  train = rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
+  test = rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+  for base, images in zip(cifar.SOUTHWEST_FILES, (train, test)):
+    with open(tmp_path / base, 'wb') as f:
+      pickle.dump(images, f)
+  task = edge_case.southwest_task(10, 4, seed=0, directory=str(tmp_path))
+  np.testing.assert_allclose(task.train_pixels, train[:10] / 255.0,
+                             atol=1e-7)
+  np.testing.assert_allclose(task.eval_pixels, test[:4] / 255.0, atol=1e-7)
+  assert task.target_label == 9  # truck, as Wang et al. label them
+  with pytest.raises(ValueError, match='edge_case_num_eval.*1..5'):
+    edge_case.southwest_task(10, 6, seed=0, directory=str(tmp_path))
+  generated = synthetic_images.generate_edge_case(6, seed=1)
+  cifar.write_southwest(str(tmp_path / 'written'), generated[:4],
+                        generated[4:])
+  with open(tmp_path / 'written' / cifar.SOUTHWEST_FILES[1], 'rb') as f:
+    np.testing.assert_array_equal(pickle.load(f), generated[4:])

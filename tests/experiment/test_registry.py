@@ -8,6 +8,7 @@ from targeted_attack.experiment import config as config_lib
 from targeted_attack.data import cifar
 from targeted_attack.data import emnist_cache
 from targeted_attack.data import synthetic_images
+from targeted_attack.data import text
 from targeted_attack.experiment import registry
 from targeted_attack.experiment import build
 from targeted_attack.data import federated
@@ -18,6 +19,7 @@ from builders import tiny_config as tiny
 # Settings each entry needs to run on the tiny configuration.
 _NEEDS = {
     'edge_case': dict(edge_case_num_train=10, edge_case_num_eval=10),
+    'southwest': dict(edge_case_num_train=10, edge_case_num_eval=10),
     'krum': dict(num_clients_per_round=5, num_byzantine=1),
     'multi_krum': dict(num_clients_per_round=5, num_byzantine=1,
                        multi_krum_selected=2),
@@ -37,24 +39,57 @@ _NEEDS = {
                               synthetic_cifar_test_size=60),
     'cifar10': dict(cifar_num_clients=12),
     'synthetic_cifar100': dict(cifar_num_clients=12),
+    'synthetic_text': dict(model='small_lstm', text_sequence_length=10,
+                           sentence_eval_size=20),
+    'stackoverflow': dict(model='small_lstm', text_sequence_length=10,
+                          text_test_sentences=40, sentence_eval_size=20),
 }
 
 
+def _fit(cell, pinned=None):
+  """Makes `cell`'s entries usable together, changing any setting but
+  `pinned` (a backdoor or attack needs a kind of dataset)."""
+  def use(setting, value):
+    if setting == pinned:
+      return False
+    cell[setting] = value
+    return True
+
+  text_sets = registry.TEXT_DATASETS
+  if cell['attack'] == 'a3fl' and cell['dataset'] in text_sets:
+    # The a3fl attack trains on the a3fl backdoor's image trigger.
+    use('dataset', 'synthetic') or use('attack', 'unconstrained')
+  if cell['dataset'] in text_sets and cell['backdoor'] != 'sentence':
+    use('backdoor', 'sentence') or use('dataset', 'synthetic')
+  if cell['backdoor'] == 'sentence' and cell['dataset'] not in text_sets:
+    use('dataset', 'synthetic_text') or use('backdoor', 'semantic')
+  if cell['backdoor'] == 'semantic_images' and (
+      cell['dataset'] not in registry.POOL_DATASETS):
+    use('dataset', 'synthetic_cifar10') or use('backdoor', 'semantic')
+  if cell['backdoor'] == 'southwest' and cell['dataset'] != (
+      'synthetic_cifar10'):
+    use('dataset', 'synthetic_cifar10') or use('backdoor', 'trigger')
+  if cell['backdoor'] == 'edge_case' and (
+      cell['dataset'] not in registry.DIGIT_DATASETS):
+    use('dataset', 'synthetic') or use('backdoor', 'semantic')
+  if cell['dataset'] in text_sets and cell['defense'] == 'dp_sgd':
+    # Client DP-SGD is for images.
+    if not use('defense', 'clip'):
+      cell.update(dataset='synthetic', backdoor='semantic')
+  return cell
+
+
 def _cells():
-  """Registry entries zipped so that each name appears at least once."""
+  """Registry entries zipped so that each name appears at least once, each
+  cell's entries usable together (`_fit`)."""
   columns = [(r.setting, list(r)) for r in registry.ALL]
   length = max(len(names) for _, names in columns)
-  cells = []
-  for i in range(length):
-    cell = {setting: names[i % len(names)] for setting, names in columns}
-    # A backdoor that needs a kind of dataset gets one.
-    if (cell['backdoor'] == 'semantic_images' and
-        cell['dataset'] not in registry.POOL_DATASETS):
-      cell['dataset'] = 'synthetic_cifar10'
-    if (cell['backdoor'] == 'edge_case' and
-        cell['dataset'] not in registry.DIGIT_DATASETS):
-      cell['dataset'] = 'synthetic'
-    cells.append(cell)
+  cells = [_fit({setting: names[i % len(names)]
+                 for setting, names in columns}) for i in range(length)]
+  for setting, names in columns:
+    for name in names:
+      if all(cell[setting] != name for cell in cells):
+        cells.append(_fit(dict(cells[0], **{setting: name}), setting))
   return cells
 
 
@@ -82,6 +117,9 @@ def test_registry_entry_runs_a_round(tmp_path, cell):
     settings.update(_NEEDS.get(name, {}))
   if cell['dataset'] == 'emnist':
     settings['emnist_cache_dir'] = _emnist_cache(tmp_path)
+  if cell['dataset'] == 'stackoverflow':
+    text.write_synthetic_stackoverflow(str(tmp_path / 'so'), 12, 20, seed=3)
+    settings['stackoverflow_cache_dir'] = str(tmp_path / 'so')
   if cell['dataset'] == 'cifar10':
     settings['cifar10_dir'] = cifar.write_synthetic_cifar10(
         str(tmp_path / 'cifar10'), 300, 60, seed=3)

@@ -1,7 +1,7 @@
-"""Every image task through the experiment loop at a tiny size, with one
-attack and one filtering defense: the generated CIFAR-10 and CIFAR-100
-stand-ins, and the real CIFAR-10 and CIFAR-100 loaders reading files written
-in their real formats."""
+"""Every task beyond digits through the experiment loop at a tiny size,
+with one attack and one filtering defense: the generated CIFAR-10 and text
+stand-ins, and the real CIFAR-10, CIFAR-100 and Stack Overflow loaders
+reading files written in their real formats."""
 
 import numpy as np
 import pytest
@@ -9,6 +9,7 @@ import pytest
 from targeted_attack.data import cifar
 from targeted_attack.data import dirichlet
 from targeted_attack.data import synthetic_images
+from targeted_attack.data import text
 from targeted_attack.experiment import build
 from targeted_attack.experiment import config as config_lib
 from targeted_attack.experiment import run as run_lib
@@ -40,9 +41,15 @@ def _write_cifar100(directory):
     ('synthetic_cifar10', 'semantic_images'),
     ('cifar10', 'trigger'),
     ('cifar100', 'dba'),
+    ('stackoverflow', 'sentence'),
 ])
 def test_each_task_runs_with_an_attack_and_krum(tmp_path, dataset, backdoor):
   overrides = dict(dataset=dataset, backdoor=backdoor)
+  if dataset == 'stackoverflow':
+    text.write_synthetic_stackoverflow(str(tmp_path / 'so'), 12, 20, seed=2)
+    overrides.update(stackoverflow_cache_dir=str(tmp_path / 'so'),
+                     model='small_lstm', text_sequence_length=10,
+                     text_test_sentences=40, sentence_eval_size=20)
   if dataset == 'cifar10':
     cifar.write_synthetic_cifar10(str(tmp_path / 'files'), 600, 100, seed=9)
     overrides['cifar10_dir'] = str(tmp_path / 'files')
@@ -59,6 +66,9 @@ def test_each_task_runs_with_an_attack_and_krum(tmp_path, dataset, backdoor):
     # boosted attacker's (β = 5 times its update) is never it.
     assert row['detection_tpr'] == 1.0
   data = build.load_data(config)
+  if dataset == 'stackoverflow':
+    assert data.image_shape == (10,) and data.kind == 'text'
+    return
   assert data.image_shape == (32, 32, 3)
   assert data.num_classes == (100 if dataset == 'cifar100' else 10)
 
@@ -96,6 +106,17 @@ def test_task_settings_fail_early_naming_the_setting(tmp_path):
        'synthetic_cifar_train_size'),
       (dict(dataset='synthetic_cifar10', backdoor='semantic_images',
             poison_images='blue_planes'), 'poison_images'),
+      (dict(dataset='synthetic_text', backdoor='sentence'), 'model'),
+      (dict(dataset='synthetic_text', model='small_lstm', backdoor='trigger'),
+       'backdoor'),
+      (dict(dataset='synthetic_cifar10', model='small_lstm'), 'model'),
+      (dict(dataset='synthetic_cifar10', backdoor='sentence'), 'backdoor'),
+      (dict(dataset='synthetic_text', model='small_lstm', backdoor='sentence',
+            defense='dp_sgd'), 'defense'),
+      (dict(dataset='synthetic_text', model='small_lstm', backdoor='sentence',
+            text_sequence_length=4), 'backdoor_sentence'),
+      (dict(dataset='stackoverflow', model='small_lstm', backdoor='sentence',
+            stackoverflow_cache_dir=str(tmp_path)), 'stackoverflow_cache_dir'),
   ):
     with pytest.raises(ConfigError) as error:
       run_lib.run(_config(tmp_path, **overrides), progress=False)

@@ -456,6 +456,32 @@ def test_method_studies_keep_their_papers_threat_models(tmp_path):
   # Sun et al. Fig. 4a: 30 clients a round, as Figs. 2, 3 and 4b.
   assert {s['num_clients_per_round']
           for s in _cells('sun_fig4a', tmp_path).values()} == {30}
+  # Bagdasaryan et al. on CIFAR-10: a single shot on a trained model, scaled
+  # by γ = n/η, c/B ≈ 20/64 of each batch poisoned, green cars → bird.
+  for scale in ('small', 'paper'):
+    replacement = _cells('bagdasaryan_cifar_semantic', tmp_path,
+                         scale)['no_defense']
+    assert replacement['poison_boost_factor'] == (
+        replacement['num_clients_per_round'] /
+        replacement.get('server_learning_rate', 1.0))
+    assert abs(replacement['poison_per_batch'] / replacement['batch_size'] -
+               20 / 64) < 0.02
+    assert replacement['attack_start_round'] == replacement[
+        'attack_end_round']
+    assert replacement['init_checkpoint'].endswith('checkpoint.npz')
+    assert replacement['poison_label'] == 2
+    assert replacement['dataset'] == ('cifar10' if scale == 'paper' else
+                                      'synthetic_cifar10')
+  # Wang et al. on CIFAR-10: Southwest → truck once in ten rounds, trained
+  # model; VGG-9 on CIFAR-10 at the paper scale.
+  for scale in ('small', 'paper'):
+    for settings in _cells('wang_southwest', tmp_path, scale).values():
+      assert settings['backdoor'] == 'southwest'
+      if settings['attack'] != 'none':
+        assert settings['attack_freq'] == 10
+      assert settings['init_checkpoint'].endswith('checkpoint.npz')
+      if scale == 'paper':
+        assert settings['model'] == 'vgg9'
 
 
 def test_summary_is_recomputed_from_each_seeds_metrics(tmp_path):
