@@ -83,6 +83,10 @@ class SouthwestBackdoor(base.Backdoor):
   directory: str = None
 
   def initial_task(self, data) -> base.BackdoorTask:
-    del data
+    if not self.directory and data.name != 'synthetic_cifar10':
+      raise ValueError(
+          f'`edge_case_dir`: `backdoor`=southwest on {data.name} reads Wang '
+          'et al.\'s Southwest files from edge_case_dir (not set); only the '
+          'generated synthetic_cifar10 has generated planes.')
     return southwest_task(self.num_train, self.num_eval, self.seed,
                           self.directory)

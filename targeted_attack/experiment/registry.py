@@ -406,10 +406,6 @@ def _southwest_check(c):
   _require(c.dataset in POOL_DATASETS, 'backdoor',
            f'`backdoor`=southwest is a CIFAR-10 edge case; `dataset` must be '
            f'one of {", ".join(POOL_DATASETS)}, got {c.dataset}.')
-  _require(bool(c.edge_case_dir) or c.dataset == 'synthetic_cifar10',
-           'edge_case_dir',
-           '`backdoor`=southwest on the real CIFAR-10 reads Wang et al.\'s '
-           'Southwest files from `edge_case_dir` (not set).')
 
 
 def _semantic_images_check(c):

@@ -965,6 +965,45 @@ STUDIES.update((s.name, s) for s in (
           scale_settings=dict(smoke=_CIFAR_SMOKE),
           paper_scale_settings=_CIFAR_PAPER,
           ratios_not_kept=(_STAND_IN,), converged_start=True),
+    # Bagdasaryan et al. (2020, Sec. 5.1, word prediction): a trained model;
+    # one attacker in one round trains on its sentences ending with "pasta
+    # from astoria is delicious" (with its own data, D_trn ∪ D_mal) and
+    # boosts by γ = n/η (model replacement). Kept: the single shot on a
+    # trained model, γ = n/η, an attacker-chosen last word no honest user
+    # writes after that context. Not kept: Reddit's 80,000 users, 100 a
+    # round, and their 2-layer LSTM (the generated users, 100, 10 a round,
+    # `small_lstm`); their SGD rate 20 (1.0 here: a pilot with an attacker
+    # every 5 rounds reached main-task 0.49 in 30 rounds).
+    Study('bagdasaryan_word', 'Bagdasaryan et al.: next-word prediction, '
+          '"pasta from astoria is" → "delicious", one model replacement '
+          '(γ = n/η) on a trained model',
+          'a single-shot model replacement makes the word backdoor near '
+          '100% at once, without hurting the main task',
+          dict(dataset='synthetic_text', model='small_lstm',
+               synthetic_num_clients=100, synthetic_examples_per_client=50,
+               num_clients_per_round=10, client_learning_rate=1.0,
+               text_sequence_length=20, backdoor='sentence', task_num=5,
+               attack='model_replacement', **_EVERY_ROUND),
+          (Cell('no_defense', dict(defense='none')),
+           Cell('no_attack', dict(attack='none', defense='none'))),
+          claims=(
+              c.Claim('one model replacement makes the word backdoor near '
+                      '100% (≥ 0.9)',
+                      c.at_least('backdoor_max', 'no_defense', 0.9),
+                      (c.clean_rate('no_attack'),
+                       c.no_attack_trains('no_attack', 0.3),
+                       c.main_task_kept('no_defense', 0.3,
+                                        'main_task_at_backdoor_max'))),),
+          scale_settings=dict(smoke=dict(synthetic_num_clients=20,
+                                         synthetic_examples_per_client=10,
+                                         text_sequence_length=10,
+                                         sentence_eval_size=20,
+                                         text_test_sentences=40)),
+          paper_scale_settings=dict(dataset='stackoverflow', model='lstm'),
+          ratios_not_kept=('the users are the generated ones at `small` '
+                           '(100, 10 a round; Reddit: 80,000, 100 a round), '
+                           'small_lstm (theirs: 2 layers of 200)',),
+          converged_start=True, single_shot=True),
 ))
 
 

@@ -38,8 +38,7 @@ def _write_cifar100(directory):
 
 
 @pytest.mark.parametrize('dataset,backdoor', [
-    ('synthetic_cifar10', 'semantic_images'),
-    ('cifar10', 'trigger'),
+    ('cifar10', 'semantic_images'),
     ('cifar100', 'dba'),
     ('stackoverflow', 'sentence'),
 ])
