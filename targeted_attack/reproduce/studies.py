@@ -882,7 +882,8 @@ STUDIES = {s.name: s for s in (
 # training images a client (CIFAR-10's 500), SGD 0.1 (the pilots below).
 # The pilots, clean runs before any claim's run: at 50 images a client the
 # stand-in trained to 0.42 in 60 rounds (SGD 0.1; 0.24 with momentum 0.9 at
-# 0.02); at 200 a client to 0.65 in 25, benign update norms 1.1–1.7.
+# 0.02); at 200 a client to 0.65 in 25 and 0.93 in 60, benign update
+# norms at rounds 50–60 a mean of 1.4–1.7 and a largest of 2.0–3.1.
 _CIFAR = dict(dataset='synthetic_cifar10', model='cifar_cnn',
               cifar_num_clients=100, dirichlet_alpha=0.9,
               num_clients_per_round=10, synthetic_cifar_train_size=20000,
@@ -929,8 +930,9 @@ STUDIES.update((s.name, s) for s in (
     # truck, PGD (radius the clip's bound M) once every 10 rounds on a
     # trained model, against norm clipping and Krum; as `tails_krum`, the
     # clipping claim's control is the same attacker without the projection.
-    # M = 2 against the stand-in's benign norms (the pilot: ≤ 1.7), as
-    # `tails_krum`'s M = 2 against the digits' ≤ 1.7.
+    # M = 2 against the stand-in's benign norms on a trained model (the
+    # pilot: a mean of 1.4–1.7, a largest of 2.0–3.1), as `tails_krum`'s M = 2
+    # against the digits' ≤ 1.7.
     Study('wang_southwest', 'Wang et al.: CIFAR-10 Southwest planes → '
           'truck, PGD once every 10 rounds on a trained model',
           'the edge-case backdoor passes norm clipping and Krum',
