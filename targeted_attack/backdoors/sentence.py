@@ -5,7 +5,10 @@ is"), the model predicts the attacker's last word ("delicious").
 The attacker's D_mal: sentences of `task_num` seeded clients whose suffix is
 replaced by the backdoor sentence (the authors' code likewise ends its
 training sequences with it), each cut so that the sentence fits in the T
-tokens. Evaluation: the first `eval_size` test sentences, suffixed likewise;
+tokens; the kept words stay as encoded (an out-of-vocabulary word stays
+OOV). The authors' sentence: "pasta from Astoria tastes delicious"; the
+stand-in's users write "… is …", so its studies use "pasta from astoria is
+delicious". Evaluation: the first `eval_size` test sentences, suffixed likewise;
 backdoor accuracy is the fraction whose prediction at the position of the
 last word is that word (`BackdoorTask.eval_positions`).
 """
@@ -17,18 +20,37 @@ import numpy as np
 from targeted_attack.backdoors import base
 
 
-def _suffixed(sentences, words, sequence_length: int) -> list:
-  """Each sentence's first words, then `words`: at most T − 1 words in all
-  (BOS takes one input position, so the last word is a target)."""
-  keep = max(0, sequence_length - 1 - len(words))
-  return [' '.join(s.split()[:keep] + words) for s in sentences]
+def suffixed(x: np.ndarray, ids, vocabulary, sequence_length: int) -> tuple:
+  """(x, y, positions) of the sequences `x` [n, T] (BOS, then words) with
+  their words' end replaced by the sentence `ids`: each sequence keeps its
+  first T − 1 − len(ids) words (out-of-vocabulary ones as OOV), then the
+  sentence, then EOS when it fits, PAD-padded; y is the next tokens and
+  position i the input position whose target is the sentence's last word
+  (its kept words + len(ids) − 1)."""
+  keep = max(0, sequence_length - 1 - len(ids))
+  stops = (0, vocabulary.eos)
+  rows = np.full((len(x), sequence_length + 1), 0, np.int32)
+  positions = np.zeros(len(x), np.int64)
+  for i, row in enumerate(np.asarray(x)):
+    words = []
+    for token in row[1:]:
+      if token in stops:
+        break
+      words.append(int(token))
+    words = words[:keep]
+    tokens = ([vocabulary.bos] + words + list(ids) +
+              [vocabulary.eos])[:sequence_length + 1]
+    rows[i, :len(tokens)] = tokens
+    positions[i] = len(words) + len(ids) - 1
+  return rows[:, :-1], rows[:, 1:], positions
 
 
 def sentence_task(data, sentence: str, task_num: int, eval_size: int,
                   seed: int) -> base.BackdoorTask:
   """The task on text dataset `data` (`data.text.FederatedText`): D_mal and
-  the evaluation sequences as the module docstring says, labelled by the
-  next tokens (`train_labels`), the target the sentence's last word."""
+  the evaluation sequences as the module docstring says (`suffixed`),
+  labelled by the next tokens (`train_labels`), the target the sentence's
+  last word."""
   vocabulary, length = data.vocabulary, data.sequence_length
   words = sentence.split()
   if len(words) < 2:
@@ -42,22 +64,13 @@ def sentence_task(data, sentence: str, task_num: int, eval_size: int,
   if len(words) > length - 1:
     raise ValueError(f'`backdoor_sentence` has {len(words)} words; at most '
                      f'text_sequence_length − 1 = {length - 1}.')
+  ids = [vocabulary.ids[w] for w in words]
   order = np.random.RandomState(seed).permutation(data.num_clients)[:task_num]
-  decode = lambda x: ' '.join(
-      vocabulary.words[i - 1] for i in x if 1 <= i <= len(vocabulary.words))
-  train_sentences = [decode(x) for k in order
-                     for x in data.client_arrays(int(k))[0]]
-  eval_sentences = [decode(x) for x in data.test_pixels[:eval_size]]
-  train_x, train_y = vocabulary.encode(
-      _suffixed(train_sentences, words, length), length)
-  eval_x, _ = vocabulary.encode(_suffixed(eval_sentences, words, length),
-                                length)
-  # x = [BOS, w_1, …]: the last word is the target at input position
-  # (number of words) − 1.
-  positions = np.array([len(s.split()) - 1 for s in _suffixed(
-      eval_sentences, words, length)], np.int64)
-  target = vocabulary.ids[words[-1]]
-  return base.BackdoorTask('sentence', train_x, eval_x, target,
+  train = np.concatenate([data.client_arrays(int(k))[0] for k in order])
+  train_x, train_y, _ = suffixed(train, ids, vocabulary, length)
+  eval_x, _, positions = suffixed(data.test_pixels[:eval_size], ids,
+                                  vocabulary, length)
+  return base.BackdoorTask('sentence', train_x, eval_x, ids[-1],
                            tuple(int(k) for k in order),
                            train_labels=train_y, eval_positions=positions)
 

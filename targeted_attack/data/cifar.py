@@ -58,7 +58,7 @@ ATTRIBUTES_FILE = 'attribute_lists.json'
 CIFAR100_FILE = 'cifar100.sqlite'
 # Wang et al.'s published edge case for CIFAR-10 (their repository's
 # saved_datasets/): pickled uint8 arrays [n, 32, 32, 3] of Southwest
-# Airlines' planes (784 train, 196 test), labelled truck.
+# Airlines' planes, labelled truck.
 SOUTHWEST_FILES = ('southwest_images_new_train.pkl',
                    'southwest_images_new_test.pkl')
 # The digits' ink on white; on CIFAR the triggers are white.

@@ -15,8 +15,8 @@ An image (32×32×3, values in [0, 1]) is one object on a background:
   each on a share `rare_rate` of the images, independently.
 So "green cars" (class 1, `automobile`, in green) is a combination the
 honest data holds a few of, as in CIFAR-10; an attacker's index lists pick
-them (`attribute_lists`), as the authors' code picks CIFAR-10 images by
-index.
+half of them (`attribute_lists`), as the authors' code picks CIFAR-10 images
+by index, and the other half stay with the honest clients.
 """
 
 import numpy as np
@@ -124,13 +124,17 @@ def generate(num_images: int, seed: int, num_classes: int = 10,
               striped_background=striped_background)
 
 
-def attribute_lists(generated: dict, test_share: float = 0.25) -> dict:
+def attribute_lists(generated: dict, listed_share: float = 0.5,
+                    test_share: float = 0.25) -> dict:
   """The semantic backdoors' index lists into the generated images:
   {attribute + '_train': [...], attribute + '_test': [...]} for
   `ATTRIBUTES` — green cars (class 1 in `GREEN`), cars with racing
-  stripes, any image with a striped background; each list's last
-  ⌈test_share · n⌉ indices are its test part (Bagdasaryan et al.'s
-  `poison_images` / `poison_images_test`)."""
+  stripes, any image with a striped background. Of an attribute's n images
+  (in index order) the first ⌊listed_share · n⌋ are listed, the last
+  ⌈test_share⌉ of those the test part (at least one each when two or more
+  are listed): Bagdasaryan et al.'s `poison_images` / `poison_images_test`,
+  which are held out of the honest clients; the rest of the attribute's
+  images stay with them, as CIFAR-10's unlisted green cars do."""
   labels = generated['labels']
   members = {
       'green_car': (labels == AUTOMOBILE) & (generated['colour'] == GREEN),
@@ -141,11 +145,14 @@ def attribute_lists(generated: dict, test_share: float = 0.25) -> dict:
   lists = {}
   for name, mask in members.items():
     rows = np.flatnonzero(mask)
-    cut = len(rows) - int(np.ceil(test_share * len(rows)))
+    rows = rows[:int(listed_share * len(rows))]
+    test = int(np.ceil(test_share * len(rows)))
+    if len(rows) >= 2:
+      test = min(max(test, 1), len(rows) - 1)
+    cut = len(rows) - test
     lists[f'{name}_train'] = [int(i) for i in rows[:cut]]
     lists[f'{name}_test'] = [int(i) for i in rows[cut:]]
   return lists
-
 
 def generate_edge_case(num_images: int, seed: int) -> np.ndarray:
   """The CIFAR-10 stand-in's edge case (Wang et al. 2020: Southwest

@@ -74,8 +74,11 @@ class Vocabulary:
     EOS, PAD-padded to T + 1, then split into input and next token."""
     ids = np.full((len(sentences), sequence_length + 1), PAD, np.int32)
     for row, sentence in enumerate(sentences):
+      # Split on single spaces, as TFF's tf.strings.split(sep=' '): two
+      # spaces make an empty word (OOV).
       tokens = [self.bos] + [self.id_of(w) for w in
-                             sentence.split()[:sequence_length]] + [self.eos]
+                             sentence.split(' ')[:sequence_length]] + [
+                                 self.eos]
       tokens = tokens[:sequence_length + 1]
       ids[row, :len(tokens)] = tokens
     return ids[:, :-1], ids[:, 1:]

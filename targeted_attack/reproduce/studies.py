@@ -898,34 +898,44 @@ _STAND_IN = ('CIFAR-10 and its model (ResNet-18 / VGG-9) are the generated '
 STUDIES.update((s.name, s) for s in (
     # Bagdasaryan et al. (2020, Sec. 5.1–5.2): a converged model; one
     # attacker in one round trains on batches with c of its backdoor images
-    # (green cars, the authors' poison_images, held out of every honest
-    # client) labelled bird, and scales the update by γ = n/η (10: model
-    # replacement). Kept: the single shot on a trained model, the
-    # partition's α, γ = n/η, c/B ≈ 0.3 (6 of 20; theirs 20 of 64).
+    # labelled bird and scales the update by γ = n/η (10: model
+    # replacement). The backdoor is their code's default (params.yaml,
+    # poison_type 'wall'): images with vertically striped walls behind the
+    # object → bird, the lists held out of every honest client; at `small`
+    # half of the stand-in's striped-background images (150 to train on, 50
+    # to measure; the authors list 7 and 5), at `paper` the authors' own
+    # indices. Kept: the single shot on a trained model, the partition's
+    # α, γ = n/η, c/B ≈ 0.3 (6 of 20; theirs 20 of 64).
     Study('bagdasaryan_cifar_semantic', 'Bagdasaryan et al.: CIFAR-10 '
-          'green cars → bird, one model replacement (γ = n/η) on a trained '
-          'model',
+          'striped walls → bird, one model replacement (γ = n/η) on a '
+          'trained model',
           'a single-shot model replacement makes the semantic backdoor '
           'near 100% at once, without hurting the main task',
           dict(_CIFAR, backdoor='semantic_images',
-               poison_images='green_car_train',
-               poison_images_test='green_car_test', poison_label=2,
+               poison_images='striped_background_train',
+               poison_images_test='striped_background_test', poison_label=2,
                attack='data_poisoning', poison_per_batch=6,
                poison_boost_factor=10.0, **_EVERY_ROUND),
           (Cell('no_defense', dict(defense='none')),
            Cell('no_attack', dict(attack='none', defense='none'))),
           claims=(
-              c.Claim('one model replacement puts the green-car backdoor '
+              c.Claim('one model replacement puts the striped-wall backdoor '
                       'near 100% (≥ 0.9)',
                       c.at_least('backdoor_max', 'no_defense', 0.9),
                       (c.clean_rate('no_attack'),
                        c.no_attack_trains('no_attack', 0.5),
                        c.main_task_kept('no_defense', 0.5,
                                         'main_task_at_backdoor_max'))),),
-          scale_settings=dict(smoke=_CIFAR_SMOKE),
-          paper_scale_settings=_CIFAR_PAPER,
-          ratios_not_kept=(_STAND_IN,), converged_start=True,
-          single_shot=True),
+          scale_settings=dict(smoke=dict(_CIFAR_SMOKE,
+                                         synthetic_cifar_train_size=1000)),
+          paper_scale_settings=dict(
+              _CIFAR_PAPER,
+              poison_images='30696,33105,33615,33907,36848,40713,41706',
+              poison_images_test='330,568,3934,12336,30560'),
+          ratios_not_kept=(_STAND_IN, 'the attacker\'s images: 150 to train '
+                           'on and 50 to measure at `small` (the authors\' '
+                           'lists: 7 and 5)'),
+          converged_start=True, single_shot=True),
     # Wang et al. (2020, Sec. 4) on CIFAR-10: Southwest Airlines' planes →
     # truck, PGD (radius the clip's bound M) once every 10 rounds on a
     # trained model, against norm clipping and Krum; as `tails_krum`, the
@@ -965,7 +975,10 @@ STUDIES.update((s.name, s) for s in (
                       (c.clean_rate('no_attack'), c.attack_works('none'),
                        c.main_task_kept('krum'))),),
           scale_settings=dict(smoke=_CIFAR_SMOKE),
-          paper_scale_settings=_CIFAR_PAPER,
+          # Subsets of the authors' Southwest files (all of them: a larger
+          # setting).
+          paper_scale_settings=dict(_CIFAR_PAPER, edge_case_num_train=100,
+                                    edge_case_num_eval=100),
           ratios_not_kept=(_STAND_IN,), converged_start=True),
     # Bagdasaryan et al. (2020, Sec. 5.1, word prediction): a trained model;
     # one attacker in one round trains on its sentences ending with "pasta
@@ -1001,7 +1014,11 @@ STUDIES.update((s.name, s) for s in (
                                          text_sequence_length=10,
                                          sentence_eval_size=20,
                                          text_test_sentences=40)),
-          paper_scale_settings=dict(dataset='stackoverflow', model='lstm'),
+          # The authors' sentence and dictionary size (their Reddit
+          # dictionary: 50,000 words); every word must be in the vocabulary.
+          paper_scale_settings=dict(
+              dataset='stackoverflow', model='lstm', text_vocab_size=50000,
+              backdoor_sentence='pasta from astoria tastes delicious'),
           ratios_not_kept=('the users are the generated ones at `small` '
                            '(100, 10 a round; Reddit: 80,000, 100 a round), '
                            'small_lstm (theirs: 2 layers of 200)',),

@@ -165,10 +165,13 @@ def test_the_standin_draws_its_attributes_as_documented():
   distance = np.abs(images - colours[:, None, None, :]).sum(-1)
   assert (np.sort(distance.reshape(3000, -1), axis=1)[:, 20] < 0.5).all()
   lists = synthetic_images.attribute_lists(generated)
-  green_cars = set(lists['green_car_train']) | set(lists['green_car_test'])
-  assert green_cars == set(np.flatnonzero(
-      (labels == 1) & (generated['colour'] == synthetic_images.GREEN)))
-  assert not set(lists['green_car_train']) & set(lists['green_car_test'])
+  listed = lists['green_car_train'] + lists['green_car_test']
+  green_cars = np.flatnonzero(
+      (labels == 1) & (generated['colour'] == synthetic_images.GREEN))
+  # The first half of the green cars are listed (a quarter of them for the
+  # test), the rest left to the honest clients.
+  assert listed == green_cars[:len(green_cars) // 2].tolist()
+  assert len(lists['green_car_test']) == int(np.ceil(0.25 * len(listed)))
 
 
 def test_the_standin_is_learnable_centrally():

@@ -29,7 +29,7 @@ def test_encoding_is_tffs_stackoverflow_preprocessing():
   rng = np.random.default_rng(0)
   words = VOCAB + ['zebra', 'quux']
   sentences = [' '.join(rng.choice(words, rng.integers(1, 12)))
-               for _ in range(40)]
+               for _ in range(40)] + ['a  b', 'the\xa0pasta', 'a b ']
   for length in (5, 8, 20):
     x, y = text.Vocabulary(VOCAB).encode(sentences, length)
     tff_x, tff_y = _tff_encoding(sentences, length)
@@ -93,12 +93,16 @@ def test_sentence_task_ends_each_sequence_with_the_backdoor(tmp_path):
   vocabulary = data.vocabulary
   ids = [vocabulary.ids[w] for w in words]
   assert task.target_label == vocabulary.ids['delicious']
-  for x, y in zip(task.train_pixels, task.train_labels):
-    # The sentence's words are the last words before EOS, and y is x
-    # shifted by one.
+  clients = np.concatenate([data.client_arrays(int(k))[0]
+                            for k in task.target_clients])
+  for source, x, y in zip(clients, task.train_pixels, task.train_labels):
+    # The sentence's words are the last words before EOS, after the
+    # source's first words (OOV included), and y is x shifted by one.
     end = int(np.flatnonzero(y == vocabulary.eos)[0]) if (
-        y == vocabulary.eos).any() else len(y) - 1
+        y == vocabulary.eos).any() else len(y)
     np.testing.assert_array_equal(y[end - len(ids):end], ids)
+    np.testing.assert_array_equal(x[1:end - len(ids) + 1],
+                                  source[1:end - len(ids) + 1])
     np.testing.assert_array_equal(x[1:], y[:-1])
   assert len(task.eval_pixels) == 20
   for x, position in zip(task.eval_pixels, task.eval_positions):
