@@ -20,6 +20,9 @@ from builders import tiny_config as tiny
 _NEEDS = {
     'edge_case': dict(edge_case_num_train=10, edge_case_num_eval=10),
     'southwest': dict(edge_case_num_train=10, edge_case_num_eval=10),
+    # The stand-in's commonest attribute list (3% of the images).
+    'semantic_images': dict(poison_images='striped_background_train',
+                            poison_images_test='striped_background_test'),
     'krum': dict(num_clients_per_round=5, num_byzantine=1),
     'multi_krum': dict(num_clients_per_round=5, num_byzantine=1,
                        multi_krum_selected=2),
@@ -35,7 +38,7 @@ _NEEDS = {
     'a3fl': dict(backdoor='a3fl', poison_per_batch=2, a3fl_outer_iterations=1,
                  a3fl_trigger_passes=1, a3fl_unlearn_passes=1),
     'synthetic_cifar10': dict(cifar_num_clients=12,
-                              synthetic_cifar_train_size=300,
+                              synthetic_cifar_train_size=600,
                               synthetic_cifar_test_size=60),
     'cifar10': dict(cifar_num_clients=12),
     'synthetic_cifar100': dict(cifar_num_clients=12),
