@@ -15,8 +15,8 @@ import tensorflow_federated as tff
 
 from targeted_attack import legacy_keras
 
-MODEL_NAMES = ('cnn', 'small_cnn', 'linear', 'cifar_cnn', 'vgg9', 'lstm',
-               'small_lstm')
+MODEL_NAMES = ('cnn', 'small_cnn', 'linear', 'cifar_cnn', 'vgg9', 'resnet18',
+               'lstm', 'small_lstm')
 # Next-word models: token ids [B, T] in, logits [B, T, V + 4] out.
 TEXT_MODELS = ('lstm', 'small_lstm')
 # EMNIST's images.
@@ -120,7 +120,13 @@ def create_keras_model(name: str = 'cnn', num_classes: int = 10,
   `cifar_cnn`: a CNN for colour images at CPU scales: conv 16·3×3, max-pool,
   conv 32·3×3, max-pool, dropout .25, dense 64, dropout .5, dense
   `num_classes` (80k parameters on 32×32×3). `vgg9`: Wang et al.'s VGG-9
-  (`_vgg9_layers`).
+  (`_vgg9_layers`). `resnet18`: the CIFAR ResNet-18 (a 3×3 stride-1 stem,
+  no max-pool; basic blocks [2, 2, 2, 2] of 64–512 filters; 17 3×3
+  convolutions and a dense layer) with group normalization, as federated
+  CIFAR baselines use it (Hsieh et al. 2020; Reddi et al. 2021): batch
+  normalization's running statistics are not trainable weights, which
+  FedAvg here does not average. Built by TFF's `resnet_models` (v2,
+  pre-activation).
   """
   legacy_keras.require_keras_2()
   init = lambda i: tf.keras.initializers.GlorotUniform(seed=seed + i)
@@ -147,6 +153,15 @@ def create_keras_model(name: str = 'cnn', num_classes: int = 10,
         tf.keras.layers.Dense(embed, kernel_initializer=init(3)),
         tf.keras.layers.Dense(num_classes, kernel_initializer=init(4)),
     ])
+  if name == 'resnet18':
+    from tensorflow_federated.python.simulation.models import resnet_models  # pylint: disable=g-import-not-at-top
+    tf.keras.utils.set_random_seed(seed)  # its initializers are unseeded
+    return resnet_models.create_resnet(
+        shape, num_classes, residual_block=resnet_models.ResidualBlock.BASIC,
+        repetitions=[2, 2, 2, 2], initial_filters=64,
+        initial_strides=(1, 1), initial_kernel_size=(3, 3),
+        initial_max_pooling=False,
+        norm_layer=resnet_models.NormLayer.GROUP_NORM)
   if name == 'linear':
     layers = [tf.keras.layers.Flatten(input_shape=shape),
               tf.keras.layers.Dense(num_classes, kernel_initializer=init(0))]

@@ -928,8 +928,9 @@ STUDIES.update((s.name, s) for s in (
                                         'main_task_at_backdoor_max'))),),
           scale_settings=dict(smoke=dict(_CIFAR_SMOKE,
                                          synthetic_cifar_train_size=1000)),
+          # Their model: ResNet-18 (here with group normalization).
           paper_scale_settings=dict(
-              _CIFAR_PAPER,
+              _CIFAR_PAPER, model='resnet18',
               poison_images='30696,33105,33615,33907,36848,40713,41706',
               poison_images_test='330,568,3934,12336,30560'),
           ratios_not_kept=(_STAND_IN, 'the attacker\'s images: 150 to train '

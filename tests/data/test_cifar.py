@@ -198,6 +198,21 @@ def test_vgg9_has_the_papers_parameter_count():
   assert model(np.zeros((2, 32, 32, 3), np.float32)).shape == (2, 10)
 
 
+def test_resnet18_is_the_cifar_resnet18_with_group_norm():
+  # 17 3×3 convolutions (a 3×3 stem, 8 basic blocks of two) + 1 dense = 18
+  # layers, 1×1 projections where the width changes (64→128→256→512), no
+  # batch normalization and nothing untrained (FedAvg averages all of it).
+  model = models.create_keras_model('resnet18', image_shape=(32, 32, 3))
+  kernels = [tuple(layer.kernel_size) for layer in model.layers
+             if isinstance(layer, tf.keras.layers.Conv2D)]
+  assert kernels.count((3, 3)) == 17 and kernels.count((1, 1)) == 3
+  assert sum(isinstance(l, tf.keras.layers.Dense) for l in model.layers) == 1
+  assert not any(isinstance(l, tf.keras.layers.BatchNormalization)
+                 for l in model.layers)
+  assert not model.non_trainable_weights
+  assert model(np.zeros((2, 32, 32, 3), np.float32)).shape == (2, 10)
+
+
 def test_cifar_cnn_parameters_by_formula():
   conv = lambda k, i, o: k * k * i * o + o
   side = ((32 - 2) // 2 - 2) // 2  # two valid 3×3 convolutions, two pools
