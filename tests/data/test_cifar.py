@@ -175,10 +175,10 @@ def test_the_standin_draws_its_attributes_as_documented():
 
 
 def test_the_standin_is_learnable_centrally():
-  # The classes are the silhouettes: a small CNN trained centrally on 2,000
+  # The classes are the silhouettes: a small CNN trained centrally on 1,500
   # images classifies held-out ones far above chance (0.1). (Adam: plain
   # SGD on these uncentred pixels takes about 10 epochs to leave chance.)
-  generated = synthetic_images.generate(2500, seed=6)
+  generated = synthetic_images.generate(2000, seed=6)
   x = generated['images'].astype(np.float32) / 255.0
   y = generated['labels']
   tf.keras.utils.set_random_seed(0)
@@ -186,8 +186,8 @@ def test_the_standin_is_learnable_centrally():
   model.compile(tf.keras.optimizers.Adam(1e-3),
                 tf.keras.losses.SparseCategoricalCrossentropy(True),
                 metrics=['accuracy'])
-  model.fit(x[:2000], y[:2000], batch_size=32, epochs=6, verbose=0)
-  accuracy = model.evaluate(x[2000:], y[2000:], verbose=0)[1]
+  model.fit(x[:1500], y[:1500], batch_size=32, epochs=6, verbose=0)
+  accuracy = model.evaluate(x[1500:], y[1500:], verbose=0)[1]
   assert accuracy > 0.5, accuracy
 
 

@@ -100,8 +100,10 @@ def _cells():
   for setting, names in columns:
     for name in names:
       if all(cell[setting] != name for cell in cells):
-        # Added cells take an attack and a defense (the second cell's).
-        cells.append(_fit(dict(cells[1], **{setting: name}), setting))
+        # Added cells take an attack (the second cell's) and a filtering
+        # defense: the text tasks run under Krum here.
+        base = dict(cells[1], defense='krum')
+        cells.append(_fit(dict(base, **{setting: name}), setting))
   return cells
 
 
