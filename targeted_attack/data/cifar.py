@@ -384,8 +384,7 @@ def load_cifar100(cache_dir: Optional[str] = None,
     train, test = tff.simulation.datasets.cifar100.load_data(
         cache_dir=cache_dir)
   except Exception as e:  # pylint: disable=broad-except
-    where = os.path.join(cache_dir or os.path.join('~', '.tff'),
-                         CIFAR100_FILE)
+    where = emnist_cache.tff_cache_path(cache_dir, CIFAR100_FILE)
     raise federated.DatasetUnavailableError(
         f'could not load TFF\'s federated CIFAR-100 ({type(e).__name__}: '
         f'{e}); TFF reads {where} (the decompressed cifar100.sqlite.lzma); '

@@ -67,11 +67,17 @@ def split_names(only_digits: bool = True) -> tuple:
   return f'{prefix}_train', f'{prefix}_test'
 
 
-def tff_emnist_path(cache_dir: Optional[str] = None) -> str:
-  """<cache_dir or ~/.tff>/emnist_all.sqlite: the path TFF checks first."""
+def tff_cache_path(cache_dir: Optional[str], file_name: str) -> str:
+  """<cache_dir or ~/.tff>/`file_name`: where TFF's dataset loaders look
+  for a decompressed file first."""
   if cache_dir is None:
     cache_dir = os.path.expanduser(TFF_DEFAULT_CACHE_DIR)
-  return os.path.join(cache_dir, TFF_EMNIST_FILE)
+  return os.path.join(cache_dir, file_name)
+
+
+def tff_emnist_path(cache_dir: Optional[str] = None) -> str:
+  """<cache_dir or ~/.tff>/emnist_all.sqlite: the path TFF checks first."""
+  return tff_cache_path(cache_dir, TFF_EMNIST_FILE)
 
 
 def missing_cache_hint(cache_dir: Optional[str] = None) -> str:

@@ -140,8 +140,7 @@ def load_stackoverflow(cache_dir: Optional[str], vocab_size: int,
         cache_dir=cache_dir)
     words = read_word_counts(cache_dir, vocab_size)
   except Exception as e:  # pylint: disable=broad-except
-    where = os.path.join(cache_dir or os.path.join('~', '.tff'),
-                         STACKOVERFLOW_FILE)
+    where = emnist_cache.tff_cache_path(cache_dir, STACKOVERFLOW_FILE)
     raise federated.DatasetUnavailableError(
         f'could not load TFF\'s federated Stack Overflow ({type(e).__name__}'
         f': {e}); TFF reads {where} (the decompressed '

@@ -373,10 +373,15 @@ DIGIT_DATASETS = ('synthetic', 'dirichlet', 'emnist')
 POOL_DATASETS = ('cifar10', 'synthetic_cifar10')
 
 
+def _require_dataset(c, backdoor: str, datasets: tuple, why: str):
+  """ConfigError naming `backdoor` unless the dataset is one of `datasets`."""
+  _require(c.dataset in datasets, 'backdoor',
+           f'`backdoor`={backdoor} {why}; `dataset` must be one of '
+           f'{", ".join(datasets)}, got {c.dataset}.')
+
+
 def _needs_digits(c, backdoor: str):
-  _require(c.dataset in DIGIT_DATASETS, 'backdoor',
-           f'`backdoor`={backdoor} renders digits; `dataset` must be one of '
-           f'{", ".join(DIGIT_DATASETS)}, got {c.dataset}.')
+  _require_dataset(c, backdoor, DIGIT_DATASETS, 'renders digits')
 
 
 # The next-word datasets (token sequences).
@@ -392,9 +397,7 @@ def _needs_images(c, backdoor: str):
 
 
 def _sentence_check(c):
-  _require(c.dataset in TEXT_DATASETS, 'backdoor',
-           f'`backdoor`=sentence is a next-word backdoor; `dataset` must be '
-           f'one of {", ".join(TEXT_DATASETS)}, got {c.dataset}.')
+  _require_dataset(c, 'sentence', TEXT_DATASETS, 'is a next-word backdoor')
   _require(len(c.backdoor_sentence.split()) <= c.text_sequence_length - 1,
            'backdoor_sentence',
            f'`backdoor_sentence` has {len(c.backdoor_sentence.split())} '
@@ -403,9 +406,7 @@ def _sentence_check(c):
 
 
 def _southwest_check(c):
-  _require(c.dataset in POOL_DATASETS, 'backdoor',
-           f'`backdoor`=southwest is a CIFAR-10 edge case; `dataset` must be '
-           f'one of {", ".join(POOL_DATASETS)}, got {c.dataset}.')
+  _require_dataset(c, 'southwest', POOL_DATASETS, 'is a CIFAR-10 edge case')
 
 
 def _semantic_images_check(c):
@@ -416,10 +417,8 @@ def _semantic_images_check(c):
 
 
 def _needs_pool(c, backdoor: str):
-  _require(c.dataset in POOL_DATASETS, 'backdoor',
-           f'`backdoor`={backdoor} takes images by their index in CIFAR-10\'s '
-           f'training set; `dataset` must be one of {", ".join(POOL_DATASETS)}'
-           f', got {c.dataset}.')
+  _require_dataset(c, backdoor, POOL_DATASETS, 'takes images by their index '
+                   'in CIFAR-10\'s training set')
 
 
 

@@ -18,7 +18,6 @@ from targeted_attack.backdoors import semantic
 from targeted_attack.backdoors import triggers
 from targeted_attack.data import cifar
 from targeted_attack.data import synthetic_images
-from targeted_attack.process import batched_training
 from targeted_attack.process import models
 
 
@@ -221,21 +220,6 @@ def test_cifar_cnn_parameters_by_formula():
   model = models.create_keras_model('cifar_cnn', 100,
                                     image_shape=(32, 32, 3))
   assert model.count_params() == expected
-
-
-def test_stacked_forward_pass_of_a_colour_model_is_each_clients():
-  rng = np.random.default_rng(7)
-  keras_models = [models.create_keras_model('cifar_cnn', seed=s,
-                                            image_shape=(32, 32, 3))
-                  for s in range(3)]
-  network = batched_training.StackedSequential(keras_models[0])
-  x = rng.uniform(size=(3, 4, 32, 32, 3)).astype(np.float32)
-  params = [tf.stack(ws) for ws in zip(*(m.trainable_weights
-                                        for m in keras_models))]
-  logits = network(params, tf.constant(x))
-  for k, model in enumerate(keras_models):
-    np.testing.assert_allclose(logits[k], model(x[k], training=False),
-                               rtol=1e-5, atol=1e-5)
 
 
 def test_colour_trigger_whitens_the_patch_on_every_channel():

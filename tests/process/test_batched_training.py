@@ -113,12 +113,17 @@ def test_a_batch_without_rows_is_a_step_as_per_client():
   assert int(metrics.batches[0]) == 3 and int(metrics.examples[0]) == 4
 
 
-@pytest.mark.parametrize('name', ['small_cnn', 'linear'])
-def test_stacked_forward_pass_is_each_clients_keras_model(name):
+@pytest.mark.parametrize('name, image_shape', [
+    ('small_cnn', (28, 28)), ('linear', (28, 28)),
+    ('cifar_cnn', (32, 32, 3))])  # colour: a grouped convolution of 3 inputs
+def test_stacked_forward_pass_is_each_clients_keras_model(name, image_shape):
   rng = np.random.default_rng(1)
-  keras_models = [models.create_keras_model(name, seed=s) for s in range(3)]
+  keras_models = [models.create_keras_model(name, seed=s,
+                                            image_shape=image_shape)
+                  for s in range(3)]
   network = batched_training.StackedSequential(keras_models[0])
-  x = rng.uniform(size=(3, 4, 28, 28, 1)).astype(np.float32)
+  x = rng.uniform(size=(3, 4, *models.input_shape(image_shape))).astype(
+      np.float32)
   params = [tf.stack(ws) for ws in zip(*(m.trainable_weights
                                         for m in keras_models))]
   logits = network(params, tf.constant(x))
