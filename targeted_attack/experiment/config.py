@@ -390,9 +390,11 @@ class ExperimentConfig:
   edge_case_num_train: int = setting(
       100, 'Edge-case images the attacker trains on.', _POS_INT)
   edge_case_dir: Optional[str] = setting(
-      None, 'southwest backdoor: the directory holding Wang et al.\'s '
-      'southwest_images_new_{train,test}.pkl; unset: the CIFAR-10 '
-      'stand-in\'s generated planes.')
+      None, 'The published edge case\'s directory. southwest: Wang et '
+      'al.\'s southwest_images_new_{train,test}.pkl (unset: the CIFAR-10 '
+      'stand-in\'s generated planes); edge_case: ARDIS IV\'s '
+      'ARDIS_{train,test}_2828.csv and _labels.csv, its 7s (unset: '
+      'generated crossbar 7s).')
   edge_case_num_eval: int = setting(
       200, 'Edge-case images backdoor accuracy is measured on.', _POS_INT)
   trigger_amplitude: float = setting(

@@ -19,6 +19,7 @@ Adding a method is its file, one entry here, and its test.
 
 import collections.abc
 import dataclasses
+import os
 from typing import Callable, Optional, Sequence
 
 import tensorflow_federated as tff
@@ -36,6 +37,7 @@ from targeted_attack.backdoors import edge_case
 from targeted_attack.backdoors import semantic
 from targeted_attack.backdoors import sentence
 from targeted_attack.backdoors import triggers
+from targeted_attack.data import ardis
 from targeted_attack.data import cifar
 from targeted_attack.data import dirichlet
 from targeted_attack.data import federated
@@ -405,8 +407,27 @@ def _sentence_check(c):
            f'{c.text_sequence_length - 1}.')
 
 
+def _edge_case_files_check(c, backdoor: str, files: tuple, what: str):
+  """ConfigError naming edge_case_dir where it lacks one of `files`."""
+  if c.edge_case_dir:
+    directory = os.path.expanduser(c.edge_case_dir)
+    missing = [f for f in files
+               if not os.path.isfile(os.path.join(directory, f))]
+    _require(not missing, 'edge_case_dir',
+             f'`edge_case_dir`={c.edge_case_dir}: `backdoor`={backdoor} '
+             f'reads {what} there ({", ".join(files)}); missing '
+             f'{", ".join(missing)}.')
+
+
+def _edge_case_check(c):
+  _needs_digits(c, 'edge_case')
+  _edge_case_files_check(c, 'edge_case', ardis.FILES, 'ARDIS IV\'s files')
+
+
 def _southwest_check(c):
   _require_dataset(c, 'southwest', POOL_DATASETS, 'is a CIFAR-10 edge case')
+  _edge_case_files_check(c, 'southwest', cifar.SOUTHWEST_FILES,
+                         'Wang et al.\'s Southwest pickles')
 
 
 def _semantic_images_check(c):
@@ -445,10 +466,11 @@ BACKDOORS = Registry('backdoor', [
     Entry('edge_case',
           lambda c: edge_case.EdgeCaseBackdoor(
               c.edge_case_num_train, c.edge_case_num_eval, c.edge_case_mix,
-              c.random_seed),
-          'Crossbar 7s → 1 (Wang et al.); edge_case_mix sets how many '
-          'honest writers hold them. Digits only.',
-          check=lambda c: _needs_digits(c, 'edge_case')),
+              c.random_seed, c.edge_case_dir),
+          'Edge-case 7s → 1 (Wang et al.): ARDIS IV\'s 7s from edge_case_dir '
+          '(the real ones), else generated crossbar 7s; edge_case_mix sets '
+          'how many generated writers hold them. Digits only.',
+          check=_edge_case_check),
     Entry('southwest',
           lambda c: edge_case.SouthwestBackdoor(
               c.edge_case_num_train, c.edge_case_num_eval, c.random_seed,
@@ -818,7 +840,7 @@ READS = {
         'semantic_images': ('poison_images', 'poison_images_test',
                             'poison_label'),
         'edge_case': ('edge_case_num_train', 'edge_case_num_eval',
-                      'edge_case_mix'),
+                      'edge_case_mix', 'edge_case_dir'),
         'southwest': ('edge_case_num_train', 'edge_case_num_eval',
                       'edge_case_dir'),
         'trigger': ('task_num', 'trigger_amplitude', 'trigger_placement',
