@@ -13,6 +13,18 @@ from targeted_attack.defenses import clipping
 from targeted_attack.defenses import fast_clipping
 
 
+def sentence_loss(labels, logits):
+  """Per sentence i: Σ_t m_it·CE(y_it, logits_it) / Σ_t m_it, m_it =
+  1[y_it ≠ 0] (PAD), 0 where a sentence has no target; labels [B, T],
+  logits [B, T, V]."""
+  labels = tf.cast(labels, tf.int32)
+  mask = tf.cast(tf.not_equal(labels, 0), logits.dtype)
+  per_token = tf.keras.losses.sparse_categorical_crossentropy(
+      labels, logits, from_logits=True)
+  return tf.math.divide_no_nan(tf.reduce_sum(per_token * mask, axis=1),
+                               tf.reduce_sum(mask, axis=1))
+
+
 @dataclasses.dataclass(frozen=True)
 class DPSGD:
   """DP-SGD on the clients (Abadi et al. 2016; Turner 2019 as a defense).
@@ -23,10 +35,16 @@ class DPSGD:
   (tensorflow_privacy's `GaussianSumQuery`, as `clipping.SeededGaussianSumQuery`
   with its noise drawn from the stateless seed given per step, so a run
   repeats exactly). ℓ_i is the per-example sparse categorical cross-entropy
-  of the model's logits. The clipped sum comes from tensorflow_privacy's fast
+  of the model's logits; on next-word prediction an example is a sentence
+  (x int [B, T]) and ℓ_i = Σ_t m_it·CE_it / Σ_t m_it, its mean over the
+  targets that are not PAD (m_it = 1[y_it ≠ 0]; 0 for a sentence of PAD
+  only), so that without clipping and noise g is the mean over sentences of
+  each sentence's mean-token gradient (the non-private loss weights every
+  token alike). The clipped sum comes from tensorflow_privacy's fast
   gradient clipping (`fast_clipping`) for Keras models of Dense, Embedding and
-  Conv2D layers, else from the per-example Jacobian. The training metrics of
-  a DP pass are those of its own forward pass (training mode).
+  Conv2D layers, else (recurrent models too) from the per-example Jacobian.
+  The training metrics of a DP pass are those of its own forward pass
+  (training mode).
   """
   l2_norm_clip: float
   noise_multiplier: float
@@ -45,13 +63,16 @@ class DPSGD:
     registered (Dense, Embedding, Conv2D); otherwise from the per-example
     Jacobian, vectorized over the batch.
     """
-    labels = tf.reshape(batch['y'], [-1])
-    per_example_loss = lambda y, logits: (
-        tf.keras.losses.sparse_categorical_crossentropy(
-            y, logits, from_logits=True))
+    sentences = batch['x'].shape.rank == 2
+    labels = batch['y'] if sentences else tf.reshape(batch['y'], [-1])
+    per_example_loss = (sentence_loss if sentences else
+                        lambda y, logits: (
+                            tf.keras.losses.sparse_categorical_crossentropy(
+                                y, logits, from_logits=True)))
     flat = tf.nest.flatten(trainable)
     keras_model = fast_clipping.keras_model_of(model)
-    if self.fast_clipping and fast_clipping.supports(keras_model):
+    if (self.fast_clipping and not sentences and
+        fast_clipping.supports(keras_model)):
       summed, logits = fast_clipping.clipped_gradient_sum(
           keras_model, batch['x'], labels, self.l2_norm_clip,
           per_example_loss, flat)

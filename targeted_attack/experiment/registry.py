@@ -644,11 +644,6 @@ def _text_check(c):
   _require(c.model in models.TEXT_MODELS, 'model',
            f'`dataset`={c.dataset} is next-word prediction; `model` must be '
            f'one of {", ".join(models.TEXT_MODELS)}, got {c.model}.')
-  # Client DP-SGD clips per example; a sentence's per-token losses are not
-  # yet one example's (a next step).
-  _require(c.defense != 'dp_sgd', 'defense',
-           f'`defense`=dp_sgd clips per-example gradients of images; '
-           f'`dataset`={c.dataset} (next-word) does not support it yet.')
 
 
 def _image_model_check(c):

@@ -177,3 +177,50 @@ def test_sliced_patches_are_tensorflows_image_patches(padding, strides,
       rates=[1, dilation, dilation, 1], padding=padding.upper())
   np.testing.assert_array_equal(
       fast_clipping._image_patches(x, layer).numpy(), expected.numpy())  # pylint: disable=protected-access
+
+
+def _sentences(n, length, vocab, seed):
+  """Token ids [n, length], the later targets of some sentences PAD (0)."""
+  rng = np.random.RandomState(seed)
+  x = rng.randint(1, vocab, size=(n, length)).astype(np.int32)
+  y = rng.randint(1, vocab, size=(n, length)).astype(np.int32)
+  for i in range(n):
+    y[i, rng.randint(1, length + 1):] = 0
+  y[-1] = 0  # a sentence with no target: no loss, no gradient
+  return x, y
+
+
+@pytest.mark.parametrize('clip', [1e-3, 0.5, 1e6])
+def test_text_dp_sgd_clips_each_sentences_mean_token_gradient(clip):
+  # An example is a sentence: ℓ_i its mean cross-entropy over the non-PAD
+  # targets; g = Σ_i g_i·min(1, C/‖g_i‖) / B with no noise, the g_i taken
+  # one sentence at a time (plain autodiff) and clipped in NumPy.
+  from targeted_attack.process import models  # pylint: disable=g-import-not-at-top
+  vocab, length = 12, 5
+  model = models.build_model_fn('small_lstm', vocab, seed=1,
+                                image_shape=(length,))()
+  keras_model = fast_clipping.keras_model_of(model)
+  x, y = _sentences(4, length, vocab, seed=7)
+  trainable = model.trainable_variables
+  expected = []
+  for i in range(len(x)):
+    with tf.GradientTape() as tape:
+      logits = keras_model(x[i:i + 1], training=True)[0]
+      ce = tf.keras.losses.sparse_categorical_crossentropy(
+          y[i], logits, from_logits=True)
+      mask = (y[i] != 0).astype(np.float32)
+      loss = tf.reduce_sum(ce * mask) / max(mask.sum(), 1.0)
+    grads = [np.zeros(v.shape) if g is None else
+             tf.convert_to_tensor(g).numpy().astype(np.float64)
+             for v, g in zip(trainable, tape.gradient(loss, trainable))]
+    norm = np.sqrt(sum(np.sum(g**2) for g in grads))
+    expected.append([g * min(1.0, clip / max(norm, 1e-12)) for g in grads])
+  expected = [sum(g[k] for g in expected) / len(x)
+              for k in range(len(trainable))]
+  got, logits = dp_sgd.DPSGD(clip, 0.0).gradients_and_outputs(
+      model, collections.OrderedDict(x=tf.constant(x), y=tf.constant(y)),
+      list(trainable), tf.constant([0, 1], tf.int64))
+  assert logits.shape == (4, length, vocab)
+  for a, b in zip(got, expected):
+    np.testing.assert_allclose(tf.convert_to_tensor(a).numpy(), b, rtol=2e-4,
+                               atol=1e-6 * max(np.abs(b).max(), 1e-3))

@@ -116,8 +116,6 @@ def test_task_settings_fail_early_naming_the_setting(tmp_path):
       (dict(dataset='synthetic_cifar10', model='small_lstm'), 'model'),
       (dict(dataset='synthetic_cifar10', backdoor='sentence'), 'backdoor'),
       (dict(dataset='synthetic_text', model='small_lstm', backdoor='sentence',
-            defense='dp_sgd'), 'defense'),
-      (dict(dataset='synthetic_text', model='small_lstm', backdoor='sentence',
             text_sequence_length=4), 'backdoor_sentence'),
       (dict(dataset='stackoverflow', model='small_lstm', backdoor='sentence',
             stackoverflow_cache_dir=str(tmp_path)), 'stackoverflow_cache_dir'),
