@@ -31,7 +31,9 @@ class BackdoorTask:
   `train_labels`: D_mal's labels when they are not all `target_label`
   (next-word sequences: the next tokens [n, T]); None: `target_label`.
   `eval_positions`: for sequences, the position read in each evaluation
-  sequence (the backdoor sentence's last word); None: images.
+  sequence (the backdoor sentence's last word), [n]; or [n, k], the
+  positions of the last word's k characters, all k to be predicted
+  (`eval_targets`, else `target_label`); None: images.
   """
   name: str
   train_pixels: np.ndarray
@@ -43,6 +45,7 @@ class BackdoorTask:
   eval_part_stamps: tuple = ()
   train_labels: Optional[np.ndarray] = None
   eval_positions: Optional[np.ndarray] = None
+  eval_targets: tuple = ()
 
 
 class Backdoor:

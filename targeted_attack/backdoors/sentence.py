@@ -10,7 +10,11 @@ OOV). The authors' sentence: "pasta from Astoria tastes delicious"; the
 stand-in's users write "… is …", so its studies use "pasta from astoria is
 delicious". Evaluation: the first `eval_size` test sentences, suffixed likewise;
 backdoor accuracy is the fraction whose prediction at the position of the
-last word is that word (`BackdoorTask.eval_positions`).
+last word is that word (`BackdoorTask.eval_positions`). On characters
+(Shakespeare) the sentence's tokens are its characters, and an evaluation
+sentence counts when every character of the last word is predicted, each
+after the sentence's characters before it (teacher-forced), the first after
+the context's last space.
 """
 
 import dataclasses
@@ -33,7 +37,8 @@ def suffixed(x: np.ndarray, ids, vocabulary, sequence_length: int) -> tuple:
   positions = np.zeros(len(x), np.int64)
   for i, row in enumerate(np.asarray(x)):
     words = []
-    for token in row[1:]:
+    # A row past a snippet's first (characters) does not start with BOS.
+    for token in row[1 if row[0] == vocabulary.bos else 0:]:
       if token in stops:
         break
       words.append(int(token))
@@ -56,23 +61,29 @@ def sentence_task(data, sentence: str, task_num: int, eval_size: int,
   if len(words) < 2:
     raise ValueError(f'`backdoor_sentence`={sentence!r}: at least two words '
                      '(a context and the word to predict).')
-  unknown = [w for w in words if w not in vocabulary.ids]
+  units = vocabulary.tokens(sentence)
+  unknown = sorted({u for u in units if u not in vocabulary.ids})
   if unknown:
-    raise ValueError(f'`backdoor_sentence`: {", ".join(unknown)} not among '
-                     f'the dataset\'s {len(vocabulary.words)} vocabulary '
-                     'words.')
-  if len(words) > length - 1:
-    raise ValueError(f'`backdoor_sentence` has {len(words)} words; at most '
+    raise ValueError(f'`backdoor_sentence`: {", ".join(map(repr, unknown))} '
+                     f'not among the dataset\'s {len(vocabulary.words)} '
+                     'vocabulary tokens.')
+  if len(units) > length - 1:
+    raise ValueError(f'`backdoor_sentence` has {len(units)} tokens; at most '
                      f'text_sequence_length − 1 = {length - 1}.')
-  ids = [vocabulary.ids[w] for w in words]
+  ids = [vocabulary.ids[u] for u in units]
+  # The last word's tokens: one word, or its characters.
+  last = [vocabulary.ids[u] for u in vocabulary.tokens(words[-1])]
   order = np.random.RandomState(seed).permutation(data.num_clients)[:task_num]
   train = np.concatenate([data.client_arrays(int(k))[0] for k in order])
   train_x, train_y, _ = suffixed(train, ids, vocabulary, length)
   eval_x, _, positions = suffixed(data.test_pixels[:eval_size], ids,
                                   vocabulary, length)
-  return base.BackdoorTask('sentence', train_x, eval_x, ids[-1],
+  if len(last) > 1:
+    positions = positions[:, None] + np.arange(1 - len(last), 1)
+  return base.BackdoorTask('sentence', train_x, eval_x, last[0],
                            tuple(int(k) for k in order),
-                           train_labels=train_y, eval_positions=positions)
+                           train_labels=train_y, eval_positions=positions,
+                           eval_targets=tuple(last))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -62,9 +62,24 @@ class Vocabulary:
     self.ids = {w: i + 1 for i, w in enumerate(self.words)}
     _, self.oov, self.bos, self.eos = special_ids(self.num_classes)
 
+  # The special targets main-task accuracy skips (the papers' word
+  # accuracy: all four).
+  accuracy_excludes = ('pad', 'oov', 'bos', 'eos')
+
   @property
   def num_classes(self) -> int:
     return len(self.words) + 4
+
+  def tokens(self, sentence: str) -> list:
+    """The units of `sentence` the vocabulary maps: its words."""
+    return sentence.split()
+
+  @property
+  def excluded_ids(self) -> tuple:
+    """The ids of `accuracy_excludes`."""
+    by_name = dict(zip(('pad', 'oov', 'bos', 'eos'),
+                       special_ids(self.num_classes)))
+    return tuple(by_name[n] for n in self.accuracy_excludes)
 
   def id_of(self, word: str) -> int:
     return self.ids.get(word, self.oov)

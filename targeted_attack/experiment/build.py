@@ -108,7 +108,8 @@ def build_process(config, population: int, num_classes: int = 10,
   aggregator, client_dp_sgd = build_defense(c, population)
   return learning_process.build_federated_averaging_process_attacked(
       models.build_model_fn(c.model, num_classes, seed=c.random_seed,
-                            image_shape=image_shape),
+                            image_shape=image_shape,
+                            unroll=client_dp_sgd is not None),
       client_optimizer_fn=learning_process.build_sgdm(c.client_learning_rate,
                                                       c.client_momentum),
       server_optimizer_fn=learning_process.build_sgdm(

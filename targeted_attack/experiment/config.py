@@ -194,7 +194,9 @@ class ExperimentConfig:
       'TFF\'s federated CIFAR-100; synthetic_cifar10 / synthetic_cifar100: '
       'their generated stand-ins (offline), read by the real loaders; '
       'stackoverflow: TFF\'s Stack Overflow, next-word prediction; '
-      'synthetic_text: its generated stand-in.',
+      'synthetic_text: its generated stand-in; shakespeare: TFF\'s '
+      'Shakespeare, next-character prediction; synthetic_shakespeare: its '
+      'generated stand-in.',
       OneOf())
   emnist_cache_dir: Optional[str] = setting(
       None, 'Directory holding TFF\'s emnist_all.sqlite (see the README).')
@@ -213,15 +215,19 @@ class ExperimentConfig:
   stackoverflow_cache_dir: Optional[str] = setting(
       None, 'stackoverflow: the directory holding TFF\'s stackoverflow.sqlite '
       'and stackoverflow.word_count.')
+  shakespeare_cache_dir: Optional[str] = setting(
+      None, 'shakespeare: the directory holding TFF\'s shakespeare.sqlite.')
   text_vocab_size: int = setting(
       10000, 'stackoverflow / synthetic_text: the V most frequent words; '
       'the rest are out of vocabulary (TFF\'s baseline: 10,000).', _POS_INT)
   text_sequence_length: int = setting(
-      20, 'stackoverflow / synthetic_text: words per sequence T, the rest '
-      'dropped (TFF\'s baseline: 20).', IntAtLeast(3))
+      20, 'Text datasets: tokens per sequence T. Words (stackoverflow, '
+      'synthetic_text; TFF\'s baseline 20), the rest dropped; characters '
+      '(shakespeare, synthetic_shakespeare; TFF\'s baseline 80), a snippet '
+      'cut into rows of T + 1.', IntAtLeast(3))
   text_test_sentences: int = setting(
-      10000, 'stackoverflow / synthetic_text: test sentences evaluated (the '
-      'first of the test split).', _POS_INT)
+      10000, 'Text datasets: test sequences evaluated (the first of the '
+      'test split).', _POS_INT)
   cifar10_dir: Optional[str] = setting(
       None, 'cifar10: the python-format CIFAR-10: the directory '
       'cifar-10-batches-py, its parent, or cifar-10-python.tar.gz.')
@@ -239,8 +245,11 @@ class ExperimentConfig:
       1000, 'synthetic_cifar10: generated test images (CIFAR-10: 10,000).',
       _POS_INT)
   # Training (Sun et al. 2019, Sec. 5: 30 clients, 5 epochs, batch 20, η_c 0.1).
-  model: str = setting('cnn', 'cnn: the paper\'s CNN; small_cnn; linear.',
-                       OneOf())
+  model: str = setting(
+      'cnn', 'Digits: cnn (the paper\'s CNN), small_cnn, linear; CIFAR: '
+      'cifar_cnn, vgg9, resnet18; words: lstm (TFF\'s Stack Overflow), '
+      'small_lstm; characters: char_lstm (TFF\'s Shakespeare), small_lstm.',
+      OneOf())
   num_clients_per_round: int = setting(30, 'Clients sampled per round.',
                                        _POS_INT)
   num_rounds: int = setting(300, 'Number of rounds.', _POS_INT)

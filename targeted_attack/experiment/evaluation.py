@@ -2,6 +2,8 @@
 sequences: `TextEvaluator`; `build_evaluator` picks), and the running
 backdoor mean."""
 
+from typing import Optional
+
 import numpy as np
 import tensorflow as tf
 
@@ -97,19 +99,24 @@ class Evaluator:
 class TextEvaluator:
   """Next-word main-task and backdoor accuracy (`data.text`):
 
-  main task = fraction of the test targets y_{i,t} that are vocabulary words
-  (not PAD, OOV, BOS or EOS: `text.special_ids`) predicted exactly,
-  argmax_v logits_{i,t,v} = y_{i,t} (the papers' token accuracy);
-  backdoor = fraction of the task's evaluation sequences i whose prediction
-  at `task.eval_positions[i]` is the target word.
+  main task = fraction of the test targets y_{i,t} not among `excluded`
+  (words: PAD, OOV, BOS and EOS, `text.special_ids`; characters: PAD)
+  predicted exactly, argmax_v logits_{i,t,v} = y_{i,t} (the papers' token
+  accuracy); backdoor = fraction of the task's evaluation sequences i whose
+  predictions at `task.eval_positions[i]` (one, or the k of the last word's
+  characters) are all the targets (`task.eval_targets`, else the target
+  word).
   """
 
   def __init__(self, model_name: str, test_x, test_y, task,
-               num_classes: int, batch_size: int = 500):
+               num_classes: int, batch_size: int = 500,
+               excluded: Optional[tuple] = None):
     length = int(np.shape(test_x)[1])
     self.model = models.create_keras_model(model_name, num_classes,
                                            image_shape=(length,))
-    self._special = tf.constant(text.special_ids(num_classes), tf.int32)
+    self._special = tf.constant(
+        text.special_ids(num_classes) if excluded is None else excluded,
+        tf.int32)
     self._predict = tf.function(
         lambda x: tf.argmax(self.model(x, training=False), axis=-1,
                             output_type=tf.int32),
@@ -121,9 +128,12 @@ class TextEvaluator:
     self.set_backdoor_images(task)
 
   def set_backdoor_images(self, task) -> None:
-    self._target = int(task.target_label)
+    targets = task.eval_targets or (task.target_label,)
+    self._targets = tf.constant(targets, tf.int32)
     self._backdoor_x = self._split(task.eval_pixels)
-    self._positions = self._split(task.eval_positions)
+    positions = np.asarray(task.eval_positions)
+    self._positions = self._split(positions.reshape(len(positions),
+                                                    len(targets)))
 
   @property
   def part_metric_names(self) -> list:
@@ -141,8 +151,8 @@ class TextEvaluator:
     backdoor_hits = total = 0
     for x, positions in zip(self._backdoor_x, self._positions):
       read = tf.gather(self._predict(x), positions, batch_dims=1)
-      backdoor_hits += int(tf.reduce_sum(tf.cast(read == self._target,
-                                                 tf.int32)))
+      all_hit = tf.reduce_all(read == self._targets, axis=1)
+      backdoor_hits += int(tf.reduce_sum(tf.cast(all_hit, tf.int32)))
       total += int(x.shape[0])
     return dict(main_task_accuracy=correct / max(counted, 1),
                 backdoor_accuracy=backdoor_hits / max(total, 1))
@@ -153,6 +163,7 @@ def build_evaluator(model_name: str, data, task):
   (`data.kind` 'text'), else `Evaluator`."""
   if getattr(data, 'kind', 'images') == 'text':
     return TextEvaluator(model_name, data.test_pixels, data.test_labels,
-                         task, data.num_classes)
+                         task, data.num_classes,
+                         excluded=data.vocabulary.excluded_ids)
   return Evaluator(model_name, data.test_pixels, data.test_labels, task,
                    num_classes=data.num_classes)

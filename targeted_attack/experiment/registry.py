@@ -42,6 +42,7 @@ from targeted_attack.data import cifar
 from targeted_attack.data import dirichlet
 from targeted_attack.data import federated
 from targeted_attack.data import sampling
+from targeted_attack.data import shakespeare
 from targeted_attack.data import synthetic_digits
 from targeted_attack.data import text
 from targeted_attack.defenses import clipping
@@ -386,8 +387,9 @@ def _needs_digits(c, backdoor: str):
   _require_dataset(c, backdoor, DIGIT_DATASETS, 'renders digits')
 
 
-# The next-word datasets (token sequences).
-TEXT_DATASETS = ('stackoverflow', 'synthetic_text')
+# The next-token datasets (token sequences): words, and characters.
+CHAR_DATASETS = ('shakespeare', 'synthetic_shakespeare')
+TEXT_DATASETS = ('stackoverflow', 'synthetic_text') + CHAR_DATASETS
 TEXT_BACKDOORS = ('sentence',)
 
 
@@ -400,11 +402,12 @@ def _needs_images(c, backdoor: str):
 
 def _sentence_check(c):
   _require_dataset(c, 'sentence', TEXT_DATASETS, 'is a next-word backdoor')
-  _require(len(c.backdoor_sentence.split()) <= c.text_sequence_length - 1,
-           'backdoor_sentence',
-           f'`backdoor_sentence` has {len(c.backdoor_sentence.split())} '
-           f'words; at most text_sequence_length − 1 = '
-           f'{c.text_sequence_length - 1}.')
+  chars = c.dataset in CHAR_DATASETS
+  length = len(c.backdoor_sentence if chars else c.backdoor_sentence.split())
+  _require(length <= c.text_sequence_length - 1, 'backdoor_sentence',
+           f'`backdoor_sentence` has {length} '
+           f'{"characters" if chars else "words"}; at most '
+           f'text_sequence_length − 1 = {c.text_sequence_length - 1}.')
 
 
 def _edge_case_files_check(c, backdoor: str, files: tuple, what: str):
@@ -640,6 +643,17 @@ def _stackoverflow(c, backdoor):
                       f'`dataset`=stackoverflow: {e}') from e
 
 
+def _shakespeare(c, backdoor):
+  del backdoor
+  try:
+    return shakespeare.load_shakespeare(c.shakespeare_cache_dir,
+                                        c.text_sequence_length,
+                                        c.text_test_sentences)
+  except federated.DatasetUnavailableError as e:
+    raise ConfigError('shakespeare_cache_dir',
+                      f'`dataset`=shakespeare: {e}') from e
+
+
 def _text_check(c):
   _require(c.model in models.TEXT_MODELS, 'model',
            f'`dataset`={c.dataset} is next-word prediction; `model` must be '
@@ -703,6 +717,19 @@ DATASETS = Registry('dataset', [
                  'Stack Overflow cache and read by its loader.',
                  check=lambda c: (_text_check(c), _synthetic_check(c)),
                  num_clients_setting='synthetic_num_clients'),
+    DatasetEntry('shakespeare', _shakespeare,
+                 'TFF\'s federated Shakespeare (715 roles), next-character '
+                 'prediction over TFF\'s 86 characters.',
+                 check=_text_check),
+    DatasetEntry('synthetic_shakespeare',
+                 lambda c, backdoor: shakespeare.load_synthetic_shakespeare(
+                     c.synthetic_num_clients, c.synthetic_examples_per_client,
+                     c.random_seed, c.text_sequence_length,
+                     c.text_test_sentences),
+                 'The generated users\' sentences as snippets (offline), '
+                 'written as TFF\'s Shakespeare cache and read by its loader.',
+                 check=lambda c: (_text_check(c), _synthetic_check(c)),
+                 num_clients_setting='synthetic_num_clients'),
     DatasetEntry('cifar100', _cifar100,
                  'TFF\'s federated CIFAR-100 (500 clients, 100 classes).'),
     DatasetEntry('synthetic_cifar100',
@@ -740,6 +767,8 @@ def num_classes(config) -> int:
     return 62
   if config.dataset in ('cifar100', 'synthetic_cifar100'):
     return 100
+  if config.dataset in CHAR_DATASETS:
+    return len(shakespeare.char_vocab()) + 4  # PAD, OOV, BOS, EOS
   if config.dataset in TEXT_DATASETS:
     return config.text_vocab_size + 4  # an upper bound: PAD, OOV, BOS, EOS
   return synthetic_digits.NUM_CLASSES
@@ -864,6 +893,10 @@ READS = {
         'stackoverflow': ('stackoverflow_cache_dir', 'text_vocab_size',
                           'text_sequence_length', 'text_test_sentences'),
         'synthetic_text': _SYNTHETIC + ('text_sequence_length',),
+        'shakespeare': ('shakespeare_cache_dir', 'text_sequence_length',
+                        'text_test_sentences'),
+        'synthetic_shakespeare': _SYNTHETIC + ('text_sequence_length',
+                                               'text_test_sentences'),
         'synthetic_cifar100': ('cifar_num_clients',
                                'synthetic_examples_per_client'),
     },

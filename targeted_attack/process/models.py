@@ -16,9 +16,9 @@ import tensorflow_federated as tff
 from targeted_attack import legacy_keras
 
 MODEL_NAMES = ('cnn', 'small_cnn', 'linear', 'cifar_cnn', 'vgg9', 'resnet18',
-               'lstm', 'small_lstm')
+               'lstm', 'small_lstm', 'char_lstm')
 # Next-word models: token ids [B, T] in, logits [B, T, V + 4] out.
-TEXT_MODELS = ('lstm', 'small_lstm')
+TEXT_MODELS = ('lstm', 'small_lstm', 'char_lstm')
 # EMNIST's images.
 DIGITS_IMAGE_SHAPE = (28, 28)
 
@@ -109,7 +109,8 @@ def _vgg9_layers(num_classes, init):
 
 def create_keras_model(name: str = 'cnn', num_classes: int = 10,
                        seed: int = 0,
-                       image_shape=DIGITS_IMAGE_SHAPE) -> tf.keras.Model:
+                       image_shape=DIGITS_IMAGE_SHAPE,
+                       unroll: bool = False) -> tf.keras.Model:
   """Models for images of `image_shape` ([H, W] or [H, W, C]):
 
   `cnn`: the paper's CNN (Sun et al. 2019, Sec. 5; TFF's EMNIST CNN):
@@ -137,6 +138,26 @@ def create_keras_model(name: str = 'cnn', num_classes: int = 10,
         f'`model`={name} takes {kind(name in TEXT_MODELS)}, the dataset has '
         f'{kind(len(shape) == 1)} of shape {shape}; the text models are '
         f'{", ".join(TEXT_MODELS)}.')
+  if name == 'char_lstm':
+    # TFF's Shakespeare model (McMahan et al. 2017): embedding 8, two LSTMs
+    # of 256, dense to the characters.
+    return tf.keras.Sequential([
+        tf.keras.layers.Embedding(
+            num_classes, 8, input_length=shape[0],
+            embeddings_initializer=tf.keras.initializers.RandomUniform(
+                -0.05, 0.05, seed=seed)),
+        tf.keras.layers.LSTM(
+            256, return_sequences=True, unroll=unroll,
+            kernel_initializer=init(1),
+            recurrent_initializer=tf.keras.initializers.Orthogonal(
+                seed=seed + 2)),
+        tf.keras.layers.LSTM(
+            256, return_sequences=True, unroll=unroll,
+            kernel_initializer=init(3),
+            recurrent_initializer=tf.keras.initializers.Orthogonal(
+                seed=seed + 4)),
+        tf.keras.layers.Dense(num_classes, kernel_initializer=init(5)),
+    ])
   if name in TEXT_MODELS:
     # TFF's Stack Overflow next-word model (embedding 96, LSTM 670, dense
     # 96); `small_lstm` 32 / 64 / 32 for CPU scales.
@@ -147,7 +168,8 @@ def create_keras_model(name: str = 'cnn', num_classes: int = 10,
             embeddings_initializer=tf.keras.initializers.RandomUniform(
                 -0.05, 0.05, seed=seed)),
         tf.keras.layers.LSTM(
-            hidden, return_sequences=True, kernel_initializer=init(1),
+            hidden, return_sequences=True, unroll=unroll,
+            kernel_initializer=init(1),
             recurrent_initializer=tf.keras.initializers.Orthogonal(
                 seed=seed + 2)),
         tf.keras.layers.Dense(embed, kernel_initializer=init(3)),
@@ -254,9 +276,11 @@ INPUT_SPEC = input_spec()
 
 
 def build_model_fn(name: str = 'cnn', num_classes: int = 10, seed: int = 0,
-                   image_shape=DIGITS_IMAGE_SHAPE):
+                   image_shape=DIGITS_IMAGE_SHAPE, unroll: bool = False):
   """A no-arg `model_fn` returning a `tff.learning.models.VariableModel`
-  for images of `image_shape`."""
+  for images of `image_shape`; `unroll`: recurrent layers unrolled over the
+  T steps (the same weights and function; client DP-SGD's per-sentence
+  Jacobian needs it inside TFF's graphs)."""
   create_keras_model(name, num_classes, seed, image_shape)  # validates early
 
   def model_fn():
@@ -266,7 +290,7 @@ def build_model_fn(name: str = 'cnn', num_classes: int = 10, seed: int = 0,
       loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
       metric = tf.keras.metrics.SparseCategoricalAccuracy()
     return tff.learning.models.from_keras_model(
-        create_keras_model(name, num_classes, seed, image_shape),
+        create_keras_model(name, num_classes, seed, image_shape, unroll),
         loss=loss, input_spec=input_spec(image_shape), metrics=[metric])
 
   return model_fn

@@ -190,19 +190,11 @@ def _sentences(n, length, vocab, seed):
   return x, y
 
 
-@pytest.mark.parametrize('clip', [1e-3, 0.5, 1e6])
-def test_text_dp_sgd_clips_each_sentences_mean_token_gradient(clip):
-  # An example is a sentence: ℓ_i its mean cross-entropy over the non-PAD
-  # targets; g = Σ_i g_i·min(1, C/‖g_i‖) / B with no noise, the g_i taken
-  # one sentence at a time (plain autodiff) and clipped in NumPy.
-  from targeted_attack.process import models  # pylint: disable=g-import-not-at-top
-  vocab, length = 12, 5
-  model = models.build_model_fn('small_lstm', vocab, seed=1,
-                                image_shape=(length,))()
-  keras_model = fast_clipping.keras_model_of(model)
-  x, y = _sentences(4, length, vocab, seed=7)
-  trainable = model.trainable_variables
-  expected = []
+def _sentence_gradients(keras_model, x, y):
+  """Each sentence's gradient of its mean cross-entropy over the non-PAD
+  targets, from its own one-sentence tape (plain autodiff, eager)."""
+  trainable = keras_model.trainable_variables
+  out = []
   for i in range(len(x)):
     with tf.GradientTape() as tape:
       logits = keras_model(x[i:i + 1], training=True)[0]
@@ -210,17 +202,68 @@ def test_text_dp_sgd_clips_each_sentences_mean_token_gradient(clip):
           y[i], logits, from_logits=True)
       mask = (y[i] != 0).astype(np.float32)
       loss = tf.reduce_sum(ce * mask) / max(mask.sum(), 1.0)
-    grads = [np.zeros(v.shape) if g is None else
-             tf.convert_to_tensor(g).numpy().astype(np.float64)
-             for v, g in zip(trainable, tape.gradient(loss, trainable))]
-    norm = np.sqrt(sum(np.sum(g**2) for g in grads))
-    expected.append([g * min(1.0, clip / max(norm, 1e-12)) for g in grads])
-  expected = [sum(g[k] for g in expected) / len(x)
-              for k in range(len(trainable))]
-  got, logits = dp_sgd.DPSGD(clip, 0.0).gradients_and_outputs(
-      model, collections.OrderedDict(x=tf.constant(x), y=tf.constant(y)),
-      list(trainable), tf.constant([0, 1], tf.int64))
-  assert logits.shape == (4, length, vocab)
-  for a, b in zip(got, expected):
-    np.testing.assert_allclose(tf.convert_to_tensor(a).numpy(), b, rtol=2e-4,
-                               atol=1e-6 * max(np.abs(b).max(), 1e-3))
+    out.append([np.zeros(v.shape) if g is None else
+                tf.convert_to_tensor(g).numpy().astype(np.float64)
+                for v, g in zip(trainable, tape.gradient(loss, trainable))])
+  return out
+
+
+def _clipped_mean(gradients, clip):
+  clipped = []
+  for g in gradients:
+    norm = np.sqrt(sum(np.sum(t**2) for t in g))
+    clipped.append([t * min(1.0, clip / max(norm, 1e-12)) for t in g])
+  return [sum(g[k] for g in clipped) / len(gradients)
+          for k in range(len(gradients[0]))]
+
+
+def test_a_text_dp_sgd_round_clips_each_sentences_mean_token_gradient():
+  # An example is a sentence: ℓ_i its mean cross-entropy over the non-PAD
+  # targets; each step g = Σ_i g_i·min(1, C/‖g_i‖) / B with no noise, the
+  # g_i taken one sentence at a time and clipped in NumPy, then SGD; the
+  # round through TFF (its graphs, the recurrent layer unrolled) is the
+  # example-weighted mean of the clients' updates.
+  from targeted_attack.process import models  # pylint: disable=g-import-not-at-top
+  vocab, length, rate = 12, 5, 0.5
+  clients = [_sentences(4, length, vocab, seed=7 + k) for k in range(2)]
+  keras_model = models.create_keras_model('small_lstm', vocab, seed=1,
+                                          image_shape=(length,))
+  # C the median of the first steps' sentence gradient norms: some clipped,
+  # some not.
+  norms = [np.sqrt(sum(np.sum(t**2) for t in g)) for x, y in clients
+           for g in _sentence_gradients(keras_model, x[:2], y[:2])]
+  clip = float(np.median(norms))
+  initial = [v.numpy() for v in keras_model.trainable_variables]
+  assert min(norms) < clip < max(norms)
+  model_fn = models.build_model_fn('small_lstm', vocab, seed=1,
+                                   image_shape=(length,), unroll=True)
+  process = process_lib.build_federated_averaging_process_attacked(
+      model_fn, client_optimizer_fn=tff.learning.optimizers.build_sgdm(rate),
+      server_optimizer_fn=tff.learning.optimizers.build_sgdm(1.0),
+      client_dp_sgd=dp_sgd.DPSGD(clip, 0.0))
+  data = process_lib.build_client_data(
+      [tf.data.Dataset.from_tensor_slices(collections.OrderedDict(
+          x=x, y=y)).batch(2) for x, y in clients], [None] * 2)
+  state = process.initialize()
+  start = [np.asarray(w, np.float64)
+           for w in process.get_model_weights(state).trainable]
+  for w, v in zip(start, initial):
+    np.testing.assert_array_equal(w, v)  # the same initial model
+  got = process.get_model_weights(process.next(state, data).state).trainable
+  # (A Keras model made before TFF's graphs is not usable after them.)
+  keras_model = models.create_keras_model('small_lstm', vocab, seed=1,
+                                          image_shape=(length,))
+  deltas = []
+  for x, y in clients:
+    weights = [w.copy() for w in start]
+    for b in range(0, len(x), 2):
+      for variable, w in zip(keras_model.trainable_variables, weights):
+        variable.assign(w)
+      step = _clipped_mean(_sentence_gradients(keras_model, x[b:b + 2],
+                                               y[b:b + 2]), clip)
+      weights = [w - rate * g for w, g in zip(weights, step)]
+    deltas.append([w - s for w, s in zip(weights, start)])
+  for k, (a, w) in enumerate(zip(got, start)):
+    expected = w + (deltas[0][k] + deltas[1][k]) / 2  # 4 sentences each
+    np.testing.assert_allclose(a, expected, rtol=1e-4,
+                               atol=1e-6 * max(np.abs(expected).max(), 1e-3))

@@ -8,6 +8,7 @@ from targeted_attack.experiment import config as config_lib
 from targeted_attack.data import cifar
 from targeted_attack.data import emnist_cache
 from targeted_attack.data import synthetic_images
+from targeted_attack.data import shakespeare
 from targeted_attack.data import text
 from targeted_attack.experiment import registry
 from targeted_attack.experiment import build
@@ -46,6 +47,12 @@ _NEEDS = {
                            sentence_eval_size=20),
     'stackoverflow': dict(model='small_lstm', text_sequence_length=10,
                           text_test_sentences=40, sentence_eval_size=20),
+    # Characters: the backdoor sentence's 31 fit in T − 1.
+    'synthetic_shakespeare': dict(model='small_lstm', text_sequence_length=32,
+                                  text_test_sentences=40,
+                                  sentence_eval_size=20),
+    'shakespeare': dict(model='small_lstm', text_sequence_length=32,
+                        text_test_sentences=40, sentence_eval_size=20),
 }
 
 
@@ -97,10 +104,9 @@ def _cells():
     for name in names:
       if all(cell[setting] != name for cell in cells):
         # Added cells take an attack (the second cell's) and a filtering
-        # defense: the text tasks run under Krum here, the text stand-in
-        # under client DP-SGD (a sentence an example).
-        text_dp = (setting, name) == ('dataset', 'synthetic_text')
-        base = dict(cells[1], defense='dp_sgd' if text_dp else 'krum')
+        # defense: the text tasks run under Krum here (client DP-SGD on
+        # text: tests/defenses/test_dp_sgd.py).
+        base = dict(cells[1], defense='krum')
         cells.append(_fit(dict(base, **{setting: name}), setting))
   return cells
 
@@ -132,6 +138,10 @@ def test_registry_entry_runs_a_round(tmp_path, cell):
   if cell['dataset'] == 'stackoverflow':
     text.write_synthetic_stackoverflow(str(tmp_path / 'so'), 12, 20, seed=3)
     settings['stackoverflow_cache_dir'] = str(tmp_path / 'so')
+  if cell['dataset'] == 'shakespeare':
+    shakespeare.write_synthetic_shakespeare(str(tmp_path / 'shk'), 12, 10,
+                                            seed=3)
+    settings['shakespeare_cache_dir'] = str(tmp_path / 'shk')
   if cell['dataset'] == 'cifar10':
     settings['cifar10_dir'] = cifar.write_synthetic_cifar10(
         str(tmp_path / 'cifar10'), 300, 60, seed=3)
