@@ -36,7 +36,7 @@ class DPSGD:
   with its noise drawn from the stateless seed given per step, so a run
   repeats exactly). ℓ_i is the per-example sparse categorical cross-entropy
   of the model's logits; on next-word prediction an example is a sentence
-  (x int [B, T]) and ℓ_i = Σ_t m_it·CE_it / Σ_t m_it, its mean over the
+  (x int ids [B, T]) and ℓ_i = Σ_t m_it·CE_it / Σ_t m_it, its mean over the
   targets that are not PAD (m_it = 1[y_it ≠ 0]; 0 for a sentence of PAD
   only), so that without clipping and noise g is the mean over sentences of
   each sentence's mean-token gradient (the non-private loss weights every
@@ -63,7 +63,8 @@ class DPSGD:
     registered (Dense, Embedding, Conv2D); otherwise from the per-example
     Jacobian, vectorized over the batch.
     """
-    sentences = batch['x'].shape.rank == 2
+    # Token ids [B, T] (text); images and features are floats.
+    sentences = batch['x'].dtype.is_integer and batch['x'].shape.rank == 2
     labels = batch['y'] if sentences else tf.reshape(batch['y'], [-1])
     per_example_loss = (sentence_loss if sentences else
                         lambda y, logits: (

@@ -1,0 +1,138 @@
+r"""The `paper` scale's cost per study, from a measured SGD step of its model.
+
+  .venv/bin/python -m benchmarks.task_cost                  # every task study
+  .venv/bin/python -m benchmarks.task_cost --studies=wang_southwest --steps=20
+
+For each study (default: those on CIFAR-10 and text, whose `paper` scale
+needs a GPU), its `paper`-scale runs (`runner.plan`) give the model, batch
+size B, local epochs E, clients per round K, rounds R, cells and seeds; the
+real dataset's mean examples per client n (CIFAR-10: 50,000 over
+`cifar_num_clients`; Stack Overflow: 135,818,730 sentences over 342,477
+users; EMNIST digits: 341,873 over 3,383 writers). It times the model's
+compiled training step (forward, backward, SGD) on one batch of B random
+inputs on this device, the median of --steps after a warm-up, and prints per
+study one JSON line:
+
+  client seconds = ⌈n / B⌉ · E · step seconds
+  round seconds  = K · client seconds                (clients one by one)
+  run hours      = R · round seconds / 3600
+  study hours    = the rounds of all its runs (cells × seeds, and a
+                   converged start's clean runs) · round seconds / 3600
+
+a lower bound: the attacked process adds its overhead (aggregation,
+evaluation, attacks; `benchmarks.round_time`'s a/c ratio on digits), and
+the malicious clients' longer training.
+"""
+
+import json
+import math
+import os
+import statistics
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import targeted_attack  # pylint: disable=g-import-not-at-top,unused-import  # Keras 2 before TF loads
+import numpy as np  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+from targeted_attack.process import models  # pylint: disable=g-import-not-at-top
+from targeted_attack.reproduce import runner  # pylint: disable=g-import-not-at-top
+from targeted_attack.reproduce import studies as studies_lib  # pylint: disable=g-import-not-at-top
+
+TASK_STUDIES = ('bagdasaryan_cifar_semantic', 'wang_southwest',
+                'bagdasaryan_word') + tuple(
+                    s for s in studies_lib.STUDIES if s.endswith('_cifar10'))
+
+flags.DEFINE_list('studies', list(TASK_STUDIES), 'Studies to cost.')
+flags.DEFINE_integer('steps', 10, 'Timed training steps (after a warm-up).')
+
+# (input shape, classes, mean training examples per client) of the real
+# datasets at the `paper` scale.
+_STACKOVERFLOW_SENTENCES, _STACKOVERFLOW_USERS = 135_818_730, 342_477
+_EMNIST_DIGITS, _EMNIST_WRITERS = 341_873, 3_383
+
+
+def task_shape(settings: dict) -> tuple:
+  """(input shape, classes, examples per client) of a run's dataset."""
+  dataset = settings.get('dataset', 'emnist')
+  if dataset == 'cifar10':
+    return (32, 32, 3), 10, 50_000 / settings.get('cifar_num_clients', 100)
+  if dataset == 'stackoverflow':
+    length = settings.get('text_sequence_length', 20)
+    return ((length,), settings.get('text_vocab_size', 10_000) + 4,
+            _STACKOVERFLOW_SENTENCES / _STACKOVERFLOW_USERS)
+  if dataset == 'emnist':
+    return (28, 28), 10, _EMNIST_DIGITS / _EMNIST_WRITERS
+  raise ValueError(f'{dataset}: no paper-scale size known.')
+
+
+def step_seconds(model_name: str, shape: tuple, classes: int,
+                 batch_size: int, steps: int) -> float:
+  """Median seconds of one compiled SGD step of `model_name` on a batch."""
+  model = models.create_keras_model(model_name, classes, image_shape=shape)
+  rng = np.random.default_rng(0)
+  if len(shape) == 1:
+    x = tf.constant(rng.integers(1, classes, (batch_size, *shape)), tf.int32)
+    y = tf.constant(rng.integers(1, classes, (batch_size, *shape)), tf.int32)
+  else:
+    x = tf.constant(rng.random((batch_size, *models.input_shape(shape))),
+                    tf.float32)
+    y = tf.constant(rng.integers(0, classes, (batch_size,)), tf.int32)
+  optimizer = tf.keras.optimizers.SGD(0.1)
+  loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+  @tf.function
+  def step():
+    with tf.GradientTape() as tape:
+      loss = loss_fn(y, model(x, training=True))
+    optimizer.apply_gradients(zip(
+        tape.gradient(loss, model.trainable_variables),
+        model.trainable_variables))
+    return loss
+
+  step().numpy()  # warm-up: trace and compile
+  times = []
+  for _ in range(steps):
+    start = time.perf_counter()
+    step().numpy()
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def study_cost(name: str, steps: int) -> dict:
+  study = studies_lib.STUDIES[name]
+  with tempfile.TemporaryDirectory() as tmp:
+    runs = runner.plan([study], 'paper', tmp)
+  cell = next(r for r in runs if r.study == name).settings
+  shape, classes, per_client = task_shape(cell)
+  batch, epochs = cell.get('batch_size', 20), cell.get('num_epochs', 5)
+  seconds = step_seconds(cell['model'], shape, classes, batch, steps)
+  client = math.ceil(per_client / batch) * epochs * seconds
+  round_seconds = cell['num_clients_per_round'] * client
+  run_hours = cell['num_rounds'] * round_seconds / 3600
+  # A converged start's clean runs have their own rounds.
+  total_rounds = sum(r.settings['num_rounds'] for r in runs)
+  return dict(study=name, device=tf.test.gpu_device_name() or 'CPU',
+              model=cell['model'], batch_size=batch, local_epochs=epochs,
+              examples_per_client=round(per_client, 1),
+              clients_per_round=cell['num_clients_per_round'],
+              rounds=cell['num_rounds'], runs=len(runs),
+              step_seconds=round(seconds, 5),
+              round_seconds=round(round_seconds, 2),
+              run_hours=round(run_hours, 2),
+              study_hours=round(total_rounds * round_seconds / 3600, 1))
+
+
+def main(argv):
+  del argv
+  for name in flags.FLAGS.studies:
+    print(json.dumps(study_cost(name, flags.FLAGS.steps)), flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)
