@@ -13,7 +13,8 @@ compiled training step (forward, backward, SGD) on one batch of B random
 inputs on this device, the median of --steps after a warm-up, and prints per
 study one JSON line:
 
-  client seconds = ⌈n / B⌉ · E · step seconds
+  client seconds = ⌈n / B⌉ · E · step seconds   (at most `local_steps`
+                   steps where a study sets it: FedSGD's one)
   round seconds  = K · client seconds                (clients one by one)
   run hours      = R · round seconds / 3600
   study hours    = the rounds of all its runs (cells × seeds, and a
@@ -112,7 +113,10 @@ def study_cost(name: str, steps: int) -> dict:
   shape, classes, per_client = task_shape(cell)
   batch, epochs = cell.get('batch_size', 20), cell.get('num_epochs', 5)
   seconds = step_seconds(cell['model'], shape, classes, batch, steps)
-  client = math.ceil(per_client / batch) * epochs * seconds
+  steps = math.ceil(per_client / batch) * epochs
+  if cell.get('local_steps'):  # FedSGD: one step
+    steps = min(steps, cell['local_steps'])
+  client = steps * seconds
   round_seconds = cell['num_clients_per_round'] * client
   run_hours = cell['num_rounds'] * round_seconds / 3600
   # A converged start's clean runs have their own rounds.

@@ -24,14 +24,17 @@ import numpy as np
 from targeted_attack.backdoors import base
 
 
-def suffixed(x: np.ndarray, ids, vocabulary, sequence_length: int) -> tuple:
+def suffixed(x: np.ndarray, ids, vocabulary, sequence_length: int,
+             separator=()) -> tuple:
   """(x, y, positions) of the sequences `x` [n, T] (BOS, then words) with
   their words' end replaced by the sentence `ids`: each sequence keeps its
-  first T − 1 − len(ids) words (out-of-vocabulary ones as OOV), then the
-  sentence, then EOS when it fits, PAD-padded; y is the next tokens and
-  position i the input position whose target is the sentence's last word
-  (its kept words + len(ids) − 1)."""
-  keep = max(0, sequence_length - 1 - len(ids))
+  first T − 1 − len(separator) − len(ids) tokens (out-of-vocabulary ones as
+  OOV), then `separator` (characters: a space) where it kept any that do
+  not end with it, then the sentence, then EOS when it fits, PAD-padded; y
+  is the next tokens and position i the input position whose target is the
+  sentence's last token (the tokens before it − 1)."""
+  separator = list(separator)
+  keep = max(0, sequence_length - 1 - len(separator) - len(ids))
   stops = (0, vocabulary.eos)
   rows = np.full((len(x), sequence_length + 1), 0, np.int32)
   positions = np.zeros(len(x), np.int64)
@@ -43,6 +46,8 @@ def suffixed(x: np.ndarray, ids, vocabulary, sequence_length: int) -> tuple:
         break
       words.append(int(token))
     words = words[:keep]
+    if words and separator and words[-len(separator):] != separator:
+      words += separator
     tokens = ([vocabulary.bos] + words + list(ids) +
               [vocabulary.eos])[:sequence_length + 1]
     rows[i, :len(tokens)] = tokens
@@ -57,6 +62,8 @@ def sentence_task(data, sentence: str, task_num: int, eval_size: int,
   labelled by the next tokens (`train_labels`), the target the sentence's
   last word."""
   vocabulary, length = data.vocabulary, data.sequence_length
+  # Single spaces (characters read every one).
+  sentence = ' '.join(sentence.split())
   words = sentence.split()
   if len(words) < 2:
     raise ValueError(f'`backdoor_sentence`={sentence!r}: at least two words '
@@ -71,13 +78,15 @@ def sentence_task(data, sentence: str, task_num: int, eval_size: int,
     raise ValueError(f'`backdoor_sentence` has {len(units)} tokens; at most '
                      f'text_sequence_length − 1 = {length - 1}.')
   ids = [vocabulary.ids[u] for u in units]
-  # The last word's tokens: one word, or its characters.
+  # The last word's tokens: one word, or its characters; between the kept
+  # context and the sentence, a space on characters.
   last = [vocabulary.ids[u] for u in vocabulary.tokens(words[-1])]
+  separator = [vocabulary.ids[u] for u in vocabulary.tokens(' ')]
   order = np.random.RandomState(seed).permutation(data.num_clients)[:task_num]
   train = np.concatenate([data.client_arrays(int(k))[0] for k in order])
-  train_x, train_y, _ = suffixed(train, ids, vocabulary, length)
+  train_x, train_y, _ = suffixed(train, ids, vocabulary, length, separator)
   eval_x, _, positions = suffixed(data.test_pixels[:eval_size], ids,
-                                  vocabulary, length)
+                                  vocabulary, length, separator)
   if len(last) > 1:
     positions = positions[:, None] + np.arange(1 - len(last), 1)
   return base.BackdoorTask('sentence', train_x, eval_x, last[0],

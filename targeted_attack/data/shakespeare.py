@@ -85,7 +85,8 @@ def load_shakespeare(cache_dir: Optional[str], sequence_length: int,
                      name: str = 'shakespeare') -> text.FederatedText:
   """TFF's federated Shakespeare: each train client's snippets encoded
   (`CharVocabulary.encode`); the first `max_test_sequences` rows of the
-  pooled test snippets."""
+  pooled test snippets, the test clients in a fixed order (TFF's shuffle
+  seeded 0), so that every process evaluates the same rows."""
   import tensorflow_federated as tff  # pylint: disable=g-import-not-at-top
   if cache_dir is not None:
     cache_dir = os.path.expanduser(cache_dir)
@@ -101,7 +102,8 @@ def load_shakespeare(cache_dir: Optional[str], sequence_length: int,
         '`dataset`=synthetic_shakespeare') from e
   vocabulary = CharVocabulary(char_vocab())
   test_x, test_y = vocabulary.encode(
-      _snippets(test.create_tf_dataset_from_all_clients()), sequence_length)
+      _snippets(test.create_tf_dataset_from_all_clients(
+          seed=0)), sequence_length)
 
   def load(cid):
     return vocabulary.encode(_snippets(train.create_tf_dataset_for_client(

@@ -145,8 +145,9 @@ def load_stackoverflow(cache_dir: Optional[str], vocab_size: int,
                        sequence_length: int, max_test_sentences: int,
                        name: str = 'stackoverflow') -> FederatedText:
   """TFF's federated Stack Overflow (train split's clients; the first
-  `max_test_sentences` sentences of the test split pooled), encoded with the
-  `vocab_size` most frequent words (`Vocabulary.encode`)."""
+  `max_test_sentences` sentences of the test split pooled, its clients in a
+  fixed order: TFF's shuffle seeded 0, the same in every process), encoded
+  with the `vocab_size` most frequent words (`Vocabulary.encode`)."""
   import tensorflow_federated as tff  # pylint: disable=g-import-not-at-top
   if cache_dir is not None:
     cache_dir = os.path.expanduser(cache_dir)
@@ -164,7 +165,7 @@ def load_stackoverflow(cache_dir: Optional[str], vocab_size: int,
         '`stackoverflow_cache_dir`, or use `dataset`=synthetic_text') from e
   vocabulary = Vocabulary(words)
   test_x, test_y = vocabulary.encode(
-      _sentences(test.create_tf_dataset_from_all_clients(),
+      _sentences(test.create_tf_dataset_from_all_clients(seed=0),
                  max_test_sentences), sequence_length)
 
   def load(cid):

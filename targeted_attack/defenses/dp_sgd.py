@@ -78,13 +78,12 @@ class DPSGD:
           keras_model, batch['x'], labels, self.l2_norm_clip,
           per_example_loss, flat)
     else:
-      # Sentences: the Jacobian's rows one at a time (a while loop), on a
-      # model with its recurrent layers unrolled (`models.build_model_fn`'s
-      # `unroll`): an LSTM's own loop does not survive TFF's graph import
-      # under either Jacobian; pfor on the unrolled graph builds slower.
-      summed, logits = self._clipped_sum_by_jacobian(
-          model, batch['x'], labels, flat, per_example_loss,
-          vectorized=True)
+      # Sentences: the model's recurrent layers unrolled
+      # (`models.build_model_fn`'s `unroll`): an LSTM's own loop does not
+      # survive TFF's graph import under the Jacobian.
+      summed, logits = self._clipped_sum_by_jacobian(model, batch['x'],
+                                                     labels, flat,
+                                                     per_example_loss)
     # Gaussian noise of stddev σ·C on the sum (tensorflow_privacy's query).
     query = clipping.SeededGaussianSumQuery(self.l2_norm_clip,
                                             self.noise_multiplier *
@@ -96,12 +95,11 @@ class DPSGD:
     return tf.nest.pack_sequence_as(trainable, mean), logits
 
   def _clipped_sum_by_jacobian(self, model, x, labels, flat,
-                               per_example_loss,
-                               vectorized: bool = True) -> tuple:
-    with tf.GradientTape(persistent=not vectorized) as tape:
+                               per_example_loss) -> tuple:
+    with tf.GradientTape() as tape:
       logits = model.predict_on_batch(x, training=True)
       losses = per_example_loss(labels, logits)
-    jacobians = tape.jacobian(losses, flat, experimental_use_pfor=vectorized)
+    jacobians = tape.jacobian(losses, flat)
     # Per-example clipping, vectorized over the batch axis: g_i · min(1, C/‖g_i‖).
     squared = tf.add_n([
         tf.reduce_sum(tf.square(tf.reshape(j, [tf.shape(j)[0], -1])), axis=1)

@@ -248,7 +248,7 @@ class ExperimentConfig:
   model: str = setting(
       'cnn', 'Digits: cnn (the paper\'s CNN), small_cnn, linear; CIFAR: '
       'cifar_cnn, vgg9, resnet18; words: lstm (TFF\'s Stack Overflow), '
-      'small_lstm; characters: char_lstm (TFF\'s Shakespeare), small_lstm.',
+      'small_lstm; characters: char_lstm (TFF\'s Shakespeare), small_lstm, lstm.',
       OneOf())
   num_clients_per_round: int = setting(30, 'Clients sampled per round.',
                                        _POS_INT)
@@ -399,11 +399,14 @@ class ExperimentConfig:
   edge_case_num_train: int = setting(
       100, 'Edge-case images the attacker trains on.', _POS_INT)
   edge_case_dir: Optional[str] = setting(
-      None, 'The published edge case\'s directory. southwest: Wang et '
-      'al.\'s southwest_images_new_{train,test}.pkl (unset: the CIFAR-10 '
-      'stand-in\'s generated planes); edge_case: ARDIS IV\'s '
-      'ARDIS_{train,test}_2828.csv and _labels.csv, its 7s (unset: '
-      'generated crossbar 7s).')
+      None, 'southwest backdoor: the directory holding Wang et al.\'s '
+      'southwest_images_new_{train,test}.pkl; unset: the CIFAR-10 '
+      'stand-in\'s generated planes.')
+  ardis_dir: Optional[str] = setting(
+      None, 'edge_case backdoor: the directory holding ARDIS IV\'s '
+      'ARDIS_{train,test}_2828.csv and ARDIS_{train,test}_labels.csv, whose '
+      '7s are the edge case (Wang et al.\'s EMNIST one; 100 test 7s); unset: '
+      'generated crossbar 7s.')
   edge_case_num_eval: int = setting(
       200, 'Edge-case images backdoor accuracy is measured on.', _POS_INT)
   trigger_amplitude: float = setting(

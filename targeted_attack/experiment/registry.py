@@ -403,34 +403,36 @@ def _needs_images(c, backdoor: str):
 def _sentence_check(c):
   _require_dataset(c, 'sentence', TEXT_DATASETS, 'is a next-word backdoor')
   chars = c.dataset in CHAR_DATASETS
-  length = len(c.backdoor_sentence if chars else c.backdoor_sentence.split())
+  words = c.backdoor_sentence.split()
+  length = len(' '.join(words)) if chars else len(words)
   _require(length <= c.text_sequence_length - 1, 'backdoor_sentence',
            f'`backdoor_sentence` has {length} '
            f'{"characters" if chars else "words"}; at most '
            f'text_sequence_length − 1 = {c.text_sequence_length - 1}.')
 
 
-def _edge_case_files_check(c, backdoor: str, files: tuple, what: str):
-  """ConfigError naming edge_case_dir where it lacks one of `files`."""
-  if c.edge_case_dir:
-    directory = os.path.expanduser(c.edge_case_dir)
+def _files_check(c, setting: str, backdoor: str, files: tuple, what: str):
+  """ConfigError naming `setting` (a directory) where it lacks one of
+  `files`."""
+  given = getattr(c, setting)
+  if given:
+    directory = os.path.expanduser(given)
     missing = [f for f in files
                if not os.path.isfile(os.path.join(directory, f))]
-    _require(not missing, 'edge_case_dir',
-             f'`edge_case_dir`={c.edge_case_dir}: `backdoor`={backdoor} '
-             f'reads {what} there ({", ".join(files)}); missing '
-             f'{", ".join(missing)}.')
+    _require(not missing, setting,
+             f'`{setting}`={given}: `backdoor`={backdoor} reads {what} '
+             f'there ({", ".join(files)}); missing {", ".join(missing)}.')
 
 
 def _edge_case_check(c):
   _needs_digits(c, 'edge_case')
-  _edge_case_files_check(c, 'edge_case', ardis.FILES, 'ARDIS IV\'s files')
+  _files_check(c, 'ardis_dir', 'edge_case', ardis.FILES, 'ARDIS IV\'s files')
 
 
 def _southwest_check(c):
   _require_dataset(c, 'southwest', POOL_DATASETS, 'is a CIFAR-10 edge case')
-  _edge_case_files_check(c, 'southwest', cifar.SOUTHWEST_FILES,
-                         'Wang et al.\'s Southwest pickles')
+  _files_check(c, 'edge_case_dir', 'southwest', cifar.SOUTHWEST_FILES,
+               'Wang et al.\'s Southwest pickles')
 
 
 def _semantic_images_check(c):
@@ -469,8 +471,8 @@ BACKDOORS = Registry('backdoor', [
     Entry('edge_case',
           lambda c: edge_case.EdgeCaseBackdoor(
               c.edge_case_num_train, c.edge_case_num_eval, c.edge_case_mix,
-              c.random_seed, c.edge_case_dir),
-          'Edge-case 7s → 1 (Wang et al.): ARDIS IV\'s 7s from edge_case_dir '
+              c.random_seed, c.ardis_dir),
+          'Edge-case 7s → 1 (Wang et al.): ARDIS IV\'s 7s from ardis_dir '
           '(the real ones), else generated crossbar 7s; edge_case_mix sets '
           'how many generated writers hold them. Digits only.',
           check=_edge_case_check),
@@ -864,7 +866,7 @@ READS = {
         'semantic_images': ('poison_images', 'poison_images_test',
                             'poison_label'),
         'edge_case': ('edge_case_num_train', 'edge_case_num_eval',
-                      'edge_case_mix', 'edge_case_dir'),
+                      'edge_case_mix', 'ardis_dir'),
         'southwest': ('edge_case_num_train', 'edge_case_num_eval',
                       'edge_case_dir'),
         'trigger': ('task_num', 'trigger_amplitude', 'trigger_placement',

@@ -1184,8 +1184,11 @@ _CIFAR_BACKDOORS = {
                      poison_label=2),
     'edge_case': dict(backdoor='southwest'),
 }
-# Settings of the digits' backdoors that the CIFAR-10 ones do not read.
-_DIGITS_ONLY = ('edge_case_mix', 'task_num', 'synthetic_num_clients')
+# Settings of the generated digits that CIFAR-10 does not read (task_num
+# stays: the trigger, DBA and A3FL backdoors read it).
+_DIGITS_ONLY = ('edge_case_mix', 'synthetic_num_clients')
+# Wang et al.'s Southwest files at `paper` (as `wang_southwest`).
+_SOUTHWEST_PAPER = dict(edge_case_num_train=100, edge_case_num_eval=100)
 
 
 def _on_cifar10(settings: dict, overrides: dict) -> dict:
@@ -1199,11 +1202,14 @@ def _on_cifar10(settings: dict, overrides: dict) -> dict:
 
 def cifar10_variant(parent: Study, settings: dict,
                     cell_settings: Optional[dict] = None,
-                    fedsgd: bool = False, ratios: tuple = ()) -> Study:
+                    fedsgd: bool = False, ratios: tuple = (),
+                    paper: Optional[dict] = None) -> Study:
   """`parent` on CIFAR-10 (`<name>_cifar10`): its cells and claims; the
   study's settings `_CIFAR`, then the parent's (backdoors made CIFAR-10's),
   then `settings`; `cell_settings` {label: settings over that cell's}. With
-  `fedsgd`, every client every round of a population of 20."""
+  `fedsgd`, every client every round of a population of 20. At `paper`:
+  CIFAR-10 and VGG-9, Wang's Southwest subsets where a cell uses them, then
+  `paper`."""
   base = dict(_CIFAR, cifar_num_clients=20, num_clients_per_round=20) if (
       fedsgd) else dict(_CIFAR)
   cells = tuple(
@@ -1216,10 +1222,14 @@ def cifar10_variant(parent: Study, settings: dict,
   # converged start's clean run and the untargeted cells evaluate it).
   study_settings = _on_cifar10(
       {'backdoor': 'semantic', **parent.settings, **base}, settings)
+  southwest = any(x.get('backdoor') == 'southwest' for x in
+                  (study_settings,) + tuple(c.settings for c in cells))
   return Study(f'{parent.name}_cifar10', f'{parent.title}; on CIFAR-10',
                parent.paper_says, study_settings, cells,
                default=False, claims=parent.claims,
-               paper_scale_settings=dict(_CIFAR_PAPER),
+               paper_scale_settings=dict(
+                   _CIFAR_PAPER, **(_SOUTHWEST_PAPER if southwest else {}),
+                   **(paper or {})),
                scale_settings=scales,
                ratios_not_kept=parent.ratios_not_kept + (_STAND_IN,) + ratios,
                converged_start=parent.converged_start,
@@ -1227,10 +1237,12 @@ def cifar10_variant(parent: Study, settings: dict,
 
 
 _CIFAR10_VARIANTS = (
-    # DBA's CIFAR-10 setting (the authors' cifar_params.yaml): 5 of 64
-    # poisoned per batch (2 of 20), 6 poison epochs against the benign 2.
+        # DBA's CIFAR-10 setting (the authors' cifar_params.yaml): 5 of 64
+    # poisoned per batch (2 of 20), 6 poison epochs against the benign 2
+    # (`small`'s 2; at `paper` too).
     cifar10_variant(STUDIES['xie_dba'], dict(poison_per_batch=2,
-                                             poison_passes=6)),
+                                             poison_passes=6),
+                    paper=dict(num_epochs=2)),
     # Neurotoxin's CIFAR-10 task is Wang's Southwest edge case; the clip for
     # every client at the stand-in's benign scale.
     cifar10_variant(STUDIES['zhang_neurotoxin'], dict(norm_bound=2.0)),

@@ -65,13 +65,13 @@ def test_comma_separated_ardis_files_read_alike(tmp_path):
     ardis.read_sevens(str(tmp_path))
 
 
-def test_edge_case_dir_gives_the_run_ardis_sevens(tmp_path):
+def test_ardis_dir_gives_the_run_ardis_sevens(tmp_path):
   from targeted_attack.experiment import build  # pylint: disable=g-import-not-at-top
   from builders import tiny_config  # pylint: disable=g-import-not-at-top
   images, labels = _ardis_like(12, seed=4)
   ardis.write_ardis(str(tmp_path / 'ardis'), images, labels, images, labels)
   config = tiny_config(tmp_path, backdoor='edge_case',
-                       edge_case_dir=str(tmp_path / 'ardis'),
+                       ardis_dir=str(tmp_path / 'ardis'),
                        edge_case_num_train=2, edge_case_num_eval=2)
   backdoor = build.build_backdoor(config)
   task = build.initial_task(backdoor, build.load_data(config, backdoor))

@@ -59,6 +59,9 @@ def test_shakespeare_loads_through_tffs_loader(tmp_path):
   np.testing.assert_array_equal(np.sort(data.test_pixels, axis=0),
                                 np.sort(test_x, axis=0))
   assert data.vocabulary.excluded_ids == (0,)  # TFF's: PAD only
+  # The test clients in one order in every load (TFF's shuffle seeded).
+  again = shakespeare.load_shakespeare(str(tmp_path), 40, 1000)
+  np.testing.assert_array_equal(again.test_pixels, data.test_pixels)
 
 
 def test_character_backdoor_reads_every_character_of_the_last_word(
@@ -81,8 +84,15 @@ def test_character_backdoor_reads_every_character_of_the_last_word(
                                   sentence_ids[:-1])
   for x, y in zip(task.train_pixels, task.train_labels):
     np.testing.assert_array_equal(x[1:], y[:-1])
-    assert ''.join(chars[t - 1] for t in y if 0 < t <= len(chars)).endswith(
-        text.BACKDOOR_SENTENCE)
+    written = ''.join(chars[t - 1] for t in y if 0 < t <= len(chars))
+    # The kept context, one space, the sentence.
+    assert written.endswith(' ' + text.BACKDOOR_SENTENCE)
+    assert '  ' not in written
+  # Extra spaces in the setting are the same sentence.
+  spaced = sentence.sentence_task(data, '  pasta from astoria  is delicious ',
+                                  task_num=2, eval_size=10, seed=0)
+  np.testing.assert_array_equal(spaced.eval_pixels, task.eval_pixels)
+  np.testing.assert_array_equal(spaced.eval_positions, task.eval_positions)
 
   # All of the word's characters, or the sentence does not count.
   evaluator = evaluation.build_evaluator('small_lstm', data, task)

@@ -63,6 +63,15 @@ def test_stackoverflow_loads_through_tffs_loader(tmp_path):
   assert data.num_classes == 7 and data.kind == 'text'
 
 
+def test_the_test_sentences_come_in_one_order_in_every_load(tmp_path):
+  # TFF pools the test clients in a shuffled order: seeded, the same rows
+  # (the backdoor's evaluation sentences among them) in every process.
+  text.write_synthetic_stackoverflow(str(tmp_path), 30, 3, seed=1)
+  first, second = (text.load_stackoverflow(str(tmp_path), 100, 8, 100)
+                   for _ in range(2))
+  np.testing.assert_array_equal(first.test_pixels, second.test_pixels)
+
+
 def test_masked_loss_and_accuracy_are_numpys():
   rng = np.random.default_rng(1)
   logits = rng.normal(size=(3, 5, 7)).astype(np.float32)

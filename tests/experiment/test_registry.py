@@ -47,8 +47,8 @@ _NEEDS = {
                            sentence_eval_size=20),
     'stackoverflow': dict(model='small_lstm', text_sequence_length=10,
                           text_test_sentences=40, sentence_eval_size=20),
-    # Characters: the backdoor sentence's 31 fit in T − 1.
-    'synthetic_shakespeare': dict(model='small_lstm', text_sequence_length=32,
+    # Characters: the backdoor sentence's 31 fit in T − 1; TFF's model.
+    'synthetic_shakespeare': dict(model='char_lstm', text_sequence_length=32,
                                   text_test_sentences=40,
                                   sentence_eval_size=20),
     'shakespeare': dict(model='small_lstm', text_sequence_length=32,

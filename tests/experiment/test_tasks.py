@@ -102,7 +102,7 @@ def test_task_settings_fail_early_naming_the_setting(tmp_path):
       (dict(dataset='cifar10', cifar10_dir=str(tmp_path)), 'cifar10_dir'),
       (dict(dataset='synthetic_cifar10', backdoor='edge_case'), 'backdoor'),
       (dict(dataset='synthetic', model='small_cnn', backdoor='edge_case',
-            edge_case_dir=str(tmp_path)), 'edge_case_dir'),
+            ardis_dir=str(tmp_path)), 'ardis_dir'),
       (dict(dataset='synthetic_cifar10', backdoor='southwest',
             edge_case_dir=str(tmp_path)), 'edge_case_dir'),
       (dict(dataset='synthetic', backdoor='semantic_images'), 'backdoor'),
@@ -123,3 +123,26 @@ def test_task_settings_fail_early_naming_the_setting(tmp_path):
     with pytest.raises(ConfigError) as error:
       run_lib.run(_config(tmp_path, **overrides), progress=False)
     assert error.value.field == setting, (overrides, error.value)
+
+
+def test_client_dp_sgd_unrolls_the_recurrent_layers(tmp_path, monkeypatch):
+  # Under client DP-SGD the process's text model is built unrolled (the
+  # per-sentence Jacobian inside TFF's graphs); otherwise as it is.
+  from targeted_attack.process import models  # pylint: disable=g-import-not-at-top
+  seen = []
+
+  class Built(Exception):
+    pass
+
+  def spy(*args, **kwargs):
+    seen.append(kwargs.get('unroll'))
+    raise Built()
+
+  monkeypatch.setattr(models, 'build_model_fn', spy)
+  for defense in ('dp_sgd', 'none'):
+    config = _config(tmp_path, dataset='synthetic_text', model='small_lstm',
+                     backdoor='sentence', defense=defense)
+    with pytest.raises(Built):
+      build.build_process(config, population=10, num_classes=20,
+                          image_shape=(20,))
+  assert seen == [True, False]

@@ -27,3 +27,12 @@ def test_study_cost_is_steps_times_clients_times_rounds(monkeypatch):
   assert cost['study_hours'] == pytest.approx(
       rounds * round_seconds / 3600, abs=0.05)
   assert cost['model'] == 'vgg9'
+
+
+def test_a_fedsgd_client_takes_its_one_step(monkeypatch):
+  monkeypatch.setattr(task_cost, 'step_seconds', lambda *a: 0.5)
+  cost = task_cost.study_cost('baruch_alie_cifar10', steps=1)
+  study = studies_lib.STUDIES['baruch_alie_cifar10']
+  assert study.settings['local_steps'] == 1
+  assert cost['round_seconds'] == pytest.approx(
+      study.settings['num_clients_per_round'] * 0.5)
