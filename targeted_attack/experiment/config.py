@@ -248,7 +248,8 @@ class ExperimentConfig:
   model: str = setting(
       'cnn', 'Digits: cnn (the paper\'s CNN), small_cnn, linear; CIFAR: '
       'cifar_cnn, vgg9, resnet18; words: lstm (TFF\'s Stack Overflow), '
-      'small_lstm; characters: char_lstm (TFF\'s Shakespeare), small_lstm, lstm.',
+      'small_lstm; characters: char_lstm (TFF\'s Shakespeare), small_lstm, '
+      'lstm.',
       OneOf())
   num_clients_per_round: int = setting(30, 'Clients sampled per round.',
                                        _POS_INT)
