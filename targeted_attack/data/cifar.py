@@ -378,18 +378,10 @@ def load_cifar100(cache_dir: Optional[str] = None,
   """TFF's federated CIFAR-100 (500 clients), downloaded or from
   `cache_dir`; 100 classes (the fine labels)."""
   import tensorflow_federated as tff  # pylint: disable=g-import-not-at-top
-  if cache_dir is not None:
-    cache_dir = os.path.expanduser(cache_dir)
-  try:
-    train, test = tff.simulation.datasets.cifar100.load_data(
-        cache_dir=cache_dir)
-  except Exception as e:  # pylint: disable=broad-except
-    where = emnist_cache.tff_cache_path(cache_dir, CIFAR100_FILE)
-    raise federated.DatasetUnavailableError(
-        f'could not load TFF\'s federated CIFAR-100 ({type(e).__name__}: '
-        f'{e}); TFF reads {where} (the decompressed cifar100.sqlite.lzma); '
-        'put it in the directory given as `cifar100_cache_dir`, or use '
-        '`dataset`=synthetic_cifar100') from e
+  train, test = emnist_cache.load_tff_dataset(
+      lambda d: tff.simulation.datasets.cifar100.load_data(cache_dir=d),
+      cache_dir, CIFAR100_FILE, 'CIFAR-100', 'cifar100_cache_dir',
+      'synthetic_cifar100')
   test_images, test_labels = _images_of(
       test.create_tf_dataset_from_all_clients())
 
@@ -417,10 +409,7 @@ def load_synthetic_cifar100(num_clients: int, examples_per_client: int,
     clients.append((str(k if k < num_clients else k - num_clients),
                     generated['images'][rows], generated['labels'][rows],
                     generated['coarse_labels'][rows]))
-  with tempfile.TemporaryDirectory() as tmp:
-    write_cifar100_cache(tmp, clients[:num_clients], clients[num_clients:])
-    data = load_cifar100(tmp, name='synthetic_cifar100')
-    # Read every client now: the file goes with the directory.
-    for k in range(data.num_clients):
-      data.client_arrays(k)
-  return data
+  return federated.read_back(
+      lambda tmp: write_cifar100_cache(tmp, clients[:num_clients],
+                                       clients[num_clients:]),
+      lambda tmp: load_cifar100(tmp, name='synthetic_cifar100'))

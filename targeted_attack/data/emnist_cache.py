@@ -75,6 +75,27 @@ def tff_cache_path(cache_dir: Optional[str], file_name: str) -> str:
   return os.path.join(cache_dir, file_name)
 
 
+def load_tff_dataset(load_data, cache_dir: Optional[str], file_name: str,
+                     title: str, setting: str, stand_in: str,
+                     also: str = ''):
+  """`load_data(cache_dir)` (a TFF loader; `~` expanded) and the directory;
+  any failure a `federated.DatasetUnavailableError` saying where TFF reads
+  the decompressed `file_name` (and `also` beside it), the `setting` that
+  names its directory and the offline `stand_in`."""
+  from targeted_attack.data import federated  # pylint: disable=g-import-not-at-top
+  if cache_dir is not None:
+    cache_dir = os.path.expanduser(cache_dir)
+  try:
+    return load_data(cache_dir)
+  except Exception as e:  # pylint: disable=broad-except
+    where = tff_cache_path(cache_dir, file_name)
+    raise federated.DatasetUnavailableError(
+        f'could not load TFF\'s federated {title} ({type(e).__name__}: {e}); '
+        f'TFF reads {where} (the decompressed {file_name}.lzma){also}; put '
+        f'{"them" if also else "it"} in the directory given as `{setting}`, '
+        f'or use `dataset`={stand_in}') from e
+
+
 def tff_emnist_path(cache_dir: Optional[str] = None) -> str:
   """<cache_dir or ~/.tff>/emnist_all.sqlite: the path TFF checks first."""
   return tff_cache_path(cache_dir, TFF_EMNIST_FILE)

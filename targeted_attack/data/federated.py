@@ -7,6 +7,7 @@ Per-client arrays are cached, so a round's client datasets are cheap views.
 """
 
 import os
+import tempfile
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -92,6 +93,18 @@ def load_synthetic(num_clients: int, examples_per_client: int, seed: int,
       ids, by_id.__getitem__,
       np.concatenate([w.test_pixels for w in writers]),
       np.concatenate([w.test_labels for w in writers]), 'synthetic')
+
+
+def read_back(write, load):
+  """A stand-in: `write(directory)` into a temporary directory, then the
+  real loader's `load(directory)`, every client read before the directory
+  goes."""
+  with tempfile.TemporaryDirectory() as tmp:
+    write(tmp)
+    data = load(tmp)
+    for k in range(data.num_clients):
+      data.client_arrays(k)
+  return data
 
 
 class DatasetUnavailableError(RuntimeError):

@@ -22,7 +22,6 @@ that honest users complete otherwise, here one character at a time.
 """
 
 import os
-import tempfile
 from typing import Optional, Sequence
 
 import numpy as np
@@ -88,18 +87,10 @@ def load_shakespeare(cache_dir: Optional[str], sequence_length: int,
   pooled test snippets, the test clients in a fixed order (TFF's shuffle
   seeded 0), so that every process evaluates the same rows."""
   import tensorflow_federated as tff  # pylint: disable=g-import-not-at-top
-  if cache_dir is not None:
-    cache_dir = os.path.expanduser(cache_dir)
-  try:
-    train, test = tff.simulation.datasets.shakespeare.load_data(
-        cache_dir=cache_dir)
-  except Exception as e:  # pylint: disable=broad-except
-    where = emnist_cache.tff_cache_path(cache_dir, SHAKESPEARE_FILE)
-    raise federated.DatasetUnavailableError(
-        f'could not load TFF\'s federated Shakespeare ({type(e).__name__}: '
-        f'{e}); TFF reads {where} (the decompressed shakespeare.sqlite.lzma); '
-        'put it in the directory given as `shakespeare_cache_dir`, or use '
-        '`dataset`=synthetic_shakespeare') from e
+  train, test = emnist_cache.load_tff_dataset(
+      lambda d: tff.simulation.datasets.shakespeare.load_data(cache_dir=d),
+      cache_dir, SHAKESPEARE_FILE, 'Shakespeare', 'shakespeare_cache_dir',
+      'synthetic_shakespeare')
   vocabulary = CharVocabulary(char_vocab())
   test_x, test_y = vocabulary.encode(
       _snippets(test.create_tf_dataset_from_all_clients(
@@ -157,10 +148,8 @@ def load_synthetic_shakespeare(num_users: int, snippets_per_user: int,
                                ) -> text.FederatedText:
   """The stand-in, written to a temporary directory and read by
   `load_shakespeare` (every client read before the directory goes)."""
-  with tempfile.TemporaryDirectory() as tmp:
-    write_synthetic_shakespeare(tmp, num_users, snippets_per_user, seed)
-    data = load_shakespeare(tmp, sequence_length, max_test_sequences,
-                            name='synthetic_shakespeare')
-    for k in range(data.num_clients):
-      data.client_arrays(k)
-  return data
+  return federated.read_back(
+      lambda tmp: write_synthetic_shakespeare(tmp, num_users,
+                                              snippets_per_user, seed),
+      lambda tmp: load_shakespeare(tmp, sequence_length, max_test_sequences,
+                                   name='synthetic_shakespeare'))

@@ -34,7 +34,6 @@ word-count file and read by `load_stackoverflow`, through TFF's loader.
 
 import collections
 import os
-import tempfile
 from typing import Optional, Sequence
 
 import numpy as np
@@ -149,20 +148,12 @@ def load_stackoverflow(cache_dir: Optional[str], vocab_size: int,
   fixed order: TFF's shuffle seeded 0, the same in every process), encoded
   with the `vocab_size` most frequent words (`Vocabulary.encode`)."""
   import tensorflow_federated as tff  # pylint: disable=g-import-not-at-top
-  if cache_dir is not None:
-    cache_dir = os.path.expanduser(cache_dir)
-  try:
-    train, _, test = tff.simulation.datasets.stackoverflow.load_data(
-        cache_dir=cache_dir)
-    words = read_word_counts(cache_dir, vocab_size)
-  except Exception as e:  # pylint: disable=broad-except
-    where = emnist_cache.tff_cache_path(cache_dir, STACKOVERFLOW_FILE)
-    raise federated.DatasetUnavailableError(
-        f'could not load TFF\'s federated Stack Overflow ({type(e).__name__}'
-        f': {e}); TFF reads {where} (the decompressed '
-        'stackoverflow.sqlite.lzma) and the vocabulary comes from '
-        f'{WORD_COUNT_FILE} beside it; put them in the directory given as '
-        '`stackoverflow_cache_dir`, or use `dataset`=synthetic_text') from e
+  (train, _, test), words = emnist_cache.load_tff_dataset(
+      lambda d: (tff.simulation.datasets.stackoverflow.load_data(cache_dir=d),
+                 read_word_counts(d, vocab_size)),
+      cache_dir, STACKOVERFLOW_FILE, 'Stack Overflow',
+      'stackoverflow_cache_dir', 'synthetic_text',
+      also=f' and the vocabulary comes from {WORD_COUNT_FILE} beside it')
   vocabulary = Vocabulary(words)
   test_x, test_y = vocabulary.encode(
       _sentences(test.create_tf_dataset_from_all_clients(seed=0),
@@ -299,12 +290,10 @@ def load_synthetic_text(num_users: int, sentences_per_user: int, seed: int,
                         sequence_length: int) -> FederatedText:
   """The stand-in, written to a temporary directory and read by
   `load_stackoverflow` (every client read before the directory goes)."""
-  with tempfile.TemporaryDirectory() as tmp:
-    write_synthetic_stackoverflow(tmp, num_users, sentences_per_user, seed)
-    data = load_stackoverflow(tmp, vocab_size=10000,
-                              sequence_length=sequence_length,
-                              max_test_sentences=10000,
-                              name='synthetic_text')
-    for k in range(data.num_clients):
-      data.client_arrays(k)
-  return data
+  return federated.read_back(
+      lambda tmp: write_synthetic_stackoverflow(tmp, num_users,
+                                                sentences_per_user, seed),
+      lambda tmp: load_stackoverflow(tmp, vocab_size=10000,
+                                     sequence_length=sequence_length,
+                                     max_test_sentences=10000,
+                                     name='synthetic_text'))

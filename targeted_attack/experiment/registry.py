@@ -602,12 +602,19 @@ def _synthetic(c, backdoor):
       crossbar_seven_rate=0.03 if rate is None else rate)
 
 
+def _from_cache(c, setting: str, load):
+  """`load()`, a dataset read from TFF's cache: its DatasetUnavailableError
+  a ConfigError naming `setting`, the cache's directory."""
+  try:
+    return load()
+  except federated.DatasetUnavailableError as e:
+    raise ConfigError(setting, f'`dataset`={c.dataset}: {e}') from e
+
+
 def _emnist(c, backdoor):
   del backdoor
-  try:
-    return federated.load_emnist(c.only_digits, c.emnist_cache_dir)
-  except federated.DatasetUnavailableError as e:
-    raise ConfigError('emnist_cache_dir', f'`dataset`=emnist: {e}') from e
+  return _from_cache(c, 'emnist_cache_dir', lambda: federated.load_emnist(
+      c.only_digits, c.emnist_cache_dir))
 
 
 def _synthetic_check(c):
@@ -636,24 +643,18 @@ def _cifar10(c, backdoor):
 
 def _stackoverflow(c, backdoor):
   del backdoor
-  try:
-    return text.load_stackoverflow(c.stackoverflow_cache_dir,
-                                   c.text_vocab_size, c.text_sequence_length,
-                                   c.text_test_sentences)
-  except federated.DatasetUnavailableError as e:
-    raise ConfigError('stackoverflow_cache_dir',
-                      f'`dataset`=stackoverflow: {e}') from e
+  return _from_cache(c, 'stackoverflow_cache_dir',
+                     lambda: text.load_stackoverflow(
+                         c.stackoverflow_cache_dir, c.text_vocab_size,
+                         c.text_sequence_length, c.text_test_sentences))
 
 
 def _shakespeare(c, backdoor):
   del backdoor
-  try:
-    return shakespeare.load_shakespeare(c.shakespeare_cache_dir,
-                                        c.text_sequence_length,
-                                        c.text_test_sentences)
-  except federated.DatasetUnavailableError as e:
-    raise ConfigError('shakespeare_cache_dir',
-                      f'`dataset`=shakespeare: {e}') from e
+  return _from_cache(c, 'shakespeare_cache_dir',
+                     lambda: shakespeare.load_shakespeare(
+                         c.shakespeare_cache_dir, c.text_sequence_length,
+                         c.text_test_sentences))
 
 
 def _text_check(c):
@@ -671,10 +672,8 @@ def _image_model_check(c):
 
 def _cifar100(c, backdoor):
   del backdoor
-  try:
-    return cifar.load_cifar100(c.cifar100_cache_dir)
-  except federated.DatasetUnavailableError as e:
-    raise ConfigError('cifar100_cache_dir', f'`dataset`=cifar100: {e}') from e
+  return _from_cache(c, 'cifar100_cache_dir',
+                     lambda: cifar.load_cifar100(c.cifar100_cache_dir))
 
 
 DATASETS = Registry('dataset', [
