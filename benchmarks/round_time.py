@@ -72,6 +72,8 @@ flags.DEFINE_integer('clients_per_round', 30, 'Clients per round.')
 flags.DEFINE_integer('examples_per_client', 100, 'Examples per client.')
 flags.DEFINE_integer('num_epochs', 5, 'Local epochs.')
 flags.DEFINE_integer('batch_size', 20, 'Batch size.')
+flags.DEFINE_integer('local_steps', 0,
+                     'Local steps per client (0: every batch; 1: FedSGD).')
 flags.DEFINE_string('model', 'cnn', 'cnn | small_cnn | linear.')
 flags.DEFINE_integer('rounds', 5, 'Timed rounds per variant (after warm-up).')
 flags.DEFINE_integer('pool_writers', 60,
@@ -149,7 +151,8 @@ class Clients:
     is_malicious = np.arange(len(sampled)) < num_attackers
     return round_data.round_client_data(self.data, self.task, sampled,
                                       is_malicious, FLAGS.num_epochs,
-                                      FLAGS.batch_size, 0, round_num)
+                                      FLAGS.batch_size, 0, round_num,
+                                      local_steps=FLAGS.local_steps)
 
   def benign_datasets(self, round_num: int) -> list:
     return [c['benign'] for c in self.round_data(round_num, 0)]
@@ -385,7 +388,7 @@ def main(argv):
         clients_per_round=FLAGS.clients_per_round,
         examples_per_client=FLAGS.examples_per_client,
         num_epochs=FLAGS.num_epochs, batch_size=FLAGS.batch_size,
-        rounds=FLAGS.rounds)
+        local_steps=FLAGS.local_steps, rounds=FLAGS.rounds)
     if FLAGS.loops_check:
       _compare_loops(model_fn, report)
     else:
@@ -400,11 +403,14 @@ def main(argv):
       f'CPU ({os.cpu_count()} cores)')
   steps_per_client = FLAGS.num_epochs * -(-FLAGS.examples_per_client //
                                           FLAGS.batch_size)
+  if FLAGS.local_steps:
+    steps_per_client = min(steps_per_client, FLAGS.local_steps)
   report = dict(
       device=device, model=FLAGS.model,
       clients_per_round=FLAGS.clients_per_round,
       examples_per_client=FLAGS.examples_per_client,
       num_epochs=FLAGS.num_epochs, batch_size=FLAGS.batch_size,
+      local_steps=FLAGS.local_steps,
       benign_client_steps_per_round=steps_per_client * FLAGS.clients_per_round)
 
   if FLAGS.memory_check:

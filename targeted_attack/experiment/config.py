@@ -158,8 +158,10 @@ class ExperimentConfig:
       'auto', 'in_process: train a round\'s benign clients as one TensorFlow '
       'computation (process.batched_training) where the model and client '
       'optimizer allow (the reason is logged where not): on; off: each '
-      'client by itself; auto: on where TensorFlow sees a GPU, off on a '
-      'CPU (where it was no faster in a sweep: docs/PERFORMANCE.md). The '
+      'client by itself; auto: on where TensorFlow sees a GPU, and on a CPU '
+      'for models of at most 1M multiply-adds per example (small_cnn, '
+      'linear: faster batched; cnn, cifar_cnn: slower; '
+      'docs/PERFORMANCE.md). The '
       'models agree with per-client training to float rounding '
       '(docs/RUNNING.md). Ignored by tff_cpp.', OneOf())
   gpu_memory_growth: bool = setting(

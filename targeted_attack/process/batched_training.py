@@ -39,6 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from targeted_attack.attacks import base
+from targeted_attack.process import dataset_arrays
 from targeted_attack.process import local_training
 from targeted_attack.process import models
 
@@ -362,9 +363,32 @@ def _trainer_key(model, optimizer):
 
 
 # The settings of `client_batching`: auto (batched where TensorFlow sees a
-# GPU; on a CPU one by one, which was as fast or faster in a sweep:
-# `docs/PERFORMANCE.md`), on, off.
+# GPU, and on a CPU for models of at most `CPU_BATCHING_MAX_MULTIPLY_ADDS`
+# per example), on, off.
 CLIENT_BATCHING = ('auto', 'on', 'off')
+
+# On a CPU, `auto` batches a model of at most this many multiply-adds per
+# example (`multiply_adds_per_example`): there a client's step is short and
+# its per-call overhead is what batching saves. Measured on 2 cores
+# (`docs/PERFORMANCE.md`): `small_cnn` (0.79M) rounds 1.7–1.9× faster
+# batched; `cifar_cnn` (1.24M) 5% and the paper's `cnn` (12M) 17% slower.
+CPU_BATCHING_MAX_MULTIPLY_ADDS = 1_000_000
+
+
+def multiply_adds_per_example(keras_model: tf.keras.Sequential) -> int:
+  """Σ over Conv2D layers of H'·W'·k_h·k_w·C_in·C_out and over Dense layers
+  of I·O: the forward pass's multiply-adds for one example."""
+  total = 0
+  for layer in keras_model.layers:
+    kind = type(layer).__name__
+    if kind == 'Conv2D':
+      _, height, width, out_channels = layer.output_shape
+      kernel_h, kernel_w = layer.kernel_size
+      total += (height * width * kernel_h * kernel_w *
+                int(layer.input_shape[-1]) * out_channels)
+    elif kind == 'Dense':
+      total += int(layer.input_shape[-1]) * layer.units
+  return total
 
 
 def _has_gpu() -> bool:
@@ -383,8 +407,6 @@ def build_trainer(model_fn, optimizer, client_dp_sgd=None,
                      f'got {client_batching!r}.')
   if client_batching == 'off':
     return None, 'client_batching=off'
-  if client_batching == 'auto' and not _has_gpu():
-    return None, 'client_batching=auto and no GPU'
   if strategy is not None and (type(strategy).__call__ is not
                                base.ClientUpdateStrategy.__call__):
     return None, (f'{type(strategy).__name__} overrides how a client is '
@@ -396,6 +418,15 @@ def build_trainer(model_fn, optimizer, client_dp_sgd=None,
   with tf.Graph().as_default():  # the model is built once, for both
     model = model_fn()
     key = _trainer_key(model, optimizer)
+  if client_batching == 'auto' and not _has_gpu():
+    keras_model = getattr(model, '_keras_model', None)
+    if not isinstance(keras_model, tf.keras.Sequential):
+      return None, 'client_batching=auto, no GPU, not a Keras Sequential model'
+    multiply_adds = multiply_adds_per_example(keras_model)
+    if multiply_adds > CPU_BATCHING_MAX_MULTIPLY_ADDS:
+      return None, (f'client_batching=auto, no GPU, and {multiply_adds:,} '
+                    'multiply-adds per example (batched on a CPU up to '
+                    f'{CPU_BATCHING_MAX_MULTIPLY_ADDS:,})')
   trainer = _trainers.get(key) if key is not None else None
   if trainer is None:
     try:
@@ -417,25 +448,49 @@ def pad_client_batches(datasets, x_spec, y_spec) -> tuple:
   """(x [C, S, B, …], y [C, S, B, 1], rows int32 [C, S]): each client's
   batches, in order, zero-padded to the longest client and the largest
   batch; rows[k, s] the rows of client k's batch s (−1: no batch s; a
-  batch of no rows still counts as a step, as in per-client training)."""
-  batches = [list(d.as_numpy_iterator()) for d in datasets]
-  num_steps = max([len(b) for b in batches] + [0])
-  size = max([len(batch['x']) for b in batches for batch in b] + [0])
-  count = len(batches)
+  batch of no rows still counts as a step, as in per-client training).
+
+  A dataset built from arrays (`dataset_arrays.batches_of`) is read from
+  them; any other, element by element."""
+  clients = [_client_batches(d) for d in datasets]
+  num_steps = max([len(rows) for _, _, rows in clients] + [0])
+  size = max([n for _, _, rows in clients for n in rows] + [0])
+  count = len(clients)
   x = np.zeros([count, num_steps, size] + x_spec.shape[1:].as_list(),
                x_spec.dtype.as_numpy_dtype)
   y = np.zeros([count, num_steps, size, 1], y_spec.dtype.as_numpy_dtype)
   rows = np.full([count, num_steps], -1, np.int32)
-  for k, client in enumerate(batches):
-    for s, batch in enumerate(client):
-      n = len(batch['x'])
-      x[k, s, :n] = batch['x']
-      y[k, s, :n] = np.reshape(batch['y'], [n, 1])
+  for k, (client_x, client_y, client_rows) in enumerate(clients):
+    start = 0
+    for s, n in enumerate(client_rows):
+      x[k, s, :n] = client_x[start:start + n]
+      y[k, s, :n] = np.reshape(client_y[start:start + n], [n, 1])
       rows[k, s] = n
+      start += n
   return x, y, rows
 
 
+def _client_batches(dataset) -> tuple:
+  """(x, y, rows of each batch) of one client's batched dataset: x and y its
+  batches' rows concatenated."""
+  recorded = dataset_arrays.batches_of(dataset)
+  if recorded is not None:
+    return recorded.x, recorded.y, recorded.row_counts()
+  batches = list(dataset.as_numpy_iterator())
+  if not batches:
+    return np.zeros([0]), np.zeros([0]), []
+  return (np.concatenate([b['x'] for b in batches]),
+          np.concatenate([b['y'] for b in batches]),
+          [len(b['x']) for b in batches])
+
+
 def _is_empty(dataset) -> bool:
+  recorded = dataset_arrays.elements_of(dataset)
+  if recorded is not None:
+    return not recorded
+  recorded = dataset_arrays.batches_of(dataset)
+  if recorded is not None:
+    return not recorded.row_counts()
   cardinality = int(dataset.cardinality())
   if cardinality >= 0:
     return cardinality == 0
@@ -448,7 +503,10 @@ def _read_context(dataset) -> dict:
   empty."""
   context = dict(seed=np.zeros([2], np.int64), boost_share=np.float32(1.0),
                  client_id=np.int64(-1))
-  for element in dataset.as_numpy_iterator():
+  elements = dataset_arrays.elements_of(dataset)
+  if elements is None:
+    elements = dataset.as_numpy_iterator()
+  for element in elements:
     context = element
   return context
 

@@ -13,15 +13,19 @@ from typing import Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from targeted_attack.process import dataset_arrays
+
 
 def client_context(seed, boost_share: float,
                    client_id: int = -1) -> tf.data.Dataset:
   """A client's one-element context dataset: its int64[2] seed, boost share
   and int64 client id (its index in the population; -1: none)."""
-  return tf.data.Dataset.from_tensors(collections.OrderedDict(
+  element = collections.OrderedDict(
       seed=np.asarray(seed, np.int64).reshape([2]),
       boost_share=np.float32(boost_share),
-      client_id=np.int64(client_id)))
+      client_id=np.int64(client_id))
+  return dataset_arrays.record_elements(
+      tf.data.Dataset.from_tensors(element), [element])
 
 
 def empty_like(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -44,7 +48,8 @@ def empty_like(dataset: tf.data.Dataset) -> tf.data.Dataset:
     row = tf.nest.map_structure(
         lambda s: tf.zeros([1] + s.shape[1:].as_list(), s.dtype),
         dataset.element_spec)
-    empty = tf.data.Dataset.from_tensors(row).unbatch().batch(1).take(0)
+    empty = dataset_arrays.record_elements(
+        tf.data.Dataset.from_tensors(row).unbatch().batch(1).take(0), [])
     if eager:
       _EMPTY_DATASETS[key] = empty
   return empty

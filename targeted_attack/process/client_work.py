@@ -173,8 +173,10 @@ def build_attacked_client_work(
   the in-process context trains a round's benign clients as one computation
   (`batched_training.BenignClientMap`); the malicious ones, and every client
   under another context, run alone. `auto` (the default): `on` where
-  TensorFlow sees a GPU, else `off`. `off`, or a setting without a batched
-  form: every client runs alone, and the reason is logged.
+  TensorFlow sees a GPU, and on a CPU for a model of at most
+  `batched_training.CPU_BATCHING_MAX_MULTIPLY_ADDS` per example, else `off`.
+  `off`, or a setting without a batched form: every client runs alone, and
+  the reason is logged.
 
   Measurements: `train` (the model's metrics over benign training, combined
   over clients by `metrics_aggregator(metric_finalizers)`, as TFF 0.87's

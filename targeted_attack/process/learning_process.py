@@ -291,7 +291,9 @@ def build_federated_averaging_process_attacked(
     client_batching: under the in-process context, whether a round's benign
       clients train as one computation (`process.batched_training`): `on`
       where the model and optimizer allow (else logged, and per client);
-      `auto` (default) as `on` where TensorFlow sees a GPU, else `off`;
+      `auto` (default) as `on` where TensorFlow sees a GPU or the model has
+      at most 1M multiply-adds per example (`small_cnn`, `linear`), else
+      `off`;
       `off`: each client by itself, as under TFF's C++ context.
 
   Returns:

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from targeted_attack.data import root_dataset
 from targeted_attack.process import client_data as client_data_lib
+from targeted_attack.process import dataset_arrays
 from targeted_attack.process import models
 
 
@@ -34,11 +35,10 @@ def client_dataset(pixels: np.ndarray, labels: np.ndarray, num_epochs: int,
           np.int64)
   if local_steps > 0:
     order = order[:local_steps * batch_size]
-  ds = tf.data.Dataset.from_tensor_slices(
-      collections.OrderedDict(
-          x=models.model_input(pixels[order]),
-          y=_as_targets(labels[order])))
-  return ds.batch(batch_size)
+  x = models.model_input(pixels[order])
+  y = _as_targets(labels[order])
+  ds = tf.data.Dataset.from_tensor_slices(collections.OrderedDict(x=x, y=y))
+  return dataset_arrays.record_batches(ds.batch(batch_size), x, y, batch_size)
 
 
 def _as_targets(labels: np.ndarray) -> np.ndarray:

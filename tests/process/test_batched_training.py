@@ -113,6 +113,44 @@ def test_a_batch_without_rows_is_a_step_as_per_client():
   assert int(metrics.batches[0]) == 3 and int(metrics.examples[0]) == 4
 
 
+def test_recorded_arrays_read_as_the_datasets_yield():
+  # The builders record the arrays a dataset is made of; the batched reader
+  # takes them instead of iterating. Each client's batches must be what the
+  # dataset itself yields, read here element by element.
+  rng = np.random.default_rng(4)
+  sizes = [47, 0, 20, 3]  # batches of 20: a partial last one, none, one, one
+  datasets = [round_data.client_dataset(
+      rng.random([n, 28, 28], np.float32), rng.integers(0, 10, n), 2, 20,
+      shuffle_seed=k) for k, n in enumerate(sizes)]
+  x_spec = tf.TensorSpec([None, 28, 28, 1], tf.float32)
+  y_spec = tf.TensorSpec([None, 1], tf.int32)
+  x, y, rows = batched_training.pad_client_batches(datasets, x_spec, y_spec)
+  for k, dataset in enumerate(datasets):
+    batches = list(dataset.as_numpy_iterator())
+    assert rows[k].tolist() == ([len(b['x']) for b in batches] +
+                                [-1] * (rows.shape[1] - len(batches)))
+    for s, batch in enumerate(batches):
+      n = len(batch['x'])
+      np.testing.assert_array_equal(x[k, s, :n], batch['x'])
+      np.testing.assert_array_equal(y[k, s, :n], batch['y'])
+      assert not x[k, s, n:].any() and not y[k, s, n:].any()
+  # A dataset derived from a recorded one carries no record: it is read.
+  derived = [d.map(lambda b: b) for d in datasets]
+  for got, want in zip(batched_training.pad_client_batches(
+      derived, x_spec, y_spec), (x, y, rows)):
+    np.testing.assert_array_equal(got, want)
+  context = process_lib.client_context([3, 4], 0.5, client_id=7)
+  read = batched_training._read_context(context)  # pylint: disable=protected-access
+  assert (read['seed'].tolist(), float(read['boost_share']),
+          int(read['client_id'])) == ([3, 4], 0.5, 7)
+  unrecorded = batched_training._read_context(context.map(lambda e: e))  # pylint: disable=protected-access
+  assert unrecorded['seed'].tolist() == [3, 4]
+  assert batched_training._is_empty(  # pylint: disable=protected-access
+      process_lib.client_data.empty_like(datasets[0]))
+  assert not batched_training._is_empty(datasets[0])  # pylint: disable=protected-access
+  assert batched_training._is_empty(datasets[1])  # pylint: disable=protected-access
+
+
 @pytest.mark.parametrize('name, image_shape', [
     ('small_cnn', (28, 28)), ('linear', (28, 28)),
     ('cifar_cnn', (32, 32, 3))])  # colour: a grouped convolution of 3 inputs
@@ -236,9 +274,18 @@ def test_a_setting_without_a_batched_form_says_why():
   assert 'TwoPasses' in build(builders.model_fn, sgd, strategy=TwoPasses())[1]
   assert build(builders.model_fn, sgd, strategy=attack_base.NoAttack())[1] is (
       None)
+  # auto on a CPU: batched for models of at most 1M multiply-adds per
+  # example (the tests' tiny model, small_cnn), one by one above (cnn).
   on_gpu = bool(tf.config.list_logical_devices('GPU'))
-  assert (build(builders.model_fn, sgd, client_batching='auto')[1] is None
-         ) == on_gpu
+  assert build(builders.model_fn, sgd, client_batching='auto')[1] is None
+  assert build(models.build_model_fn('small_cnn'), sgd,
+               client_batching='auto')[1] is None
+  cnn_reason = build(models.build_model_fn('cnn'), sgd,
+                     client_batching='auto')[1]
+  if on_gpu:
+    assert cnn_reason is None
+  else:
+    assert '11,992,448 multiply-adds' in cnn_reason
 
   def batch_norm_model():
     keras_model = tf.keras.Sequential([
@@ -249,6 +296,25 @@ def test_a_setting_without_a_batched_form_says_why():
             from_logits=True), input_spec=builders.INPUT_SPEC)
 
   assert 'BatchNormalization' in reason(batch_norm_model, sgd)
+
+
+@pytest.mark.parametrize('name, image_shape', [
+    ('small_cnn', (28, 28)), ('cnn', (28, 28)), ('linear', (28, 28)),
+    ('cifar_cnn', (32, 32, 3))])
+def test_multiply_adds_match_tensorflows_count(name, image_shape):
+  # TensorFlow's profiler counts a forward pass's float operations: two per
+  # multiply-add, plus the bias adds, activations and pooling (a few %).
+  model = models.create_keras_model(name, image_shape=image_shape)
+  forward = tf.function(lambda x: model(x, training=False)).get_concrete_function(
+      tf.TensorSpec([1] + list(models.input_shape(image_shape)), tf.float32))
+  profile = tf.compat.v1.profiler.profile(
+      graph=forward.graph, run_meta=tf.compat.v1.RunMetadata(), cmd='op',
+      options=tf.compat.v1.profiler.ProfileOptionBuilder(
+          tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+      ).with_empty_output().build())
+  multiply_adds = batched_training.multiply_adds_per_example(model)
+  assert 2 * multiply_adds <= profile.total_float_ops <= (
+      2.06 * multiply_adds)
 
 
 def test_only_benign_clients_of_the_broadcast_weights_are_batched():
