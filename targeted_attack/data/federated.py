@@ -6,6 +6,7 @@ EMNIST (`load_emnist`) and the generated writer-style digits
 Per-client arrays are cached, so a round's client datasets are cheap views.
 """
 
+import functools
 import os
 import tempfile
 from typing import Callable, Optional, Sequence
@@ -83,16 +84,35 @@ def load_synthetic(num_clients: int, examples_per_client: int, seed: int,
 
   `crossbar_seven_rate`: the fraction of writers whose 7 has a crossbar (the
   edge-case style; 0 makes it a pure tail the honest clients never hold).
+  The arrays of the last two datasets generated in this process are kept
+  (read-only) and shared by the next calls with the same arguments: a
+  sweep's worker runs the cells of one seed one after another.
   """
+  train, test_pixels, test_labels = _generated(
+      num_clients, examples_per_client, seed, crossbar_seven_rate)
+  ids = [f'synthetic_writer_{i:05d}' for i in range(num_clients)]
+  by_id = dict(zip(ids, train))
+  return FederatedDigits(ids, by_id.__getitem__, test_pixels, test_labels,
+                         'synthetic')
+
+
+@functools.lru_cache(maxsize=2)
+def _generated(num_clients: int, examples_per_client: int, seed: int,
+               crossbar_seven_rate: float) -> tuple:
+  """((pixels, labels) per writer, test pixels, test labels), read-only."""
   writers = synthetic_digits.generate_writers(
       num_clients, examples_per_client, seed,
       crossbar_seven_rate=crossbar_seven_rate)
-  ids = [f'synthetic_writer_{i:05d}' for i in range(num_clients)]
-  by_id = {cid: (w.train_pixels, w.train_labels) for cid, w in zip(ids, writers)}
-  return FederatedDigits(
-      ids, by_id.__getitem__,
-      np.concatenate([w.test_pixels for w in writers]),
-      np.concatenate([w.test_labels for w in writers]), 'synthetic')
+  train = tuple((_read_only(w.train_pixels), _read_only(w.train_labels))
+                for w in writers)
+  return (train,
+          _read_only(np.concatenate([w.test_pixels for w in writers])),
+          _read_only(np.concatenate([w.test_labels for w in writers])))
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+  array.setflags(write=False)
+  return array
 
 
 def read_back(write, load):
