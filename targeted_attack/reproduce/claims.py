@@ -311,7 +311,12 @@ def greater(metric: str, a: str, b: str, margin: float,
 
 def decreasing(metric: str, cells: Sequence[str], margin: float,
                floor: Optional[float] = None) -> Check:
-  """Each cell's metric exceeds the next one's (`greater`, pairwise)."""
+  """Each cell's metric exceeds the next one's (`greater`, pairwise).
+
+  Holds only when every pair holds: an intersection–union test, whose level
+  is each pair's 5% with no correction. Does not hold when any pair does
+  not: with k pairs that verdict's family-wise error is up to k · 5%
+  (uncorrected; `docs/RESULTS.md` says so beside the trend claims)."""
   pairs = [greater(metric, x, y, margin, floor)
            for x, y in zip(cells, cells[1:])]
 

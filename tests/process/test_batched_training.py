@@ -18,6 +18,7 @@ from targeted_attack.backdoors import semantic
 from targeted_attack.data import federated
 from targeted_attack.defenses import dp_sgd
 from targeted_attack.process import batched_training
+from targeted_attack.process import dataset_arrays
 from targeted_attack.process import models
 from targeted_attack.process import round_data
 import builders
@@ -122,6 +123,7 @@ def test_recorded_arrays_read_as_the_datasets_yield():
   datasets = [round_data.client_dataset(
       rng.random([n, 28, 28], np.float32), rng.integers(0, 10, n), 2, 20,
       shuffle_seed=k) for k, n in enumerate(sizes)]
+  assert all(dataset_arrays.batches_of(d) is not None for d in datasets)
   x_spec = tf.TensorSpec([None, 28, 28, 1], tf.float32)
   y_spec = tf.TensorSpec([None, 1], tf.int32)
   x, y, rows = batched_training.pad_client_batches(datasets, x_spec, y_spec)
@@ -136,6 +138,7 @@ def test_recorded_arrays_read_as_the_datasets_yield():
       assert not x[k, s, n:].any() and not y[k, s, n:].any()
   # A dataset derived from a recorded one carries no record: it is read.
   derived = [d.map(lambda b: b) for d in datasets]
+  assert all(dataset_arrays.batches_of(d) is None for d in derived)
   for got, want in zip(batched_training.pad_client_batches(
       derived, x_spec, y_spec), (x, y, rows)):
     np.testing.assert_array_equal(got, want)
