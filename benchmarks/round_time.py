@@ -380,6 +380,9 @@ def _compare_loops(model_fn, report):
 def main(argv):
   del argv
   runtime.install_signal_handlers()
+  if FLAGS.torch_anchor and FLAGS.local_steps:
+    raise app.UsageError('--torch_anchor trains full epochs; it does not '
+                         'take --local_steps (set it to 0).')
   if FLAGS.loops_check or FLAGS.contexts:
     model_fn = models.build_model_fn(FLAGS.model)
     report = dict(

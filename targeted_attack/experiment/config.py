@@ -159,8 +159,8 @@ class ExperimentConfig:
       'computation (process.batched_training) where the model and client '
       'optimizer allow (the reason is logged where not): on; off: each '
       'client by itself; auto: on where TensorFlow sees a GPU, and on a CPU '
-      'for models of at most 1M multiply-adds per example (small_cnn, '
-      'linear: faster batched; cnn, cifar_cnn: slower; '
+      'for models of at most 1M multiply-adds per example (small_cnn: '
+      'faster batched, linear by its count; cnn, cifar_cnn: slower; '
       'docs/PERFORMANCE.md). The '
       'models agree with per-client training to float rounding '
       '(docs/RUNNING.md). Ignored by tff_cpp.', OneOf())

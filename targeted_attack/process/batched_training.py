@@ -422,7 +422,11 @@ def build_trainer(model_fn, optimizer, client_dp_sgd=None,
     keras_model = getattr(model, '_keras_model', None)
     if not isinstance(keras_model, tf.keras.Sequential):
       return None, 'client_batching=auto, no GPU, not a Keras Sequential model'
-    multiply_adds = multiply_adds_per_example(keras_model)
+    try:
+      multiply_adds = multiply_adds_per_example(keras_model)
+    except (AttributeError, TypeError, ValueError):  # unbuilt, or H, W unknown
+      return None, ('client_batching=auto, no GPU, and the model\'s '
+                    'multiply-adds per example unknown')
     if multiply_adds > CPU_BATCHING_MAX_MULTIPLY_ADDS:
       return None, (f'client_batching=auto, no GPU, and {multiply_adds:,} '
                     'multiply-adds per example (batched on a CPU up to '

@@ -21,7 +21,7 @@ def client_context(seed, boost_share: float,
   """A client's one-element context dataset: its int64[2] seed, boost share
   and int64 client id (its index in the population; -1: none)."""
   element = collections.OrderedDict(
-      seed=np.asarray(seed, np.int64).reshape([2]),
+      seed=np.array(seed, np.int64).reshape([2]),  # a copy: the record
       boost_share=np.float32(boost_share),
       client_id=np.int64(client_id))
   return dataset_arrays.record_elements(

@@ -290,6 +290,14 @@ def test_a_setting_without_a_batched_form_says_why():
   else:
     assert '11,992,448 multiply-adds' in cnn_reason
 
+    def unbuilt_model():  # its layers' shapes unknown until called
+      keras_model = tf.keras.Sequential([tf.keras.layers.Dense(2)])
+      return tff.learning.models.from_keras_model(
+          keras_model, loss=tf.keras.losses.SparseCategoricalCrossentropy(
+              from_logits=True), input_spec=builders.INPUT_SPEC)
+
+    assert 'unknown' in build(unbuilt_model, sgd, client_batching='auto')[1]
+
   def batch_norm_model():
     keras_model = tf.keras.Sequential([
         tf.keras.layers.Dense(2, input_shape=(3,)),
