@@ -524,9 +524,15 @@ class BenignClientMap:
   unfinalized metrics, ‖Δ‖, the malicious flag and boost share (0, 0), the
   marker."""
 
-  def __init__(self, trainer: BatchedBenignTrainer, weight_by_client_id: bool):
+  def __init__(self, trainer: BatchedBenignTrainer, weight_by_client_id: bool,
+               malicious_train_as_benign: bool = False):
+    """`malicious_train_as_benign`: the strategy's malicious clients train
+    exactly as benign ones (`attacks.base.benign_update`: ALIE's and IPM's,
+    whose update is crafted later from the round's, and `NoAttack`), so they
+    join the batch, flagged malicious with their boost share."""
     self.trainer = trainer
     self.weight_by_client_id = weight_by_client_id
+    self.malicious_train_as_benign = malicious_train_as_benign
     self.marker = None  # set once registered
     self.num_weights = len(trainer.weight_specs)
 
@@ -537,12 +543,14 @@ class BenignClientMap:
     return leaves[self.num_weights:]
 
   def batchable(self, arguments) -> list:
-    """The benign clients (an empty malicious dataset) whose initial weights
-    are the first such client's: one broadcast value, the same objects (a
-    client given other weights runs alone)."""
+    """The benign clients (an empty malicious dataset; every client with
+    `malicious_train_as_benign`) whose initial weights are the first such
+    client's: one broadcast value, the same objects (a client given other
+    weights runs alone)."""
     chosen, reference = [], None
     for leaves in arguments:
-      take = _is_empty(self._datasets(leaves)[1])
+      take = (self.malicious_train_as_benign or
+              _is_empty(self._datasets(leaves)[1]))
       if take:
         weights = leaves[:self.num_weights]
         if reference is None:
@@ -556,6 +564,8 @@ class BenignClientMap:
     benign = [self._datasets(leaves)[0] for leaves in arguments]
     contexts = [_read_context(self._datasets(leaves)[2])
                 for leaves in arguments]
+    malicious = [not _is_empty(self._datasets(leaves)[1])
+                 for leaves in arguments]
     seeds = np.stack([np.asarray(c['seed'], np.int64) for c in contexts])
     x, y, rows = pad_client_batches(benign, self.trainer.x_spec,
                                     self.trainer.y_spec)
@@ -574,7 +584,9 @@ class BenignClientMap:
       for _, names, dtypes in self.trainer.metric_layout:
         leaves += [tf.cast(metrics[n][k], dtype)
                    for n, dtype in zip(names, dtypes)]
-      leaves += [norms[k], tf.constant(0.0), tf.constant(0.0),
+      flag = 1.0 if malicious[k] else 0.0
+      leaves += [norms[k], tf.constant(flag),
+                 tf.constant(float(context['boost_share']) * flag, tf.float32),
                  tf.constant(self.marker)]
       results.append(leaves)
     return results

@@ -130,6 +130,18 @@ def build_client_training(
   return train
 
 
+def _malicious_train_as_benign(strategy) -> bool:
+  """Whether `strategy`'s malicious clients train as benign ones: its
+  `malicious_update` is `OmniscientAttack`'s or `NoAttack`'s (both
+  `base.benign_update` on D_trn), and its call the base class's."""
+  if strategy is None or (type(strategy).__call__ is not
+                          base.ClientUpdateStrategy.__call__):
+    return False
+  method = type(strategy).malicious_update
+  return method in (omniscient.OmniscientAttack.malicious_update,
+                    base.NoAttack.malicious_update)
+
+
 def _register_batched_form(model_fn, client_optimizer, client_dp_sgd,
                            client_weighting, local_loop,
                            client_batching, strategy) -> Optional[bytes]:
@@ -142,7 +154,8 @@ def _register_batched_form(model_fn, client_optimizer, client_dp_sgd,
     return None
   batched = batched_training.BenignClientMap(
       trainer,
-      weight_by_client_id=client_weighting == ClientWeighting.CLIENT_ID)
+      weight_by_client_id=client_weighting == ClientWeighting.CLIENT_ID,
+      malicious_train_as_benign=_malicious_train_as_benign(strategy))
   batched.marker = batching.register(batched)
   return batched.marker
 
@@ -171,8 +184,9 @@ def build_attacked_client_work(
   `client_batching` (`batched_training.CLIENT_BATCHING`): with `on`, where
   `batched_training` supports the model, the optimizer and the settings,
   the in-process context trains a round's benign clients as one computation
-  (`batched_training.BenignClientMap`); the malicious ones, and every client
-  under another context, run alone. `auto` (the default): `on` where
+  (`batched_training.BenignClientMap`), with the malicious ones of a strategy
+  whose attackers train as benign clients (ALIE, IPM, `NoAttack`); other
+  malicious clients, and every client under another context, run alone. `auto` (the default): `on` where
   TensorFlow sees a GPU, and on a CPU for a model of at most
   `batched_training.CPU_BATCHING_MAX_MULTIPLY_ADDS` per example, else `off`.
   `off`, or a setting without a batched form: every client runs alone, and

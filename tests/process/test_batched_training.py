@@ -14,6 +14,7 @@ from targeted_attack import process as process_lib
 from targeted_attack import runtime
 from targeted_attack.attacks import base as attack_base
 from targeted_attack.attacks import boosting
+from targeted_attack.attacks import omniscient
 from targeted_attack.backdoors import semantic
 from targeted_attack.data import federated
 from targeted_attack.defenses import dp_sgd
@@ -235,6 +236,36 @@ def test_a_round_mixing_attackers_matches_the_per_client_round(processes):
   np.testing.assert_allclose(train_a['loss'], train_b['loss'], rtol=1e-5)
   clients_a, clients_b = (o.metrics['client_work']['clients'] for o in (a, b))
   assert clients_a['num_malicious_clients'] == 2
+  for key in clients_a:
+    np.testing.assert_allclose(clients_a[key], clients_b[key], rtol=1e-5)
+
+
+@pytest.mark.parametrize('strategy', [omniscient.IPM(0.5), omniscient.ALIE(1.0)])
+def test_omniscient_attackers_join_the_batch_and_match_per_client(
+    strategy, monkeypatch):
+  # ALIE's and IPM's attackers train as benign clients (their update is
+  # crafted afterwards from the round's): batched with the benign ones,
+  # flagged malicious, the round must match the per-client round.
+  built = {flag: process_lib.build_federated_averaging_process_attacked(
+      models.build_model_fn('small_cnn'),
+      client_optimizer_fn=tff.learning.optimizers.build_sgdm(0.1),
+      client_update_tf=strategy, client_batching='on' if flag else 'off')
+           for flag in (False, True)}
+  client_data = _round_data(6, 2)
+  calls = []
+  start = built[False].initialize()
+  a = built[False].next(start, client_data)
+  original_run = batched_training.BenignClientMap.run
+  monkeypatch.setattr(
+      batched_training.BenignClientMap, 'run', lambda self, arguments: (
+          calls.append(len(arguments)) or original_run(self, arguments)))
+  b = built[True].next(start, client_data)
+  assert calls == [6]  # every client in one batch, the 2 attackers too
+  for u, v in zip(_weights(built[False], a.state),
+                  _weights(built[True], b.state)):
+    np.testing.assert_allclose(u, v, rtol=0, atol=TOLERANCE)
+  clients_a, clients_b = (o.metrics['client_work']['clients'] for o in (a, b))
+  assert clients_b['num_malicious_clients'] == 2
   for key in clients_a:
     np.testing.assert_allclose(clients_a[key], clients_b[key], rtol=1e-5)
 
