@@ -1264,6 +1264,19 @@ _CIFAR10_VARIANTS = (
 )
 STUDIES.update((s.name, s) for s in _CIFAR10_VARIANTS)
 
+# `ozdayi_rlr_cifar10`'s clean run did not train at `small` (the parent's
+# local momentum 0.9 at CIFAR-10's rate 0.1: an effective step of 1.0 for
+# `cifar_cnn`). The same study at rate 0.01 (an effective step of 0.1, the
+# rate the stand-in trains at without momentum), defined after that study's
+# runs and before its own: exploratory, as every bigger run.
+_RLR_CIFAR10 = STUDIES['ozdayi_rlr_cifar10']
+STUDIES['ozdayi_rlr_cifar10_rate_0.01'] = bigger_run(
+    _RLR_CIFAR10, 'ozdayi_rlr_cifar10_rate_0.01',
+    'client rate 0.01 with momentum 0.9 (an effective step of 0.1)',
+    dict(client_learning_rate=0.01),
+    tuple(cell.label for cell in _RLR_CIFAR10.cells),
+    claims_kept=tuple(range(len(_RLR_CIFAR10.claims))))
+
 
 # One table of overrides per scale; `seeds`, `attack_round` (the single
 # shot of bagdasaryan_replacement) and `pretrain_rounds` (a converged start's
