@@ -518,11 +518,12 @@ def _read_context(dataset) -> dict:
 class BenignClientMap:
   """The client-work computation's batched form (`runtime.in_process.
   batching.BatchedMap`): it takes the round's benign clients (an empty
-  malicious dataset), trains them with one `BatchedBenignTrainer` call, and
+  malicious dataset; with `malicious_train_as_benign`, the malicious ones
+  too), trains them with one `BatchedBenignTrainer` call, and
   returns each one's flat result as the per-client computation's
   (`client_work.build_client_training`): the update −Δ, its weight, the
-  unfinalized metrics, ‖Δ‖, the malicious flag and boost share (0, 0), the
-  marker."""
+  unfinalized metrics, ‖Δ‖, the malicious flag and its boost share (0, 0 for
+  a benign client), the marker."""
 
   def __init__(self, trainer: BatchedBenignTrainer, weight_by_client_id: bool,
                malicious_train_as_benign: bool = False):

@@ -133,11 +133,9 @@ def build_client_training(
 def _malicious_train_as_benign(strategy) -> bool:
   """Whether `strategy`'s malicious clients train as benign ones: its
   `malicious_update` is `OmniscientAttack`'s or `NoAttack`'s (both
-  `base.benign_update` on D_trn), and its call the base class's."""
-  if strategy is None or (type(strategy).__call__ is not
-                          base.ClientUpdateStrategy.__call__):
-    return False
-  method = type(strategy).malicious_update
+  `base.benign_update` on D_trn). (A strategy that overrides how a client
+  runs has no batched form: `batched_training.build_trainer`.)"""
+  method = getattr(type(strategy), 'malicious_update', None)
   return method in (omniscient.OmniscientAttack.malicious_update,
                     base.NoAttack.malicious_update)
 
@@ -186,8 +184,8 @@ def build_attacked_client_work(
   the in-process context trains a round's benign clients as one computation
   (`batched_training.BenignClientMap`), with the malicious ones of a strategy
   whose attackers train as benign clients (ALIE, IPM, `NoAttack`); other
-  malicious clients, and every client under another context, run alone. `auto` (the default): `on` where
-  TensorFlow sees a GPU, and on a CPU for a model of at most
+  malicious clients, and every client under another context, run alone.
+  `auto` (the default): `on` where TensorFlow sees a GPU, and on a CPU for a model of at most
   `batched_training.CPU_BATCHING_MAX_MULTIPLY_ADDS` per example, else `off`.
   `off`, or a setting without a batched form: every client runs alone, and
   the reason is logged.

@@ -16,8 +16,9 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-_BATCHES = weakref.WeakKeyDictionary()
-_ELEMENTS = weakref.WeakKeyDictionary()
+# dataset → its `Batches`, or its list of elements (weakly: the record goes
+# with the dataset).
+_RECORDS = weakref.WeakKeyDictionary()
 
 
 class Batches:
@@ -35,30 +36,37 @@ class Batches:
     return [min(b, n - start) for start in range(0, n, b)]
 
 
+def _record(dataset: tf.data.Dataset, record) -> tf.data.Dataset:
+  _RECORDS[dataset] = record
+  return dataset
+
+
+def _record_of(dataset, kind):
+  """`dataset`'s record if it is a `kind`, else None (a tensor, which has no
+  weak reference, has none)."""
+  try:
+    record = _RECORDS.get(dataset)
+  except TypeError:
+    return None
+  return record if isinstance(record, kind) else None
+
+
 def record_batches(dataset: tf.data.Dataset, x: np.ndarray, y: np.ndarray,
                    batch_size: int) -> tf.data.Dataset:
   """Records that `dataset` is `x`, `y` in batches of `batch_size`."""
-  _BATCHES[dataset] = Batches(x, y, batch_size)
-  return dataset
+  return _record(dataset, Batches(x, y, batch_size))
 
 
 def batches_of(dataset) -> Optional[Batches]:
   """The recorded arrays of `dataset`, or None."""
-  try:
-    return _BATCHES.get(dataset)
-  except TypeError:  # not weakly referenceable: a tensor
-    return None
+  return _record_of(dataset, Batches)
 
 
 def record_elements(dataset: tf.data.Dataset, elements: list) -> tf.data.Dataset:
   """Records that `dataset`'s elements are `elements` (dicts of arrays)."""
-  _ELEMENTS[dataset] = list(elements)
-  return dataset
+  return _record(dataset, list(elements))
 
 
 def elements_of(dataset) -> Optional[list]:
   """The recorded elements of `dataset`, or None."""
-  try:
-    return _ELEMENTS.get(dataset)
-  except TypeError:
-    return None
+  return _record_of(dataset, list)
