@@ -50,7 +50,9 @@ def define_flags() -> None:
   flags.DEFINE_string('results_doc', None, 'A Markdown file (e.g. '
                       'docs/RESULTS.md) whose generated claims block (between '
                       '<!-- claims:begin … --> and <!-- claims:end -->) gets '
-                      'the claims.md written.')
+                      'the claims.md written, merged by study: the studies '
+                      'reported replace their own rows, the block keeps the '
+                      'others (of the same scale).')
   flags.DEFINE_string('emnist_cache_dir', None, 'paper scale: the directory '
                       'holding TFF\'s emnist_all.sqlite.')
 

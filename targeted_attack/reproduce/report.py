@@ -273,19 +273,24 @@ def check_claims(study, table: List[dict], runs: Sequence,
           for claim in study.claims]
 
 
+def _tally_sentence(counts: dict) -> str:
+  total = sum(counts.values())
+  return (f'{counts["holds"]} hold, {counts["does not hold"]} do not hold, '
+          f'{counts["cannot tell"]} cannot tell (of {total}). '
+          'A verdict reads the paired differences\' 90% Student-t interval '
+          'over the seeds (each bound a one-sided test at 5%); a control '
+          'not met makes it "cannot tell". Exploratory: the claim was '
+          'defined after its runs, or its study is a bigger run.')
+
+
 def claims_document(scale: str, verdicts: list, studies: Sequence,
                     runs: Sequence, tables: dict) -> str:
   """claims.md: the tally, the claims table, then per study its definition's
   hash, the code versions of its runs, and every cell."""
   counts = claims_lib.tally([j for _, _, j, _, _ in verdicts])
   lines = [f'# Claims at the `{scale}` scale', '',
-           f'{counts["holds"]} hold, {counts["does not hold"]} do not hold, '
-           f'{counts["cannot tell"]} cannot tell (of {len(verdicts)}). '
-           'A verdict reads the paired differences\' 90% Student-t interval '
-           'over the seeds (each bound a one-sided test at 5%); a control '
-           'not met makes it "cannot tell". Exploratory: the claim was '
-           'defined after its runs, or its study is a bigger run.', '',
-           claims_lib.claims_table(verdicts).rstrip('\n'), '',
+           _tally_sentence(counts),
+           '', claims_lib.claims_table(verdicts).rstrip('\n'), '',
            '## Every cell', '']
   for study in studies:
     study_runs = [r for r in runs if r.study == study.name]
@@ -331,18 +336,75 @@ END_MARK = '<!-- claims:end -->'
 
 
 def write_into_document(path: str, text: str) -> None:
-  """Replaces what lies between `BEGIN_MARK` and `END_MARK` in the file at
-  `path` with `text`, its headings two levels down (under the document's
-  own); everything else is kept. ValueError when the file lacks the marks."""
-  text = '\n'.join('##' + line if line.startswith('#') else line
-                   for line in text.split('\n'))
+  """Puts claims.md's `text` between `BEGIN_MARK` and `END_MARK` in the file
+  at `path`, its headings two levels down (under the document's own);
+  everything else is kept. The block is merged by study: the studies in
+  `text` replace their own claims rows and cell sections, the block's other
+  studies (of the same scale) are kept, and the tally is counted again over
+  the merged rows. ValueError when the file lacks the marks."""
   with open(path) as f:
     document = f.read()
   begin, end = document.find(BEGIN_MARK), document.find(END_MARK)
   if begin < 0 or end < begin:
     raise ValueError(f'--results_doc={path}: no {BEGIN_MARK} … {END_MARK} '
                      'block to fill')
+  old = '\n'.join(line[2:] if line.startswith('###') else line for line in
+                  document[begin + len(BEGIN_MARK):end].split('\n'))
+  text = _merge_claims(_parse_claims(old), _parse_claims(text)) or text
+  text = '\n'.join('##' + line if line.startswith('#') else line
+                   for line in text.split('\n'))
   document = (document[:begin + len(BEGIN_MARK)] + '\n' + text.strip('\n') +
               '\n' + document[end:])
   with open(path, 'w') as f:
     f.write(document)
+
+
+_EVERY_CELL = '## Every cell'
+
+
+def _parse_claims(text: str):
+  """claims.md as (title, table header, {study: rows}, {study: section
+  lines}), studies in order; None where `text` is not one."""
+  lines = text.strip('\n').split('\n')
+  if not lines[0].startswith('# Claims at ') or _EVERY_CELL not in lines:
+    return None
+  header, rows, sections = [], {}, {}
+  for line in lines[1:lines.index(_EVERY_CELL)]:
+    if line.startswith('| study |') or line.startswith('|---'):
+      header.append(line)
+    elif line.startswith('| '):
+      rows.setdefault(line.split(' | ')[0][2:], []).append(line)
+  study = None
+  for line in lines[lines.index(_EVERY_CELL) + 1:]:
+    if line.startswith('### '):
+      study = line[4:].strip()
+      sections[study] = []
+    if study is not None:
+      sections[study].append(line)
+  return lines[0], header, rows, sections
+
+
+def _merge_claims(old, new):
+  """`new`'s studies in place of (or after) `old`'s, as claims.md; None
+  (replace all) where either is not claims.md or their scales differ."""
+  if old is None or new is None or old[0] != new[0]:
+    return None
+  title, header, old_rows, old_sections = old
+  if header != new[1]:
+    return None
+  studies = list(old_sections) + [s for s in new[3] if s not in old_sections]
+  rows = {s: new[2].get(s, []) if s in new[3] else old_rows.get(s, [])
+          for s in studies}
+  sections = {s: new[3].get(s) or old_sections[s] for s in studies}
+  counts = {'holds': 0, 'does not hold': 0, 'cannot tell': 0}
+  for row in (r for study_rows in rows.values() for r in study_rows):
+    verdict = row.rstrip(' |').split(' | ')[-2]
+    counts[next(v for v in counts if verdict.startswith(v))] += 1
+  lines = [title, '', _tally_sentence(counts), ''] + new[1]
+  lines += [r for study_rows in rows.values() for r in study_rows]
+  lines += ['', _EVERY_CELL, '']
+  for section in sections.values():
+    lines += section
+    if section[-1] != '':
+      lines.append('')
+  return '\n'.join(lines).rstrip('\n') + '\n'

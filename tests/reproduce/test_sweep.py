@@ -210,6 +210,53 @@ def test_the_results_document_gets_the_claims_between_its_marks(tmp_path):
     report.write_into_document(str(path), 'x')
 
 
+def _claims_md(scale, rows, sections):
+  """A claims.md as `report.claims_document` lays it out; `rows` are
+  (study, verdict) pairs."""
+  table = ['| study | the paper\'s claim | controls | seeds per cell | '
+           'measured (mean [90% interval]) | verdict | exploratory |',
+           '|---|---|---|---|---|---|---|']
+  table += [f'| {study} | claim {i} | ok | 5 each | 0.5 | {verdict} | no |'
+            for i, (study, verdict) in enumerate(rows)]
+  cells = []
+  for study, body in sections:
+    cells += [f'### {study}', '', body, '']
+  return '\n'.join([f'# Claims at the `{scale}` scale', '', 'tally', ''] +
+                   table + ['', '## Every cell', ''] + cells) + '\n'
+
+
+def test_the_results_document_is_merged_study_by_study(tmp_path):
+  path = tmp_path / 'RESULTS.md'
+  old = _claims_md('small', [('a', 'holds'), ('b', 'holds'),
+                             ('b', 'cannot tell (control not met: x)')],
+                   [('a', 'a old'), ('b', 'b old')])
+  path.write_text(f'# Results\n{report.BEGIN_MARK}\n' + '\n'.join(
+      '##' + line if line.startswith('#') else line
+      for line in old.split('\n')) + f'\n{report.END_MARK}\nafter\n')
+  # b is run again (one claim now fails), c is new; a is kept as it was.
+  report.write_into_document(str(path), _claims_md(
+      'small', [('b', 'does not hold'), ('c', 'cannot tell'), ('c', 'holds')],
+      [('b', 'b new'), ('c', 'c new')]))
+  text = path.read_text()
+  block = text[text.index(report.BEGIN_MARK):text.index(report.END_MARK)]
+  rows = [line.split(' | ')[0][2:] + ':' + line.split(' | ')[-2]
+          for line in block.split('\n') if line.startswith('| ') and
+          not line.startswith('| study')]
+  assert rows == ['a:holds', 'b:does not hold', 'c:cannot tell', 'c:holds']
+  # Counted by hand over the merged rows: 2 hold, 1 not, 1 cannot tell.
+  assert '2 hold, 1 do not hold, 1 cannot tell (of 4).' in block
+  sections = [line for line in block.split('\n') if line.startswith('#####')]
+  assert sections == ['##### a', '##### b', '##### c']
+  assert 'a old' in block and 'b new' in block and 'b old' not in block
+  assert text.endswith(f'{report.END_MARK}\nafter\n')
+  # Another scale replaces the block whole.
+  report.write_into_document(str(path), _claims_md(
+      'paper', [('c', 'holds')], [('c', 'c paper')]))
+  block = path.read_text().split(report.BEGIN_MARK)[1]
+  assert 'a old' not in block and '1 hold' not in block
+  assert '### Claims at the `paper` scale' in block
+
+
 def test_a_local_sweep_listens_on_loopback_only(smoke_sweep):
   _, failed, sockets = smoke_sweep
   assert failed == 0
