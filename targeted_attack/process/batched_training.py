@@ -14,7 +14,9 @@ real batch counted, and at step s, for every client k with a batch,
 and w_k, a_k unchanged for a client without one (a batch of no rows is a
 step with g_k = 0, as in per-client training). Dense layers are batched
 matrix products ([C, B, I] by [C, I, O]), convolutions one grouped
-convolution (the clients as the groups), and each dropout layer draws
+convolution (the clients as the groups) where TensorFlow's kernels have one
+(oneDNN's, cuDNN's; `grouped_convolution_supported`), else each client's own
+inside the same computation, and each dropout layer draws
 client k's mask exactly as `models.StepSeededDropout` does on that client
 alone: the stateless uniform of the pass's step seed
 (`local_training.dropout_seed_of_pass`, pass `BENIGN_DROPOUT_PASS`, folded
@@ -33,6 +35,7 @@ runs per client (`build_trainer` says why).
 """
 
 import collections
+import functools
 from typing import Optional
 
 import numpy as np
@@ -70,7 +73,15 @@ class StackedSequential:
   """A Keras `Sequential` model's forward pass for C clients at once, each
   with its own parameters (every weight stacked on a leading axis of C)."""
 
-  def __init__(self, keras_model: tf.keras.Sequential):
+  def __init__(self, keras_model: tf.keras.Sequential,
+               grouped_convolutions: Optional[bool] = None):
+    """`grouped_convolutions`: whether convolutions run as one grouped
+    convolution (default: where this TensorFlow's kernels for the default
+    device have one, `grouped_convolution_supported`), else client by client
+    inside the one computation."""
+    if grouped_convolutions is None:
+      grouped_convolutions = grouped_convolution_supported()
+    self.grouped_convolutions = grouped_convolutions
     self.layers = []
     expected = []
     for layer in keras_model.layers:
@@ -108,26 +119,40 @@ class StackedSequential:
     Images stay, from the first convolution to the flatten, in one batch of
     B images with the clients' channels side by side ([B, H, W, C·F]): a
     convolution is then one grouped convolution, pooling acts per channel,
-    and the large activations are never transposed."""
+    and the large activations are never transposed. Without grouped
+    convolutions, images stay [C, B, H, W, F]: each client's convolution is
+    its own (`tf.map_fn` over the clients), pooling acts on the C·B images."""
     params = list(params)
     num_clients = tf.shape(x)[0]
     merged = False  # x is [B, H, W, C·F] (else [C, B, …])
     for kind, config, layer in self.layers:
       if kind == 'Conv2D':
-        if not merged:
-          x, merged = _merge_clients(x), True
         kernel = params.pop(0)
-        x = tf.nn.conv2d(x, _merge_kernel(kernel), config['strides'],
-                         config['padding'].upper())
-        if config['use_bias']:
-          x = tf.nn.bias_add(x, tf.reshape(params.pop(0), [-1]))
+        bias = params.pop(0) if config['use_bias'] else None
+        if self.grouped_convolutions:
+          if not merged:
+            x, merged = _merge_clients(x), True
+          x = tf.nn.conv2d(x, _merge_kernel(kernel), config['strides'],
+                           config['padding'].upper())
+          if bias is not None:
+            x = tf.nn.bias_add(x, tf.reshape(bias, [-1]))
+        else:
+          x = _conv2d_client_by_client(x, kernel, bias, config['strides'],
+                                       config['padding'].upper())
         x = _ACTIVATIONS[config['activation']](x)
         continue
       if kind == 'MaxPooling2D':
-        if not merged:
-          x, merged = _merge_clients(x), True
-        x = tf.nn.max_pool2d(x, config['pool_size'], config['strides'],
-                             config['padding'].upper())
+        if self.grouped_convolutions:
+          if not merged:
+            x, merged = _merge_clients(x), True
+          x = tf.nn.max_pool2d(x, config['pool_size'], config['strides'],
+                               config['padding'].upper())
+        else:
+          shape = tf.shape(x)
+          x = tf.nn.max_pool2d(tf.reshape(x, tf.concat([[-1], shape[2:]], 0)),
+                               config['pool_size'], config['strides'],
+                               config['padding'].upper())
+          x = tf.reshape(x, tf.concat([shape[:2], tf.shape(x)[1:]], 0))
         continue
       if kind == 'StepSeededDropout':
         if step_seeds is not None:
@@ -146,6 +171,51 @@ class StackedSequential:
     if merged:
       x = _split_clients(x, num_clients)
     return x
+
+
+def _conv2d_client_by_client(x, kernel, bias, strides, padding):
+  """Client k's convolution of its images x[k] [B, H, W, I] with its kernel
+  [h, w, I, O] (plus its bias [O]), for each k: [C, B, H', W', O]."""
+  def one_client(args):
+    y = tf.nn.conv2d(args[0], args[1], strides, padding)
+    return y if bias is None else tf.nn.bias_add(y, args[2])
+  elements = (x, kernel) if bias is None else (x, kernel, bias)
+  return tf.map_fn(one_client, elements, fn_output_signature=x.dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def grouped_convolution_supported() -> bool:
+  """Whether this TensorFlow runs a grouped convolution (the input's
+  channels a multiple of the kernel's), fused with its bias and ReLU by
+  Grappler as in training, and its gradients, on the default device, and
+  gets what two separate convolutions get. oneDNN's and cuDNN's kernels do;
+  TensorFlow's own CPU kernels do not (2.14 without oneDNN, as on CPUs
+  without AVX-512: "Fused conv implementation does not support grouped
+  convolutions", and the filter gradient refuses)."""
+  rng = np.random.default_rng(0)
+  values = [rng.normal(size=shape).astype(np.float32)
+            for shape in ((2, 5, 5, 4), (3, 3, 2, 6), (6,))]
+  results = []
+  # Its own graph and session (Grappler on, the default device), whatever
+  # graph or tape the caller is in.
+  for groups in (2, 1):
+    with tf.Graph().as_default() as graph:
+      x, kernel, bias = [tf.constant(v) for v in values]
+      if groups == 2:  # one convolution, 2 groups of 2 input channels
+        y = tf.nn.conv2d(x, kernel, 1, 'VALID')
+      else:
+        y = tf.concat([tf.nn.conv2d(x[..., 2 * g:2 * g + 2],
+                                    kernel[..., 3 * g:3 * g + 3], 1, 'VALID')
+                       for g in range(2)], -1)
+      y = tf.nn.relu(tf.nn.bias_add(y, bias))
+      fetches = [y] + tf.gradients(tf.reduce_sum(y * y), [x, kernel, bias])
+      with tf.compat.v1.Session(graph=graph) as session:
+        try:
+          results.append(session.run(fetches))
+        except (tf.errors.UnimplementedError, tf.errors.InvalidArgumentError):
+          return False
+  return all(np.allclose(a, b, rtol=1e-4, atol=1e-4)
+             for a, b in zip(*results))
 
 
 def _merge_clients(x):

@@ -155,15 +155,26 @@ def test_recorded_arrays_read_as_the_datasets_yield():
   assert batched_training._is_empty(datasets[1])  # pylint: disable=protected-access
 
 
+def _convolution_layouts():
+  """Both layouts of a batched convolution where this TensorFlow has both:
+  one grouped convolution needs oneDNN's or cuDNN's kernels."""
+  return [False, pytest.param(True, marks=pytest.mark.skipif(
+      not batched_training.grouped_convolution_supported(),
+      reason='no grouped convolution kernels here (TensorFlow\'s own CPU '
+      'kernels, without oneDNN)'))]
+
+
+@pytest.mark.parametrize('grouped', _convolution_layouts())
 @pytest.mark.parametrize('name, image_shape', [
     ('small_cnn', (28, 28)), ('linear', (28, 28)),
     ('cifar_cnn', (32, 32, 3))])  # colour: a grouped convolution of 3 inputs
-def test_stacked_forward_pass_is_each_clients_keras_model(name, image_shape):
+def test_stacked_forward_pass_is_each_clients_keras_model(name, image_shape,
+                                                          grouped):
   rng = np.random.default_rng(1)
   keras_models = [models.create_keras_model(name, seed=s,
                                             image_shape=image_shape)
                   for s in range(3)]
-  network = batched_training.StackedSequential(keras_models[0])
+  network = batched_training.StackedSequential(keras_models[0], grouped)
   x = rng.uniform(size=(3, 4, *models.input_shape(image_shape))).astype(
       np.float32)
   params = [tf.stack(ws) for ws in zip(*(m.trainable_weights
@@ -172,6 +183,33 @@ def test_stacked_forward_pass_is_each_clients_keras_model(name, image_shape):
   for k, model in enumerate(keras_models):
     np.testing.assert_allclose(logits[k], model(x[k], training=False),
                                rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('grouped', _convolution_layouts())
+def test_stacked_gradients_are_each_clients_keras_gradients(grouped):
+  # ∇ of Σ_k L_k with respect to client k's weights is ∇ L_k alone, as
+  # Keras's own layers compute it for that client.
+  rng = np.random.default_rng(3)
+  keras_models = [models.create_keras_model('small_cnn', seed=s)
+                  for s in range(3)]
+  network = batched_training.StackedSequential(keras_models[0], grouped)
+  x = rng.uniform(size=(3, 4, *models.input_shape((28, 28)))).astype(
+      np.float32)
+  y = rng.integers(0, 10, size=(3, 4))
+  params = [tf.stack(ws) for ws in zip(*(m.trainable_weights
+                                        for m in keras_models))]
+  with tf.GradientTape() as tape:
+    tape.watch(params)
+    total = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=y, logits=network(params, tf.constant(x))))
+  stacked = tape.gradient(total, params)
+  for k, model in enumerate(keras_models):
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
+          labels=y[k], logits=model(x[k], training=False)))
+    for got, want in zip(stacked, tape.gradient(loss,
+                                                model.trainable_weights)):
+      np.testing.assert_allclose(got[k], want, rtol=1e-4, atol=1e-5)
 
 
 def test_stacked_dropout_draws_each_clients_own_mask():
