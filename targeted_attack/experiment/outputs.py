@@ -55,6 +55,35 @@ def write_config(path: str, config) -> None:
     json.dump(dataclasses.asdict(config), f, indent=2, sort_keys=True)
 
 
+NUMERICS_FILE = 'numerics.json'
+
+
+def record_numerics(path: str, record: dict) -> None:
+  """Adds `record` (`runtime.devices.numerics()`) to the list in the JSON
+  file at `path`, unless it is there: the kernels each start of the run (a
+  resume perhaps elsewhere) ran on."""
+  try:
+    with open(path) as f:
+      records = json.load(f)
+  except (OSError, ValueError):
+    records = []
+  if not isinstance(records, list):
+    records = []
+  if record not in records:
+    with open(path, 'w') as f:
+      json.dump(records + [record], f, indent=1, sort_keys=True)
+
+
+def read_numerics(path: str) -> list:
+  """The records `record_numerics` wrote at `path` ([] if none)."""
+  try:
+    with open(path) as f:
+      records = json.load(f)
+  except (OSError, ValueError):
+    return []
+  return records if isinstance(records, list) else []
+
+
 def check_same_run(path: str, config) -> None:
   """On resume: the saved config must match, but for resumable settings."""
   try:

@@ -22,6 +22,7 @@ from targeted_attack.experiment import evaluation
 from targeted_attack.experiment import outputs
 from targeted_attack.experiment import registry
 from targeted_attack.process import round_data
+from targeted_attack.runtime import devices
 
 
 class RoundHook:
@@ -149,6 +150,8 @@ def run(config, progress: bool = True) -> list:
   process = build.build_process(c, data.num_clients, data.num_classes,
                                 data.image_shape)
   outputs.write_config(config_path, c)
+  outputs.record_numerics(os.path.join(out, outputs.NUMERICS_FILE),
+                          devices.numerics())
 
   def checkpointed(state):
     """What a checkpoint holds: the state, the backdoor's and the hooks'."""

@@ -20,7 +20,9 @@ import subprocess
 import time
 from typing import Dict, Sequence
 
+from targeted_attack.experiment import outputs
 from targeted_attack.reproduce import claims as claims_lib
+from targeted_attack.runtime import devices
 
 DEFINITION_FILE = 'definition.json'
 # Settings that differ between a study's runs without changing what it
@@ -131,6 +133,19 @@ def exploratory_reason(study, claim: claims_lib.Claim, runs: Sequence,
             f'{sorted({r.get("seeds") for r in records}, key=str)} planned '
             'when the runs were made')
   return ''
+
+
+def numerics(finished: Sequence) -> list:
+  """The kernels `finished` runs ran on, in a few words each
+  (`runtime.devices.numerics_text`; 'unrecorded' for a run without them)."""
+  texts = set()
+  for run in finished:
+    records = outputs.read_numerics(
+        os.path.join(run.output_dir, outputs.NUMERICS_FILE))
+    texts.update(devices.numerics_text(r) for r in records)
+    if not records:
+      texts.add('unrecorded')
+  return sorted(texts)
 
 
 def versions(finished: Sequence) -> list:

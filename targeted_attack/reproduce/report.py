@@ -296,10 +296,11 @@ def claims_document(scale: str, verdicts: list, studies: Sequence,
     study_runs = [r for r in runs if r.study == study.name]
     finished = [r for r in study_runs if is_finished(r)]
     settings = registration.cell_settings(study_runs)
+    numerics = registration.numerics(finished)
     lines += [f'### {study.name}', '',
               f'Definition {registration.study_hash(study, settings)}; runs '
-              f'by {", ".join(registration.versions(finished)) or "none"}.',
-              '']
+              f'by {", ".join(registration.versions(finished)) or "none"}' +
+              (f' on {"; ".join(numerics)}' if numerics else '') + '.', '']
     if study.ratios_not_kept:
       lines += ['The paper\'s ratios not kept: ' +
                 '; '.join(study.ratios_not_kept) + '.', '']

@@ -1,5 +1,6 @@
-"""TensorFlow's devices for a run: GPU memory growth, op determinism, and the
-GPUs the in-process context spreads a round's clients over.
+"""TensorFlow's devices for a run: GPU memory growth, op determinism, the
+GPUs the in-process context spreads a round's clients over, and the kernels
+a run's numbers come from (`numerics`).
 
 TensorFlow fixes its devices when it first uses them, so `configure_devices`
 runs before any computation (the binaries call it before setting the
@@ -7,6 +8,8 @@ context); a setting it can no longer apply is said on stderr, not ignored
 silently.
 """
 
+import os
+import platform
 import sys
 from typing import List
 
@@ -40,3 +43,44 @@ def configure_devices(memory_growth: bool = True,
     if tf_config.is_op_determinism_enabled():
       tf_config.disable_op_determinism()
   return [device.name for device in tf.config.list_logical_devices('GPU')]
+
+
+def _cpu_model() -> str:
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def numerics() -> dict:
+  """What a run's floating-point results depend on beyond its code and
+  settings: TensorFlow's version, whether its oneDNN kernels are on (by
+  default only on CPUs with AVX-512 and the like; `TF_ENABLE_ONEDNN_OPTS`),
+  op determinism, and the device (the GPUs' names, else the CPU's model)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tensorflow.python.framework import config as tf_config  # pylint: disable=g-import-not-at-top,g-direct-tensorflow-import
+  try:
+    from tensorflow.python.util import _pywrap_util_port  # pylint: disable=g-import-not-at-top,g-direct-tensorflow-import
+    onednn = bool(_pywrap_util_port.IsMklEnabled())
+  except (ImportError, AttributeError):
+    onednn = None
+  gpus = [d.name for d in tf.config.list_logical_devices('GPU')]
+  return dict(tensorflow=tf.__version__, onednn=onednn,
+              onednn_env=os.environ.get('TF_ENABLE_ONEDNN_OPTS'),
+              op_determinism=bool(tf_config.is_op_determinism_enabled()),
+              device=', '.join(gpus) if gpus else f'CPU: {_cpu_model()}',
+              python=platform.python_version())
+
+
+def numerics_text(record: dict) -> str:
+  """`numerics()` in a few words: 'TensorFlow 2.14.1, oneDNN on, CPU: …'."""
+  onednn = {True: 'oneDNN on', False: 'oneDNN off'}.get(record.get('onednn'),
+                                                        'oneDNN unknown')
+  words = [f'TensorFlow {record.get("tensorflow", "?")}', onednn]
+  if record.get('op_determinism'):
+    words.append('op determinism')
+  return ', '.join(words + [record.get('device', 'device unknown')])

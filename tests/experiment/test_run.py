@@ -55,6 +55,39 @@ def test_run_writes_config_metrics_tensorboard_checkpoint_and_plot(tmp_path):
     assert 'aggregator/inner/clip/fraction' in r
 
 
+def test_a_run_records_the_kernels_it_ran_on(tmp_path, monkeypatch):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  config = tiny(tmp_path, num_rounds=1)
+  run_lib.run(config, progress=False)
+  path = os.path.join(config.output_dir, outputs.NUMERICS_FILE)
+  with open(path) as f:
+    records = json.load(f)
+  assert len(records) == 1
+  assert records[0]['tensorflow'] == tf.__version__
+  assert records[0]['device'].startswith(
+      'CPU: ' if not tf.config.list_logical_devices('GPU') else '/device:GPU')
+  assert records[0]['onednn_env'] == os.environ.get('TF_ENABLE_ONEDNN_OPTS')
+  assert records[0]['onednn'] in (True, False)
+  # A resume on the same kernels adds nothing; on others, a second record.
+  outputs.record_numerics(path, dict(records[0]))
+  outputs.record_numerics(path, dict(records[0], onednn=not records[0][
+      'onednn']))
+  assert outputs.read_numerics(path) == [
+      records[0], dict(records[0], onednn=not records[0]['onednn'])]
+  assert outputs.read_numerics(str(tmp_path / 'none.json')) == []
+
+
+def test_numerics_in_a_few_words():
+  from targeted_attack.runtime import devices  # pylint: disable=g-import-not-at-top
+  assert devices.numerics_text(dict(
+      tensorflow='2.14.1', onednn=True, op_determinism=False,
+      device='CPU: AMD EPYC')) == 'TensorFlow 2.14.1, oneDNN on, CPU: AMD EPYC'
+  assert devices.numerics_text(dict(
+      tensorflow='2.21.0', onednn=None, op_determinism=True,
+      device='/device:GPU:0')) == ('TensorFlow 2.21.0, oneDNN unknown, op '
+                                   'determinism, /device:GPU:0')
+
+
 def test_resume_continues_without_repeating_or_losing_rounds(tmp_path,
                                                               monkeypatch):
   full = tiny(tmp_path, experiment_name='full', num_rounds=5)

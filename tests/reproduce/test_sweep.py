@@ -195,6 +195,9 @@ def test_studies_run_at_smoke_scale_with_figures_and_tables(smoke_sweep):
     assert row.endswith('| no |') and 'cannot tell' in row, row
   assert '### bagdasaryan_replacement' in claims_text
   assert 'Definition ' in claims_text
+  # Each study's runs say the kernels they ran on (the workers' TensorFlow).
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  assert f' on TensorFlow {tf.__version__}, oneDNN ' in claims_text
 
 
 def test_the_results_document_gets_the_claims_between_its_marks(tmp_path):
