@@ -29,6 +29,7 @@ from targeted_attack.runtime import in_process as in_process_context
 from targeted_attack import runtime
 from targeted_attack.attacks import base as attack_base
 from targeted_attack.experiment import run as run_lib
+from targeted_attack.runtime import devices
 import builders
 
 C, S = tff.CLIENTS, tff.SERVER
@@ -92,6 +93,18 @@ def _assert_same(a, b, rtol=0.0):
       np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol)
     else:
       np.testing.assert_array_equal(x, y)
+
+
+def _assert_trained_alike(cpp, ours):
+  """Training under both contexts: bit-equal where this process runs
+  oneDNN's kernels (so does the C++ worker: observed on an Intel CPU with
+  AVX-512 and on an AMD EPYC with TF_ENABLE_ONEDNN_OPTS=1); TensorFlow's own
+  CPU kernels here round the last bit differently from the worker's (the
+  AMD EPYC, AVX2: 1 ulp in a round's update), so to float rounding there."""
+  if devices.numerics()['onednn']:
+    _assert_same(cpp, ours)
+  else:
+    _assert_same(cpp, ours, rtol=1e-6)
 
 
 # ---------------------------------------------------------------------------
@@ -367,9 +380,9 @@ def _fed_avg_rounds(rounds=3):
   return _rounds(process, datasets, rounds)
 
 
-def test_tff_weighted_fed_avg_is_bit_equal_to_cpp():
+def test_tff_weighted_fed_avg_matches_cpp():
   cpp, ours = _both(_fed_avg_rounds)
-  _assert_same(cpp, ours)  # weights and every metric, to the bit
+  _assert_trained_alike(cpp, ours)  # weights and every metric
   assert ours[1][-1]['client_work']['train']['num_examples'] == 15
 
 
@@ -410,7 +423,7 @@ def test_attacked_process_with_clipping_and_boosting_matches_cpp(aggregator):
                      0.5, inner=aggregate_fn.build_gaussian_noise(1e-3,
                                                                   seed=0))))
   cpp, ours = _both(lambda: _attacked_rounds(factory))
-  _assert_same(cpp, ours)
+  _assert_trained_alike(cpp, ours)
   weights = ours[0]
   assert all(np.all(np.isfinite(w)) for w in weights)
 
