@@ -23,7 +23,10 @@ TARGET = 1
 BOTTOM_RIGHT, TOP_LEFT, TOP_RIGHT, BOTTOM_LEFT = (24, 24), (1, 1), (1, 24), (24, 1)
 ON_WHITE = np.zeros([3, 3], np.float32)
 POISON_EVERY = 20          # 1 item of each batch of 20 (5%)
-EPOCHS, BATCH, LEARNING_RATE = 4, 20, 0.1
+# 8 epochs: at 4 the model of seed 0 was still training on some CPUs (an
+# AMD EPYC: clean accuracy 0.73, the trigger 0.63; seeds 1 and 2 at 1.00),
+# at 8 every seed there learns both (clean ≥ 0.97, the trigger 1.00).
+EPOCHS, BATCH, LEARNING_RATE = 8, 20, 0.1
 DBA_PARTS = 4
 
 

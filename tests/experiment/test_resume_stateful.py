@@ -16,6 +16,7 @@ import pytest
 
 from targeted_attack.experiment import outputs
 from targeted_attack.experiment import run as run_lib
+from targeted_attack.runtime import devices
 import builders
 from builders import tiny_config as tiny
 
@@ -95,9 +96,10 @@ def test_resume_with_an_unreadable_config_is_a_clear_error(tmp_path):
 def test_a_run_resumed_under_the_other_context_continues_exactly(
     tmp_path, first, second):
   # Checkpoints hold values, not a context's handles: 2 rounds under one
-  # context, resumed to 4 under the other, equal (bit for bit on this
-  # config, clients trained one by one under both) to 4 rounds under the
-  # second alone.
+  # context, resumed to 4 under the other, equal (clients trained one by one
+  # under both) to 4 rounds under the second alone: bit for bit where this
+  # process runs oneDNN's kernels, as the C++ worker does; to float rounding
+  # with TensorFlow's own CPU kernels (the contexts then differ by an ulp).
   import tensorflow_federated as tff  # pylint: disable=g-import-not-at-top
   from targeted_attack import runtime  # pylint: disable=g-import-not-at-top
   previous = tff.framework.get_context_stack().current
@@ -117,4 +119,15 @@ def test_a_run_resumed_under_the_other_context_continues_exactly(
                 progress=False)
   finally:
     tff.framework.set_default_context(previous)
-  assert _rows(part) == _rows(full)
+  if devices.numerics()['onednn']:
+    assert _rows(part) == _rows(full)
+    return
+  resumed, alone = _rows(part), _rows(full)
+  assert [r.keys() for r in resumed] == [r.keys() for r in alone]
+  for a, b in zip(resumed, alone):
+    for key in a:
+      if a[key] == '' or b[key] == '':
+        assert a[key] == b[key], key
+      else:
+        assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-5,
+                                              abs=1e-6), (a['round'], key)
