@@ -137,14 +137,15 @@ def exploratory_reason(study, claim: claims_lib.Claim, runs: Sequence,
 
 def numerics(finished: Sequence) -> list:
   """The kernels `finished` runs ran on, in a few words each
-  (`runtime.devices.numerics_text`; 'unrecorded' for a run without them)."""
+  (`runtime.devices.numerics_text`; 'kernels unrecorded' for a run without
+  them)."""
   texts = set()
   for run in finished:
     records = outputs.read_numerics(
         os.path.join(run.output_dir, outputs.NUMERICS_FILE))
     texts.update(devices.numerics_text(r) for r in records)
     if not records:
-      texts.add('unrecorded')
+      texts.add('kernels unrecorded')
   return sorted(texts)
 
 
