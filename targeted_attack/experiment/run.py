@@ -151,7 +151,7 @@ def run(config, progress: bool = True) -> list:
                                 data.image_shape)
   outputs.write_config(config_path, c)
   outputs.record_numerics(os.path.join(out, outputs.NUMERICS_FILE),
-                          devices.numerics())
+                          devices.numerics(c.execution_context))
 
   def checkpointed(state):
     """What a checkpoint holds: the state, the backdoor's and the hooks'."""

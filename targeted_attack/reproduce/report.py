@@ -351,7 +351,12 @@ def write_into_document(path: str, text: str) -> None:
                      'block to fill')
   old = '\n'.join(line[2:] if line.startswith('###') else line for line in
                   document[begin + len(BEGIN_MARK):end].split('\n'))
-  text = _merge_claims(_parse_claims(old), _parse_claims(text)) or text
+  merged = _merge_claims(_parse_claims(old), _parse_claims(text))
+  if merged is None and old.strip():
+    print(f'note: --results_doc={path}: its claims block is replaced whole '
+          '(another scale, or a block this version cannot read)',
+          file=sys.stderr)
+  text = merged or text
   text = '\n'.join('##' + line if line.startswith('#') else line
                    for line in text.split('\n'))
   document = (document[:begin + len(BEGIN_MARK)] + '\n' + text.strip('\n') +
@@ -400,7 +405,10 @@ def _merge_claims(old, new):
   counts = {'holds': 0, 'does not hold': 0, 'cannot tell': 0}
   for row in (r for study_rows in rows.values() for r in study_rows):
     verdict = row.rstrip(' |').split(' | ')[-2]
-    counts[next(v for v in counts if verdict.startswith(v))] += 1
+    kind = [v for v in counts if verdict.startswith(v)]
+    if not kind:  # an edited row: not this version's
+      return None
+    counts[kind[0]] += 1
   lines = [title, '', _tally_sentence(counts), ''] + new[1]
   lines += [r for study_rows in rows.values() for r in study_rows]
   lines += ['', _EVERY_CELL, '']

@@ -11,7 +11,7 @@ silently.
 import os
 import platform
 import sys
-from typing import List
+from typing import List, Optional
 
 
 def configure_devices(memory_growth: bool = True,
@@ -56,11 +56,27 @@ def _cpu_model() -> str:
   return platform.processor() or platform.machine()
 
 
-def numerics() -> dict:
+def _gpu_names(tf) -> List[str]:
+  names = []
+  for gpu in tf.config.list_physical_devices('GPU'):
+    try:
+      details = tf.config.experimental.get_device_details(gpu)
+    except (ValueError, RuntimeError):
+      details = {}
+    name = details.get('device_name') or gpu.name
+    capability = details.get('compute_capability')
+    names.append(f'{name} (compute {capability[0]}.{capability[1]})'
+                 if capability else name)
+  return names
+
+
+def numerics(execution_context: Optional[str] = None) -> dict:
   """What a run's floating-point results depend on beyond its code and
   settings: TensorFlow's version, whether its oneDNN kernels are on (by
   default only on CPUs with AVX-512 and the like; `TF_ENABLE_ONEDNN_OPTS`),
-  op determinism, and the device (the GPUs' names, else the CPU's model)."""
+  op determinism, the device (the GPUs' models, else the CPU's), and the
+  execution context (under 'tff_cpp' TFF's C++ worker trains, with its own
+  TensorFlow build, not this process's)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tensorflow.python.framework import config as tf_config  # pylint: disable=g-import-not-at-top,g-direct-tensorflow-import
   try:
@@ -68,8 +84,9 @@ def numerics() -> dict:
     onednn = bool(_pywrap_util_port.IsMklEnabled())
   except (ImportError, AttributeError):
     onednn = None
-  gpus = [d.name for d in tf.config.list_logical_devices('GPU')]
-  return dict(tensorflow=tf.__version__, onednn=onednn,
+  gpus = _gpu_names(tf)
+  return dict(execution_context=execution_context,
+              tensorflow=tf.__version__, onednn=onednn,
               onednn_env=os.environ.get('TF_ENABLE_ONEDNN_OPTS'),
               op_determinism=bool(tf_config.is_op_determinism_enabled()),
               device=', '.join(gpus) if gpus else f'CPU: {_cpu_model()}',
@@ -77,7 +94,10 @@ def numerics() -> dict:
 
 
 def numerics_text(record: dict) -> str:
-  """`numerics()` in a few words: 'TensorFlow 2.14.1, oneDNN on, CPU: …'."""
+  """`numerics()` in a few words: 'TensorFlow 2.14.1, oneDNN on, CPU: …'
+  ("TFF's C++ worker, CPU: …" for a run under it)."""
+  if record.get('execution_context') == 'tff_cpp':
+    return f"TFF's C++ worker, {record.get('device', 'device unknown')}"
   onednn = {True: 'oneDNN on', False: 'oneDNN off'}.get(record.get('onednn'),
                                                         'oneDNN unknown')
   words = [f'TensorFlow {record.get("tensorflow", "?")}', onednn]

@@ -113,10 +113,18 @@ def _train(pixels, labels, poison, seed=0):
 
 
 # Each distinct patch once: DBA's part 3 and A3FL's initial trigger put
-# one_corner's patch (the test above checks it pixel for pixel).
+# one_corner's patch on the same images (the next test checks it).
 LEARNED = ('one_corner', 'four_corners', 'dba_part_0', 'dba_part_1',
            'dba_part_2')
 assert {CORNERS[name] for name in LEARNED} == set(CORNERS.values())
+
+
+@pytest.mark.parametrize('name', ['dba_part_3', 'a3fl_initial'])
+def test_a_trigger_not_trained_again_poisons_as_one_corner_does(digits, name):
+  poison, eval_pixels, _ = _stamps(digits, name)
+  one_corner = _stamps(digits, 'one_corner')
+  np.testing.assert_array_equal(poison, one_corner[0])
+  np.testing.assert_array_equal(eval_pixels, one_corner[1])
 
 
 @pytest.mark.parametrize('name', LEARNED)

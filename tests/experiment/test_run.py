@@ -64,8 +64,9 @@ def test_a_run_records_the_kernels_it_ran_on(tmp_path, monkeypatch):
     records = json.load(f)
   assert len(records) == 1
   assert records[0]['tensorflow'] == tf.__version__
-  assert records[0]['device'].startswith(
-      'CPU: ' if not tf.config.list_logical_devices('GPU') else '/device:GPU')
+  assert records[0]['execution_context'] == config.execution_context
+  if not tf.config.list_physical_devices('GPU'):
+    assert records[0]['device'].startswith('CPU: ')
   assert records[0]['onednn_env'] == os.environ.get('TF_ENABLE_ONEDNN_OPTS')
   assert records[0]['onednn'] in (True, False)
   # A resume on the same kernels adds nothing; on others, a second record.
@@ -84,8 +85,12 @@ def test_numerics_in_a_few_words():
       device='CPU: AMD EPYC')) == 'TensorFlow 2.14.1, oneDNN on, CPU: AMD EPYC'
   assert devices.numerics_text(dict(
       tensorflow='2.21.0', onednn=None, op_determinism=True,
-      device='/device:GPU:0')) == ('TensorFlow 2.21.0, oneDNN unknown, op '
-                                   'determinism, /device:GPU:0')
+      device='NVIDIA H100 (compute 9.0)')) == (
+          'TensorFlow 2.21.0, oneDNN unknown, op determinism, NVIDIA H100 '
+          '(compute 9.0)')
+  assert devices.numerics_text(dict(
+      execution_context='tff_cpp', tensorflow='2.14.1', onednn=False,
+      device='CPU: AMD EPYC')) == "TFF's C++ worker, CPU: AMD EPYC"
 
 
 def test_resume_continues_without_repeating_or_losing_rounds(tmp_path,

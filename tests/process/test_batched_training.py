@@ -179,7 +179,8 @@ def test_stacked_forward_pass_is_each_clients_keras_model(name, image_shape,
       np.float32)
   params = [tf.stack(ws) for ws in zip(*(m.trainable_weights
                                         for m in keras_models))]
-  logits = network(params, tf.constant(x))
+  # Traced, as in training: Grappler fuses the convolutions there.
+  logits = tf.function(network)(params, tf.constant(x))
   for k, model in enumerate(keras_models):
     np.testing.assert_allclose(logits[k], model(x[k], training=False),
                                rtol=1e-5, atol=1e-5)
@@ -198,11 +199,15 @@ def test_stacked_gradients_are_each_clients_keras_gradients(grouped):
   y = rng.integers(0, 10, size=(3, 4))
   params = [tf.stack(ws) for ws in zip(*(m.trainable_weights
                                         for m in keras_models))]
-  with tf.GradientTape() as tape:
-    tape.watch(params)
-    total = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=y, logits=network(params, tf.constant(x))))
-  stacked = tape.gradient(total, params)
+  @tf.function  # traced, as in training: Grappler fuses the convolutions
+  def gradients(params, x):
+    with tf.GradientTape() as tape:
+      tape.watch(params)
+      total = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
+          labels=y, logits=network(params, x)))
+    return tape.gradient(total, params)
+
+  stacked = gradients(params, tf.constant(x))
   for k, model in enumerate(keras_models):
     with tf.GradientTape() as tape:
       loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(

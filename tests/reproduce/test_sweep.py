@@ -260,6 +260,31 @@ def test_the_results_document_is_merged_study_by_study(tmp_path):
   assert '### Claims at the `paper` scale' in block
 
 
+def test_the_sweeps_own_claims_merge_beside_another_study(smoke_sweep,
+                                                         tmp_path):
+  # The format claims_document writes (not a copy of it) merges: a block
+  # holding another study keeps it, and a second write changes nothing.
+  root, _, _ = smoke_sweep
+  with open(os.path.join(root, 'smoke', 'claims.md')) as f:
+    claims_text = f.read()
+  path = tmp_path / 'RESULTS.md'
+  path.write_text(f'{report.BEGIN_MARK}\n{report.END_MARK}\n')
+  report.write_into_document(str(path), _claims_md(
+      'smoke', [('other', 'holds')], [('other', 'other body')]))
+  report.write_into_document(str(path), claims_text)
+  once = path.read_text()
+  report.write_into_document(str(path), claims_text)
+  assert path.read_text() == once
+  assert 'other body' in once and '##### other' in once
+  assert '##### bagdasaryan_replacement' in once
+  assert '| other | claim 0 |' in once
+  table = once.split('#### Every cell')[0]
+  rows = [line for line in table.split('\n')
+          if line.startswith('| ') and not line.startswith('| study')]
+  holds = sum(' | holds' in row for row in rows)
+  assert f'{holds} hold, ' in once and f'(of {len(rows)})' in once
+
+
 def test_a_local_sweep_listens_on_loopback_only(smoke_sweep):
   _, failed, sockets = smoke_sweep
   assert failed == 0
