@@ -62,13 +62,7 @@ def record_numerics(path: str, record: dict) -> None:
   """Adds `record` (`runtime.devices.numerics()`) to the list in the JSON
   file at `path`, unless it is there: the kernels each start of the run (a
   resume perhaps elsewhere) ran on."""
-  try:
-    with open(path) as f:
-      records = json.load(f)
-  except (OSError, ValueError):
-    records = []
-  if not isinstance(records, list):
-    records = []
+  records = read_numerics(path)
   if record not in records:
     with open(path, 'w') as f:
       json.dump(records + [record], f, indent=1, sort_keys=True)

@@ -402,7 +402,7 @@ def _merge_claims(old, new):
   rows = {s: new[2].get(s, []) if s in new[3] else old_rows.get(s, [])
           for s in studies}
   sections = {s: new[3].get(s) or old_sections[s] for s in studies}
-  counts = {'holds': 0, 'does not hold': 0, 'cannot tell': 0}
+  counts = claims_lib.tally(())  # each verdict word, at 0
   for row in (r for study_rows in rows.values() for r in study_rows):
     verdict = row.rstrip(' |').split(' | ')[-2]
     kind = [v for v in counts if verdict.startswith(v)]
