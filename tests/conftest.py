@@ -5,6 +5,8 @@ TensorFlow (whose import-time log lines it would print after the summary)."""
 
 import os
 
+import pytest
+
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 
@@ -36,3 +38,11 @@ def pytest_collection_modifyitems(config, items):
     return len(_LONGEST_FILES)
 
   items.sort(key=rank)  # stable: the order within a file is kept
+
+
+@pytest.fixture(autouse=True)
+def _each_test_builds_its_own_processes():
+  """No test runs on a process kept from another (`build.reused_process`):
+  a test may patch what a process is built from."""
+  from targeted_attack.experiment import build  # pylint: disable=g-import-not-at-top
+  build.forget_processes()

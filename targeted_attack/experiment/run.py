@@ -147,8 +147,8 @@ def run(config, progress: bool = True) -> list:
   task = build.initial_task(backdoor, data)
   attackers = build.build_attackers(c, data.num_clients)
   hooks = build_hooks(c, data)
-  process = build.build_process(c, data.num_clients, data.num_classes,
-                                data.image_shape)
+  process = build.reused_process(c, data.num_clients, data.num_classes,
+                                 data.image_shape)
   outputs.write_config(config_path, c)
   outputs.record_numerics(os.path.join(out, outputs.NUMERICS_FILE),
                           devices.numerics(c.execution_context))

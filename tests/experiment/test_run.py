@@ -322,21 +322,65 @@ def test_dp_sgd_runs_report_the_example_level_privacy_each_round(tmp_path):
     assert 'privacy_epsilon' not in row  # no client-level claim for DP-SGD
 
 
-@pytest.mark.parametrize('defense', ['clip', 'weak_dp'])
-def test_a_run_repeats_exactly(tmp_path, defense):
+@pytest.mark.parametrize('defense, model', [('clip', 'linear'),
+                                            ('weak_dp', 'linear'),
+                                            ('flame', 'small_cnn')])
+def test_a_run_repeats_exactly(tmp_path, monkeypatch, defense, model):
   # The README: runs are deterministic from the seed (timings aside), so
-  # two runs of one config give the same metrics.csv, value for value.
+  # runs of one config give the same metrics.csv, value for value: the
+  # first and last on a process built anew, the second on the process the
+  # first built (`build.reused_process`), which must keep no state between
+  # runs (noise and dropout draws included).
+  built = []
+  real_build = build.build_process
+  monkeypatch.setattr(build, 'build_process',
+                      lambda *a, **k: built.append(1) or real_build(*a, **k))
+
   def metrics(name):
     config = tiny(tmp_path, experiment_name=name, defense=defense,
-                  num_rounds=3, attack_freq=1, evaluate_per_rounds=1)
+                  model=model, num_rounds=3, attack_freq=1,
+                  evaluate_per_rounds=1)
     run_lib.run(config, progress=False)
     rows = _rows(config)
     for row in rows:
       del row['round_seconds'], row['eval_seconds']
     return rows
 
-  first, second = metrics('first'), metrics('second')
-  assert len(first) == 3 and first == second
+  build.forget_processes()
+  first = metrics('first')
+  second = metrics('second')
+  assert len(built) == 1           # the second run reused the first's process
+  build.forget_processes()
+  third = metrics('third')
+  assert len(built) == 2
+  assert len(first) == 3 and first == second == third
+
+
+def test_a_process_is_reused_only_by_runs_that_differ_in_their_loop(
+    tmp_path, monkeypatch):
+  built = []
+  real_build = build.build_process
+  monkeypatch.setattr(build, 'build_process',
+                      lambda *a, **k: built.append(a[0]) or real_build(*a, **k))
+  build.forget_processes()
+  base = tiny(tmp_path, num_rounds=2)
+  build.reused_process(base, 12)
+  for name in build.LOOP_SETTINGS:            # each loop setting: reused
+    value = getattr(base, name)
+    changed = {'num_rounds': 3, 'resume': not value, 'root_output_dir':
+               str(tmp_path / 'elsewhere'), 'experiment_name': 'other',
+               'evaluate_per_rounds': 2, 'checkpoint_every': 1,
+               'durability_threshold': 0.25}[name]
+    assert changed != value, name
+    build.reused_process(dataclasses.replace(base, **{name: changed}), 12)
+  assert len(built) == 1
+  # Any other setting, or another population: built anew.
+  build.reused_process(dataclasses.replace(base, norm_bound=2.0), 12)
+  build.reused_process(dataclasses.replace(base, random_seed=2), 12)
+  build.reused_process(base, 13)
+  assert len(built) == 4
+  assert built[1].norm_bound == 2.0 and built[2].random_seed == 2
+  build.forget_processes()
 
 
 def test_emnist_with_letters_builds_a_62_class_model(tmp_path):
