@@ -427,10 +427,12 @@ STUDIES = {s.name: s for s in (
                       c.greater('backdoor_cumulative_mean', 'no_defense',
                                 'weak_dp_C3_mul0.003', 0.1, floor=_FLOOR),
                       _sun_controls('no_defense', 'weak_dp_C3_mul0.003')),
+              # Gated on the clip alone: the attack gets through it, and
+              # both cells keep the main task (before 0.9.1: on no_defense).
               c.Claim('… beyond its clip alone (C = 3, no noise)',
                       c.greater('backdoor_cumulative_mean', 'clip_3',
                                 'weak_dp_C3_mul0.003', 0.1, floor=_FLOOR),
-                      _sun_controls('no_defense', 'weak_dp_C3_mul0.003')),),
+                      _sun_controls('clip_3', 'weak_dp_C3_mul0.003')),),
           ratios_not_kept=(_writers_share(10), _FROM_SCRATCH)),
     # ALIE (Baruch et al.). Kept: FedSGD (`_FEDSGD`: one local step, all 20
     # clients every round), 20% colluding workers in every round (4 of the

@@ -231,6 +231,33 @@ def test_every_default_study_has_a_control_on_every_claim():
       assert claim.controls, (study.name, claim.text)
 
 
+def test_noise_beyond_the_clip_is_gated_on_the_clip_alone():
+  # "Weak DP lowers the backdoor beyond its clip alone" compares clip_3 with
+  # weak DP: its positive control is that the attack gets through clip_3
+  # (else noise has nothing to lower), and clip_3's main task is kept; the
+  # undefended cell does not gate it.
+  claim = [k for k in studies_lib.STUDIES['defenses'].claims
+           if 'beyond its clip alone' in k.text][0]
+  names = [control.name for control in claim.controls]
+  assert any(n.startswith('positive:') and ' of clip_3 ' in n for n in names)
+  assert any(n.startswith('main task:') and ' of clip_3 ' in n for n in names)
+  assert not any(' of no_defense ' in n for n in names), names
+  def cell(name, backdoor, main):
+    return _row(name, backdoor_final=backdoor, backdoor_cumulative_mean=backdoor,
+                backdoor_max=[b + 0.3 for b in backdoor], main_task_final=main)
+
+  five = lambda value: [value] * 5
+  evidence = _evidence(
+      cell('no_attack', five(0.02), five(0.98)),
+      cell('clip_3', [0.59, 0.61, 0.58, 0.60, 0.59], five(0.95)),
+      cell('weak_dp_C3_mul0.003', [0.58, 0.60, 0.58, 0.61, 0.57], five(0.94)),
+      # The main task collapsed undefended: it gates nothing here.
+      cell('no_defense', five(0.9), [0.2, 0.9, 0.3, 0.95, 0.25]))
+  judgement = c.judge(claim, evidence)
+  assert judgement.reason == '', judgement
+  assert judgement.holds is False, judgement   # a difference ≈ 0.004, not 0.1
+
+
 def _study():
   return studies_lib.Study(
       'toy', 'toy', 'it says', dict(attack='unconstrained'),
