@@ -474,6 +474,25 @@ def test_sun_norm_bounded_studies_keep_the_papers_ratios(tmp_path):
           assert run.settings['l2_norm_clip'] == bound
 
 
+def test_a_semantic_backdoor_on_the_digits_states_its_writers_share(
+    tmp_path):
+  # Sun et al.'s semantic backdoor: the 7s of task_num of the 300 generated
+  # writers, who also train on them honestly; Bagdasaryan et al. keep their
+  # backdoor images away from honest clients: a ratio not kept, stated with
+  # the run's own task_num, and not on CIFAR-10 (another backdoor).
+  for name, cell in (('bagdasaryan_replacement', 'no_defense'),
+                     ('nguyen_flame', 'constrain_and_scale')):
+    config = config_lib.ExperimentConfig(**_cells(name, tmp_path)[cell])
+    assert config.backdoor == 'semantic'
+    writers = config.task_num
+    stated = [r for r in studies_lib.STUDIES[name].ratios_not_kept
+              if f' {writers} of 300 generated writers ' in r]
+    assert len(stated) == 1, name
+    assert f'({100 * writers / 300:.1f}% of the population)' in stated[0]
+  variant = studies_lib.STUDIES['nguyen_flame_cifar10']
+  assert not any('generated writers' in r for r in variant.ratios_not_kept)
+
+
 def _cells(name, tmp_path, scale='small'):
   """{cell: settings} of study `name` at `scale`, seed 0."""
   return {r.cell: r.settings for r in runner.plan(
