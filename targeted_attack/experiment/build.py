@@ -9,7 +9,6 @@ the process. A library error that names a setting (as `name`) becomes a
 
 import collections
 import contextlib
-import dataclasses
 import os
 import threading
 
@@ -123,11 +122,8 @@ def build_process(config, population: int, num_classes: int = 10,
       client_batching=c.client_batching)
 
 
-# The settings of a run's loop and outputs, which `build_process` never reads:
-# runs that differ only in these share one built process.
-LOOP_SETTINGS = ('num_rounds', 'resume', 'root_output_dir', 'experiment_name',
-                 'evaluate_per_rounds', 'checkpoint_every',
-                 'durability_threshold')
+# Runs that differ only in these share one built process.
+LOOP_SETTINGS = config_lib.LOOP_SETTINGS
 
 # How many built processes a Python process keeps (the most recently used).
 KEPT_PROCESSES = 4
@@ -150,8 +146,8 @@ def reused_process(config, population: int, num_classes: int = 10,
   this Python process after a build (a notebook cell redefining a model) is
   not seen by the kept process: `forget_processes()` empties the store.
   """
-  key = (dataclasses.replace(
-      config, **{name: _DEFAULTS[name] for name in LOOP_SETTINGS}),
+  key = (tuple((f.name, getattr(config, f.name)) for f in config_lib.fields()
+               if f.name not in LOOP_SETTINGS),
          population, num_classes, tuple(image_shape),
          registry.ATTACKS.chosen(config), registry.DEFENSES.chosen(config))
   with _kept_lock:
@@ -171,9 +167,6 @@ def forget_processes() -> None:
   """Empties `reused_process`'s store: the next run builds its process anew."""
   with _kept_lock:
     _kept.clear()
-
-
-_DEFAULTS = {field.name: field.default for field in config_lib.fields()}
 
 
 def initial_state(process, config):

@@ -531,13 +531,15 @@ class ExperimentConfig:
     return float(self.boost_factor)
 
 
+# The settings of a run's loop and outputs: its process is built without them.
+LOOP_SETTINGS = ('num_rounds', 'resume', 'root_output_dir', 'experiment_name',
+                 'evaluate_per_rounds', 'checkpoint_every',
+                 'durability_threshold')
+
 # Settings that may differ between a run and its resumption.
-RESUMABLE_CHANGES = ('num_rounds', 'resume', 'root_output_dir',
-                     'experiment_name', 'evaluate_per_rounds',
-                     'checkpoint_every', 'durability_threshold',
-                     'execution_context', 'client_concurrency',
-                     'client_batching', 'gpu_memory_growth', 'op_determinism',
-                     'spread_clients_over_gpus')
+RESUMABLE_CHANGES = LOOP_SETTINGS + (
+    'execution_context', 'client_concurrency', 'client_batching',
+    'gpu_memory_growth', 'op_determinism', 'spread_clients_over_gpus')
 
 
 def fields():

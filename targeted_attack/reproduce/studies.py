@@ -115,16 +115,16 @@ _WRITERS_SHARE = _writers_share(30)
 def _semantic_share(tasks: int, attack: str = '') -> str:
   """Bagdasaryan et al.'s semantic backdoor kept apart from honest clients;
   Sun et al.'s (the one on the generated digits) is not."""
-  text = (f'{attack}the backdoor is the 7s of {tasks} of 300 generated '
+  return (f'{attack}the backdoor is the 7s of {tasks} of 300 generated '
           f'writers ({tasks / 3:.1f}% of the population), who keep training '
           'on them, correctly labelled, as honest clients (Bagdasaryan et '
           'al.\'s backdoor images are held out of every honest client)')
-  _DIGITS_ONLY_RATIOS.add(text)
-  return text
 
 
+_REPLACEMENT_SEMANTIC_SHARE = _semantic_share(10)
+_FLAME_SEMANTIC_SHARE = _semantic_share(30, 'constrain-and-scale: ')
 # Ratios that hold on the generated digits only (not on a CIFAR-10 variant).
-_DIGITS_ONLY_RATIOS = set()
+_DIGITS_ONLY_RATIOS = (_REPLACEMENT_SEMANTIC_SHARE, _FLAME_SEMANTIC_SHARE)
 _FROM_SCRATCH = ('the attack starts on an unconverged model (the paper '
                  'attacks a converged one)')
 _SERVER_STEP_1 = ('the effective server step η·m/n is 1.0 (the paper\'s '
@@ -414,7 +414,7 @@ STUDIES = {s.name: s for s in (
                       (c.clean_rate('no_attack'),
                        c.attack_works('no_defense', 0.5),
                        c.main_task_kept('no_defense'))),),
-          ratios_not_kept=(_SERVER_STEP_1, _semantic_share(10)),
+          ratios_not_kept=(_SERVER_STEP_1, _REPLACEMENT_SEMANTIC_SHARE),
           converged_start=True, single_shot=True),
     Study('defenses', 'The main job (an unconstrained boosted attacker every '
           'round, 10 tasks) under no defense, clipping and weak DP',
@@ -812,7 +812,7 @@ STUDIES = {s.name: s for s in (
           ratios_not_kept=('ε = 0.25 sampled: 5 or more of a round\'s 10 '
                            'clients malicious (past FLAME\'s majority '
                            'assumption) in ≈ 7% of rounds',
-                           _semantic_share(30, 'constrain-and-scale: '))),
+                           _FLAME_SEMANTIC_SHARE)),
     # Cao et al. (FLTrust). Keeps: FedSGD (`_FEDSGD`: one step, all 20
     # clients every round), a 100-example clean root set (≈ one client's
     # data; fltrust_root_size 100, the paper's), 20% of the clients
