@@ -190,6 +190,22 @@ def test_the_standin_is_learnable_centrally():
   assert accuracy > 0.5, accuracy
 
 
+@pytest.mark.parametrize('name', ['cifar_cnn', 'vgg9'])
+def test_every_pixel_reaches_the_output(name):
+  # The gradient of the logits' sum with respect to the images, summed over
+  # a batch of random ones, is non-zero at every pixel: none lies outside
+  # the network's view (with 'valid' padding cifar_cnn's second pool dropped
+  # the last two rows and columns, and most of a bottom-right trigger).
+  model = models.create_keras_model(name, image_shape=(32, 32, 3))
+  images = tf.constant(np.random.default_rng(3).uniform(
+      0, 1, (16, 32, 32, 3)).astype(np.float32))
+  with tf.GradientTape() as tape:
+    tape.watch(images)
+    total = tf.reduce_sum(model(images, training=False))
+  reach = np.abs(tape.gradient(total, images).numpy()).sum(axis=(0, 3))
+  assert (reach > 0).all(), np.argwhere(reach == 0)[:5]
+
+
 def test_vgg9_has_the_papers_parameter_count():
   # Wang et al. (2020), Table: VGG-9 on CIFAR-10, 3,491,530 parameters.
   model = models.create_keras_model('vgg9', image_shape=(32, 32, 3))
@@ -214,7 +230,7 @@ def test_resnet18_is_the_cifar_resnet18_with_group_norm():
 
 def test_cifar_cnn_parameters_by_formula():
   conv = lambda k, i, o: k * k * i * o + o
-  side = ((32 - 2) // 2 - 2) // 2  # two valid 3×3 convolutions, two pools
+  side = 32 // 2 // 2  # two 'same' 3×3 convolutions, two pools
   expected = (conv(3, 3, 16) + conv(3, 16, 32) + side * side * 32 * 64 + 64 +
               64 * 100 + 100)
   model = models.create_keras_model('cifar_cnn', 100,
