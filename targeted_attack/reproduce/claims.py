@@ -503,20 +503,24 @@ def _controls_text(judgement: Judgement) -> str:
                    for name, ok, measured in judgement.controls)
 
 
+CLAIMS_TABLE_HEADER = (
+    '| study | the paper\'s claim | controls | seeds per cell | '
+    'measured (mean [90% interval]) | the paper\'s ratios not kept | verdict '
+    '| exploratory |')
+
+
 def claims_table(rows: Sequence[tuple]) -> str:
-  """Markdown: study | claim | controls | seeds per cell | measured | verdict
-  | exploratory, one row per (study, claim, judgement, seeds per cell text,
-  exploratory text)."""
-  lines = ['| study | the paper\'s claim | controls | seeds per cell | '
-           'measured (mean [90% interval]) | verdict | exploratory |',
-           '|---|---|---|---|---|---|---|']
-  for study, claim, judgement, seeds, exploratory in rows:
+  """Markdown: study | claim | controls | seeds per cell | measured | the
+  paper's ratios not kept | verdict | exploratory, one row per (study,
+  claim, judgement, seeds per cell text, ratios text, exploratory text)."""
+  lines = [CLAIMS_TABLE_HEADER, '|---|---|---|---|---|---|---|---|']
+  for study, claim, judgement, seeds, ratios, exploratory in rows:
     verdict = verdict_text(judgement.holds)
     if judgement.reason:
       verdict += f' ({judgement.reason})'
     lines.append(f'| {study} | {claim.text} | {_controls_text(judgement)} | '
-                 f'{seeds} | {judgement.measured} | {verdict} | '
-                 f'{exploratory or "no"} |')
+                 f'{seeds} | {judgement.measured} | {ratios or "–"} | '
+                 f'{verdict} | {exploratory or "no"} |')
   return '\n'.join(lines) + '\n'
 
 

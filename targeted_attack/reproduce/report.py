@@ -10,6 +10,7 @@ from targeted_attack.experiment import config as config_lib
 from targeted_attack.experiment import outputs
 from targeted_attack.reproduce import claims as claims_lib
 from targeted_attack.reproduce import registration
+from targeted_attack.reproduce import studies as studies_lib
 
 
 def metrics_rows(run, evaluated_only: bool = True) -> list:
@@ -259,15 +260,21 @@ def _seeds_text(study, table: List[dict], claim) -> str:
   return ', '.join(f'{row["cell"]} {row["seeds"]}' for row in named)
 
 
+def ratios_text(study) -> str:
+  """The short forms of the study's ratios not kept, for its verdicts."""
+  return '; '.join(r.short for r in study.ratios_not_kept)
+
+
 def check_claims(study, table: List[dict], runs: Sequence,
                  seeds: Sequence[int] = ()) -> list:
-  """(study name, claim, judgement, seeds per cell, exploratory reason) for
-  each of the study's claims; `seeds` the seeds planned for every cell."""
+  """(study name, claim, judgement, seeds per cell, ratios not kept,
+  exploratory reason) for each of the study's claims; `seeds` the seeds
+  planned for every cell."""
   evidence = claims_lib.evidence(table, seeds)
   study_runs = [r for r in runs if r.study == study.name]
   finished = [r for r in study_runs if is_finished(r)]
   return [(study.name, claim, claims_lib.judge(claim, evidence),
-           _seeds_text(study, table, claim),
+           _seeds_text(study, table, claim), ratios_text(study),
            registration.exploratory_reason(study, claim, study_runs,
                                            finished))
           for claim in study.claims]
@@ -287,7 +294,7 @@ def claims_document(scale: str, verdicts: list, studies: Sequence,
                     runs: Sequence, tables: dict) -> str:
   """claims.md: the tally, the claims table, then per study its definition's
   hash, the code versions of its runs, and every cell."""
-  counts = claims_lib.tally([j for _, _, j, _, _ in verdicts])
+  counts = claims_lib.tally([row[2] for row in verdicts])
   lines = [f'# Claims at the `{scale}` scale', '',
            _tally_sentence(counts),
            '', claims_lib.claims_table(verdicts).rstrip('\n'), '',
@@ -303,7 +310,7 @@ def claims_document(scale: str, verdicts: list, studies: Sequence,
               (f' on {"; ".join(numerics)}' if numerics else '') + '.', '']
     if study.ratios_not_kept:
       lines += ['The paper\'s ratios not kept: ' +
-                '; '.join(study.ratios_not_kept) + '.', '']
+                '; '.join(r.text for r in study.ratios_not_kept) + '.', '']
     lines += _cell_rows(tables[study.name]) + ['']
   return '\n'.join(lines) + '\n'
 
@@ -390,16 +397,40 @@ def _parse_claims(text: str):
   return lines[0], header, rows, sections
 
 
+# The claims table before its column of the ratios not kept (0.9.1).
+_HEADER_WITHOUT_RATIOS = (
+    '| study | the paper\'s claim | controls | seeds per cell | '
+    'measured (mean [90% interval]) | verdict | exploratory |')
+
+
+def _with_ratios_column(header, rows):
+  """A table of the header before 0.9.1 given the ratios column, each study's
+  from its definition (a study not defined here: '–'); (header, rows)."""
+  if header[:1] != [_HEADER_WITHOUT_RATIOS]:
+    return header, rows
+  def widen(study, row):
+    cells = row[2:].rstrip(' |').split(' | ')
+    defined = studies_lib.STUDIES.get(study)
+    cells.insert(-2, (defined and ratios_text(defined)) or '–')
+    return '| ' + ' | '.join(cells) + ' |'
+  return ([claims_lib.CLAIMS_TABLE_HEADER, '|---' * 8 + '|'],
+          {study: [widen(study, r) for r in study_rows]
+           for study, study_rows in rows.items()})
+
+
 def _merge_claims(old, new):
   """`new`'s studies in place of (or after) `old`'s, as claims.md; None
-  (replace all) where either is not claims.md or their scales differ."""
+  (replace all) where either is not claims.md or their scales differ. An
+  old table without the ratios column is given it first."""
   if old is None or new is None or old[0] != new[0]:
     return None
   title, header, old_rows, old_sections = old
-  if header != new[1]:
+  header, old_rows = _with_ratios_column(header, old_rows)
+  new_header, new_rows = _with_ratios_column(new[1], new[2])
+  if header != new_header:
     return None
   studies = list(old_sections) + [s for s in new[3] if s not in old_sections]
-  rows = {s: new[2].get(s, []) if s in new[3] else old_rows.get(s, [])
+  rows = {s: new_rows.get(s, []) if s in new[3] else old_rows.get(s, [])
           for s in studies}
   sections = {s: new[3].get(s) or old_sections[s] for s in studies}
   counts = claims_lib.tally(())  # each verdict word, at 0
@@ -409,7 +440,7 @@ def _merge_claims(old, new):
     if not kind:  # an edited row: not this version's
       return None
     counts[kind[0]] += 1
-  lines = [title, '', _tally_sentence(counts), ''] + new[1]
+  lines = [title, '', _tally_sentence(counts), ''] + new_header
   lines += [r for study_rows in rows.values() for r in study_rows]
   lines += ['', _EVERY_CELL, '']
   for section in sections.values():

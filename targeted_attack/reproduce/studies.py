@@ -14,6 +14,18 @@ from targeted_attack.reproduce import claims as c
 
 
 @dataclasses.dataclass(frozen=True)
+class Ratio:
+  """A ratio of the paper's that a study's translation does not keep:
+  `short` stated beside each of the study's verdicts (the claims table),
+  `text` in full in its section."""
+  short: str
+  text: str
+
+  def __str__(self) -> str:
+    return self.text
+
+
+@dataclasses.dataclass(frozen=True)
 class Cell:
   label: str
   settings: dict
@@ -45,8 +57,8 @@ class Study:
   # Per scale name, settings over the study's (after `paper_scale_settings`):
   # e.g. FedSGD's rounds, one step each, at `small`.
   scale_settings: dict = dataclasses.field(default_factory=dict)
-  # The paper's ratios that this translation does not keep, stated beside
-  # its verdicts in claims.md.
+  # The paper's ratios that this translation does not keep (`Ratio`s; a
+  # string is its own short form), stated beside its verdicts in claims.md.
   ratios_not_kept: tuple = ()
   # The cells start from a trained model: the final model of a clean run of
   # the study's settings for the scale's `pretrain_rounds` (run once per
@@ -56,6 +68,11 @@ class Study:
   # The attack runs in one round only: the scale's `attack_round`
   # (Bagdasaryan et al.'s single shot).
   single_shot: bool = False
+
+  def __post_init__(self):
+    object.__setattr__(self, 'ratios_not_kept', tuple(
+        r if isinstance(r, Ratio) else Ratio(str(r), str(r))
+        for r in self.ratios_not_kept))
 
 
 _EVERY_ROUND = dict(attacker_model='fixed_frequency', attack_freq=1)
@@ -102,33 +119,40 @@ def _foolsgold_claims(two_sybils: str, one_sybil: str) -> tuple:
 
 
 # Lost ratios shared by the studies of the generated writers.
-def _writers_share(tasks: int) -> str:
-  return (f'target writers {tasks} of 300 = {tasks / 3:.1f}% of the '
-          f'population (the paper: {tasks} of 3,383 = '
-          f'{100 * tasks / 3383:.1f}%): {3383 / 300:.0f}× more honest '
-          'counter-examples')
+def _writers_share(tasks: int, suffix: str = '', short: str = '') -> Ratio:
+  return Ratio(
+      short or (f'target writers {tasks / 3:.1f}% of the population (the '
+                f'paper: {100 * tasks / 3383:.1f}%)'),
+      f'target writers {tasks} of 300 = {tasks / 3:.1f}% of the population '
+      f'(the paper: {tasks} of 3,383 = {100 * tasks / 3383:.1f}%): '
+      f'{3383 / 300:.0f}× more honest counter-examples' + suffix)
 
 
 _WRITERS_SHARE = _writers_share(30)
 
 
-def _semantic_share(tasks: int, attack: str = '') -> str:
+def _semantic_share(tasks: int, attack: str = '') -> Ratio:
   """Bagdasaryan et al.'s semantic backdoor kept apart from honest clients;
   Sun et al.'s (the one on the generated digits) is not."""
-  return (f'{attack}the backdoor is the 7s of {tasks} of 300 generated '
-          f'writers ({tasks / 3:.1f}% of the population), who keep training '
-          'on them, correctly labelled, as honest clients (Bagdasaryan et '
-          'al.\'s backdoor images are held out of every honest client)')
+  return Ratio(
+      f'{attack}the backdoor\'s 7s trained on by {tasks / 3:.1f}% of the '
+      'population as honest clients (the paper: held out)',
+      f'{attack}the backdoor is the 7s of {tasks} of 300 generated writers '
+      f'({tasks / 3:.1f}% of the population), who keep training on them, '
+      'correctly labelled, as honest clients (Bagdasaryan et al.\'s backdoor '
+      'images are held out of every honest client)')
 
 
 _REPLACEMENT_SEMANTIC_SHARE = _semantic_share(10)
 _FLAME_SEMANTIC_SHARE = _semantic_share(30, 'constrain-and-scale: ')
 # Ratios that hold on the generated digits only (not on a CIFAR-10 variant).
 _DIGITS_ONLY_RATIOS = (_REPLACEMENT_SEMANTIC_SHARE, _FLAME_SEMANTIC_SHARE)
-_FROM_SCRATCH = ('the attack starts on an unconverged model (the paper '
-                 'attacks a converged one)')
-_SERVER_STEP_1 = ('the effective server step η·m/n is 1.0 (the paper\'s '
-                  '0.1): a backdoor is averaged away ≈ 10× faster')
+_FROM_SCRATCH = Ratio('an unconverged start (the paper: converged)',
+                      'the attack starts on an unconverged model (the paper '
+                      'attacks a converged one)')
+_SERVER_STEP_1 = Ratio('η·m/n = 1.0 (the paper: 0.1)',
+                       'the effective server step η·m/n is 1.0 (the paper\'s '
+                       '0.1): a backdoor is averaged away ≈ 10× faster')
 # FedSGD (ALIE, IPM, FoolsGold, FLTrust): one local step on one batch, every
 # client every round. A population of 20 clients, all sampled each round;
 # FedSGD's rounds are one step each, so 300 of them at `small` and `main`.
@@ -139,8 +163,9 @@ _FEDSGD = dict(local_steps=1, num_epochs=1, synthetic_num_clients=20,
 _FEDSGD_ROUNDS = dict(num_rounds=300, evaluate_per_rounds=10,
                       checkpoint_every=50)
 _FEDSGD_SCALES = {'small': _FEDSGD_ROUNDS, 'main': _FEDSGD_ROUNDS}
-_FEDSGD_AT_PAPER = ('at the paper scale EMNIST\'s 3,383 writers are sampled 20 '
-                    'a round: not every client every round')
+_FEDSGD_AT_PAPER = Ratio('at `paper`: 20 of 3,383 writers a round, not all',
+                        'at the paper scale EMNIST\'s 3,383 writers are '
+                        'sampled 20 a round: not every client every round')
 
 
 _ATTACKER_GRID = (
@@ -272,9 +297,10 @@ STUDIES = {s.name: s for s in (
           paper_scale_settings=dict(norm_bound=10.0),
           ratios_not_kept=(
               _WRITERS_SHARE, _FROM_SCRATCH,
-              'ε = 0.33% (one attacker in the population, sampled in 10% '
-              'of the rounds) attacks in ≈ 6 of the 60 rounds (the '
-              'paper\'s ≈ 50 of 500)')),
+              Ratio('ε = 0.33%: ≈ 6 attack rounds (the paper: ≈ 50)',
+                    'ε = 0.33% (one attacker in the population, sampled in '
+                    '10% of the rounds) attacks in ≈ 6 of the 60 rounds (the '
+                    'paper\'s ≈ 50 of 500)'))),
     Study('sun_fig3', 'Sun et al. Fig. 3: norm-bounded attack (M = 10, here '
           '5) every round, number of backdoor tasks',
           'more tasks → lower backdoor accuracy',
@@ -288,8 +314,10 @@ STUDIES = {s.name: s for s in (
                                 'tasks_50', 0.1, floor=_FLOOR),
                       _sun_controls('tasks_10')),),
           paper_scale_settings=dict(norm_bound=10.0),
-          ratios_not_kept=(_writers_share(10) + ' (tasks_10; tasks_50: '
-                           '16.7%)', _FROM_SCRATCH)),
+          ratios_not_kept=(_writers_share(
+              10, ' (tasks_10; tasks_50: 16.7%)',
+              'target writers 3.3%–16.7% of the population (the paper: '
+              '0.3%–1.5%)'), _FROM_SCRATCH)),
     # 30 clients a round, as Figs. 2, 3 and 4b (ε = 3.3%, β = 30); before 0.9
     # this study ran 10 (ε = 10%, β = 10).
     Study('sun_fig4a', 'Sun et al. Fig. 4a: norm clipping M vs a norm-bounded '
@@ -557,8 +585,11 @@ STUDIES = {s.name: s for s in (
                                      ('foolsgold', 'foolsgold'))),
           claims=_foolsgold_claims('2_sybils', '1_sybils'),
           scale_settings=_FEDSGD_SCALES,
-          ratios_not_kept=('honest clients sampled from a population of 300 '
-                           '(the paper: the same 10 every round)',)),
+          ratios_not_kept=(Ratio('honest clients sampled from 300 (the '
+                                 'paper: the same 10)',
+                                 'honest clients sampled from a population '
+                                 'of 300 (the paper: the same 10 every '
+                                 'round)'),)),
     # RLR (Ozdayi et al.). Kept: the Fashion-MNIST setting's 10 agents a
     # round with 1 corrupt in every round (10%) and θ = 4 (40% of the round,
     # above its one corrupt agent); plain data poisoning, no boost, from round
@@ -610,9 +641,11 @@ STUDIES = {s.name: s for s in (
                       c.no_worse('main_task_final', 'rlr', 'no_defense',
                                  0.03),
                       (c.no_attack_trains('no_attack'),)),),
-          ratios_not_kept=('a population of 300 sampled 10 a round (the '
-                           'paper: 10 agents, all every round: the bigger '
-                           'run)',)),
+          ratios_not_kept=(Ratio('10 of 300 agents a round (the paper: 10, '
+                                 'all)',
+                                 'a population of 300 sampled 10 a round '
+                                 '(the paper: 10 agents, all every round: '
+                                 'the bigger run)'),)),
     # Xie et al. 2020 (DBA), multi-shot, at `small`. Keeps: 4 attackers
     # forced into every round of the window (the authors' multi-shot 4 of 10,
     # `is_random_adversary: false`: attacker_model forced_pool), attacker i
@@ -809,9 +842,10 @@ STUDIES = {s.name: s for s in (
                       (c.no_attack_trains(f'clean_{task}'),))
               for label, task, name in _FLAME_TASKS),
           converged_start=True,
-          ratios_not_kept=('ε = 0.25 sampled: 5 or more of a round\'s 10 '
-                           'clients malicious (past FLAME\'s majority '
-                           'assumption) in ≈ 7% of rounds',
+          ratios_not_kept=(Ratio('a malicious majority in ≈ 7% of rounds',
+                                 'ε = 0.25 sampled: 5 or more of a round\'s '
+                                 '10 clients malicious (past FLAME\'s '
+                                 'majority assumption) in ≈ 7% of rounds'),
                            _FLAME_SEMANTIC_SHARE)),
     # Cao et al. (FLTrust). Keeps: FedSGD (`_FEDSGD`: one step, all 20
     # clients every round), a 100-example clean root set (≈ one client's
@@ -909,9 +943,12 @@ _CIFAR = dict(dataset='synthetic_cifar10', model='cifar_cnn',
 _CIFAR_SMOKE = dict(synthetic_cifar_train_size=500,
                     synthetic_cifar_test_size=100, cifar_num_clients=20)
 _CIFAR_PAPER = dict(dataset='cifar10', model='vgg9')
-_STAND_IN = ('CIFAR-10 and its model (ResNet-18 / VGG-9) are the generated '
-             'stand-in and cifar_cnn at `small`; 200 training images a '
-             'client (CIFAR-10: 500); batch 20 (the papers: 64)')
+_STAND_IN = Ratio('the generated CIFAR-10 stand-in and cifar_cnn; 200 images '
+                  'a client (500), batch 20 (64)',
+                  'CIFAR-10 and its model (ResNet-18 / VGG-9) are the '
+                  'generated stand-in and cifar_cnn at `small`; 200 training '
+                  'images a client (CIFAR-10: 500); batch 20 (the papers: '
+                  '64)')
 
 STUDIES.update((s.name, s) for s in (
     # Bagdasaryan et al. (2020, Sec. 5.1–5.2): a converged model; one
@@ -951,9 +988,10 @@ STUDIES.update((s.name, s) for s in (
               _CIFAR_PAPER, model='resnet18',
               poison_images='30696,33105,33615,33907,36848,40713,41706',
               poison_images_test='330,568,3934,12336,30560'),
-          ratios_not_kept=(_STAND_IN, 'the attacker\'s images: 150 to train '
-                           'on and 50 to measure at `small` (the authors\' '
-                           'lists: 7 and 5)'),
+          ratios_not_kept=(_STAND_IN, Ratio(
+              'the attacker\'s images 150 and 50 (the authors: 7 and 5)',
+              'the attacker\'s images: 150 to train on and 50 to measure at '
+              '`small` (the authors\' lists: 7 and 5)')),
           converged_start=True, single_shot=True),
     # Wang et al. (2020, Sec. 4) on CIFAR-10: Southwest Airlines' planes →
     # truck, PGD (radius the clip's bound M) once every 10 rounds on a
@@ -1038,9 +1076,12 @@ STUDIES.update((s.name, s) for s in (
           paper_scale_settings=dict(
               dataset='stackoverflow', model='lstm', text_vocab_size=50000,
               backdoor_sentence='pasta from astoria tastes delicious'),
-          ratios_not_kept=('the users are the generated ones at `small` '
-                           '(100, 10 a round; Reddit: 80,000, 100 a round), '
-                           'small_lstm (theirs: 2 layers of 200)',),
+          ratios_not_kept=(Ratio(
+              '100 generated users, 10 a round (Reddit: 80,000, 100); '
+              'small_lstm',
+              'the users are the generated ones at `small` (100, 10 a round; '
+              'Reddit: 80,000, 100 a round), small_lstm (theirs: 2 layers of '
+              '200)'),),
           converged_start=True, single_shot=True),
 ))
 

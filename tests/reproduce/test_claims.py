@@ -192,14 +192,20 @@ def test_claims_table_has_the_controls_seeds_and_exploratory_columns():
   evidence = _evidence(_row('x', m=[0.9] * 5),
                        _row('y', m=[0.0] * 5, backdoor_final=[0.0] * 5))
   judgement = c.judge(claim, evidence)
-  text = c.claims_table([('s', claim, judgement, '5 each', '')])
+  text = c.claims_table([('s', claim, judgement, '5 each',
+                           'η·m/n = 1.0 (the paper: 0.1)', '')])
   header, _, row = text.strip().split('\n')
   assert header.split(' | ')[2:] == ['controls', 'seeds per cell',
                                      'measured (mean [90% interval])',
+                                     'the paper\'s ratios not kept',
                                      'verdict', 'exploratory |']
+  # The ratios beside the verdict.
+  assert row.split(' | ')[-3:] == ['η·m/n = 1.0 (the paper: 0.1)', 'holds',
+                                   'no |']
   assert row.startswith('| s | x beats y | clean base rate')
   assert row.endswith('| 5 each | x 0.90 [0.90, 0.90] vs y 0.00 [0.00, '
-                      '0.00]; difference 0.90 [0.90, 0.90] | holds | no |')
+                      '0.00]; difference 0.90 [0.90, 0.90] | η·m/n = 1.0 (the '
+                      'paper: 0.1) | holds | no |')
   assert c.tally([judgement]) == {'holds': 1, 'does not hold': 0,
                                   'cannot tell': 0}
 
@@ -387,7 +393,8 @@ def test_a_bigger_run_is_its_study_plus_its_own_settings():
   assert bigger.claims == (second, extra)
   assert bigger.paper_scale_settings == dict(x=10, w=40)
   assert bigger.scale_settings == dict(small=dict(q=1))
-  assert bigger.ratios_not_kept == ('r',)
+  # A string is its own short form.
+  assert bigger.ratios_not_kept == (studies_lib.Ratio('r', 'r'),)
   assert (bigger.default, bigger.bigger_run_of) == (False, 'p')
   assert bigger.title == 'the paper; bigger run: longer'
   with pytest.raises(KeyError):

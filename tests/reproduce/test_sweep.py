@@ -202,6 +202,10 @@ def test_studies_run_at_smoke_scale_with_figures_and_tables(smoke_sweep):
   assert len(rows) == 2, rows
   for row in rows:
     assert row.endswith('| no |') and 'cannot tell' in row, row
+    # Beside the verdict, the ratios its translation does not keep.
+    assert row.split(' | ')[5] == (
+        'η·m/n = 1.0 (the paper: 0.1); the backdoor\'s 7s trained on by '
+        '3.3% of the population as honest clients (the paper: held out)'), row
   assert '### bagdasaryan_replacement' in claims_text
   assert 'Definition ' in claims_text
   # Each study's runs say the kernels they ran on (the workers' TensorFlow).
@@ -222,14 +226,21 @@ def test_the_results_document_gets_the_claims_between_its_marks(tmp_path):
     report.write_into_document(str(path), 'x')
 
 
-def _claims_md(scale, rows, sections):
-  """A claims.md as `report.claims_document` lays it out; `rows` are
-  (study, verdict) pairs."""
-  table = ['| study | the paper\'s claim | controls | seeds per cell | '
-           'measured (mean [90% interval]) | verdict | exploratory |',
-           '|---|---|---|---|---|---|---|']
-  table += [f'| {study} | claim {i} | ok | 5 each | 0.5 | {verdict} | no |'
-            for i, (study, verdict) in enumerate(rows)]
+def _claims_md(scale, rows, sections, ratios_column=True):
+  """A claims.md as `report.claims_document` lays it out (before 0.9.1,
+  without `ratios_column`); `rows` are (study, verdict) pairs."""
+  if ratios_column:
+    table = ['| study | the paper\'s claim | controls | seeds per cell | '
+             'measured (mean [90% interval]) | the paper\'s ratios not kept | '
+             'verdict | exploratory |', '|---|---|---|---|---|---|---|---|']
+    table += [f'| {study} | claim {i} | ok | 5 each | 0.5 | r | {verdict} | '
+              'no |' for i, (study, verdict) in enumerate(rows)]
+  else:
+    table = ['| study | the paper\'s claim | controls | seeds per cell | '
+             'measured (mean [90% interval]) | verdict | exploratory |',
+             '|---|---|---|---|---|---|---|']
+    table += [f'| {study} | claim {i} | ok | 5 each | 0.5 | {verdict} | no |'
+              for i, (study, verdict) in enumerate(rows)]
   cells = []
   for study, body in sections:
     cells += [f'### {study}', '', body, '']
@@ -267,6 +278,35 @@ def test_the_results_document_is_merged_study_by_study(tmp_path):
   block = path.read_text().split(report.BEGIN_MARK)[1]
   assert 'a old' not in block and '1 hold' not in block
   assert '### Claims at the `paper` scale' in block
+
+
+def test_a_block_without_the_ratios_column_gets_each_studys_ratios(
+    tmp_path):
+  # A RESULTS block written before the column: its rows are kept, each
+  # given its study's ratios (by hand: `sun_fig1`'s two; a study not defined
+  # here, none), beside the verdict.
+  path = tmp_path / 'RESULTS.md'
+  old = _claims_md('small', [('sun_fig1', 'holds'),
+                             ('other', 'does not hold')],
+                   [('sun_fig1', 'fig1 body'), ('other', 'other body')],
+                   ratios_column=False)
+  path.write_text(f'{report.BEGIN_MARK}\n' + '\n'.join(
+      '##' + line if line.startswith('#') else line
+      for line in old.split('\n')) + f'\n{report.END_MARK}\n')
+  report.write_into_document(str(path), _claims_md(
+      'small', [('c', 'holds')], [('c', 'c body')]))
+  block = path.read_text()
+  rows = [line for line in block.split('\n') if line.startswith('| ')]
+  assert rows[0].split(' | ')[5] == 'the paper\'s ratios not kept'
+  assert rows[1] == (
+      '| sun_fig1 | claim 0 | ok | 5 each | 0.5 | target writers 10.0% of '
+      'the population (the paper: 0.9%); an unconverged start (the paper: '
+      'converged) | holds | no |')
+  assert rows[2] == ('| other | claim 1 | ok | 5 each | 0.5 | – | '
+                     'does not hold | no |')
+  assert rows[3] == '| c | claim 0 | ok | 5 each | 0.5 | r | holds | no |'
+  assert '2 hold, 1 do not hold, 0 cannot tell (of 3).' in block
+  assert 'fig1 body' in block and 'other body' in block
 
 
 def test_the_sweeps_own_claims_merge_beside_another_study(smoke_sweep,
@@ -487,12 +527,13 @@ def test_a_semantic_backdoor_on_the_digits_states_its_writers_share(
     config = config_lib.ExperimentConfig(**_cells(name, tmp_path)[cell])
     assert config.backdoor == 'semantic'
     writers = config.task_num
-    stated = [r for r in studies_lib.STUDIES[name].ratios_not_kept
-              if f' {writers} of 300 generated writers ' in r]
+    stated = [r.text for r in studies_lib.STUDIES[name].ratios_not_kept
+              if f' {writers} of 300 generated writers ' in r.text]
     assert len(stated) == 1, name
     assert f'({100 * writers / 300:.1f}% of the population)' in stated[0]
   variant = studies_lib.STUDIES['nguyen_flame_cifar10']
-  assert not any('generated writers' in r for r in variant.ratios_not_kept)
+  assert not any('generated writers' in r.text
+                 for r in variant.ratios_not_kept)
 
 
 def _cells(name, tmp_path, scale='small'):
