@@ -124,9 +124,14 @@ class _Server:
       self._report = (fields[0] == '1', int(fields[1]), int(fields[2]))
     return self._report
 
+  def ask_to_stop(self):
+    """Closes the child's input, on which it ends (`stop` waits for it)."""
+    if not self.process.stdin.closed:
+      self.process.stdin.close()
+
   def stop(self):
     """Ends the child; returns whether its worker is gone."""
-    self.process.stdin.close()
+    self.ask_to_stop()
     try:
       self.process.wait(timeout=60)
     except subprocess.TimeoutExpired:
@@ -154,6 +159,8 @@ def servers():
   try:
     yield ip, started
   finally:
+    for server in started.values():  # all at once: each takes seconds
+      server.ask_to_stop()
     gone = {mode: s.stop() for mode, s in started.items()}
     listener.close()
   assert all(gone.values()), f'workers left running: {gone}'

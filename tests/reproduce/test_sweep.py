@@ -150,17 +150,18 @@ def _finished_stamps(root) -> dict:
 @pytest.fixture(scope='module')
 def smoke_sweep(tmp_path_factory):
   """The smoke studies' sweep as a user runs one: stopped partway, then run
-  again to its end. The first stops once the pretraining run and one run of
-  the cells have finished (`--max_runs=1`, a run a process, one process at a
-  time on any machine: the cells' other runs are queued and cancelled); the
-  second resumes. (root, the second's exit status, every socket either
-  listened on, the runs finished when it stopped with their metrics'
+  again to its end, one process at a time on any machine (the suite's other
+  process has the other CPUs). The first stops once the pretraining run and
+  one run of the cells have finished (`--max_runs=1`, a run a process: the
+  cells' other runs are queued and cancelled); the second resumes, the
+  cells left in one process. (root, the second's exit status, every socket
+  either listened on, the runs finished when it stopped with their metrics'
   modification times)."""
   root = str(tmp_path_factory.mktemp('sweep'))
-  flags = ('--studies=' + ','.join(SMOKE_STUDIES), f'--root_output_dir={root}')
+  flags = ('--studies=' + ','.join(SMOKE_STUDIES), f'--root_output_dir={root}',
+           f'--cpus_per_task={os.cpu_count()}')
   stopped, seen_stopped = _sweep_watching_sockets(
-      *flags, '--max_runs=1', '--runs_per_process=1',
-      f'--cpus_per_task={os.cpu_count()}')
+      *flags, '--max_runs=1', '--runs_per_process=1')
   assert stopped == 0
   interrupted = _finished_stamps(root)
   failed, seen = _sweep_watching_sockets(*flags)
