@@ -405,7 +405,8 @@ _HEADER_WITHOUT_RATIOS = (
 
 def _with_ratios_column(header, rows):
   """A table of the header before 0.9.1 given the ratios column, each study's
-  from its definition (a study not defined here: '–'); (header, rows)."""
+  from its definition now (which may differ from the one its runs had; a
+  study not defined here: '–'); (header, rows)."""
   if header[:1] != [_HEADER_WITHOUT_RATIOS]:
     return header, rows
   def widen(study, row):

@@ -156,7 +156,8 @@ def test_a_centrally_trained_model_learns_the_trigger_at_5_percent_poison(
   assert clean_to_target <= 0.05, clean_to_target  # the trigger does it
 
 
-# The attacks whose poisoned batches hold `poison_per_batch` trigger items.
+# The attacks whose poisoned batches hold `poison_per_batch` trigger items
+# (model replacement, `cao_fltrust`'s, trains on D_trn ∪ D_mal instead).
 _BATCH_POISONERS = ('data_poisoning', 'constrain_and_scale', 'a3fl')
 
 
