@@ -122,9 +122,6 @@ def build_process(config, population: int, num_classes: int = 10,
       client_batching=c.client_batching)
 
 
-# Runs that differ only in these share one built process.
-LOOP_SETTINGS = config_lib.LOOP_SETTINGS
-
 # How many built processes a Python process keeps (the most recently used).
 KEPT_PROCESSES = 4
 
@@ -135,7 +132,7 @@ _kept_lock = threading.Lock()
 def reused_process(config, population: int, num_classes: int = 10,
                    image_shape=models.DIGITS_IMAGE_SHAPE):
   """`build_process`, built once per Python process for runs that differ only
-  in `LOOP_SETTINGS` (a resumed run, a longer one, another output directory).
+  in `config.LOOP_SETTINGS` (a resumed run, a longer one, another output directory).
 
   A process is a pure function of its state and inputs (TFF computations hold
   no state between calls; the project's randomness is seeded from the state
@@ -147,7 +144,7 @@ def reused_process(config, population: int, num_classes: int = 10,
   not seen by the kept process: `forget_processes()` empties the store.
   """
   key = (tuple((f.name, getattr(config, f.name)) for f in config_lib.fields()
-               if f.name not in LOOP_SETTINGS),
+               if f.name not in config_lib.LOOP_SETTINGS),
          population, num_classes, tuple(image_shape),
          registry.ATTACKS.chosen(config), registry.DEFENSES.chosen(config))
   with _kept_lock:

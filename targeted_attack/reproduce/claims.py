@@ -503,17 +503,22 @@ def _controls_text(judgement: Judgement) -> str:
                    for name, ok, measured in judgement.controls)
 
 
-CLAIMS_TABLE_HEADER = (
-    '| study | the paper\'s claim | controls | seeds per cell | '
-    'measured (mean [90% interval]) | the paper\'s ratios not kept | verdict '
-    '| exploratory |')
+CLAIMS_TABLE_COLUMNS = (
+    'study', 'the paper\'s claim', 'controls', 'seeds per cell',
+    'measured (mean [90% interval])', 'the paper\'s ratios not kept',
+    'verdict', 'exploratory')
+
+
+def table_header(columns: Sequence[str]) -> list:
+  """A Markdown table's header and separator lines."""
+  return ['| ' + ' | '.join(columns) + ' |', '|---' * len(columns) + '|']
 
 
 def claims_table(rows: Sequence[tuple]) -> str:
   """Markdown: study | claim | controls | seeds per cell | measured | the
   paper's ratios not kept | verdict | exploratory, one row per (study,
   claim, judgement, seeds per cell text, ratios text, exploratory text)."""
-  lines = [CLAIMS_TABLE_HEADER, '|---|---|---|---|---|---|---|---|']
+  lines = table_header(CLAIMS_TABLE_COLUMNS)
   for study, claim, judgement, seeds, ratios, exploratory in rows:
     verdict = verdict_text(judgement.holds)
     if judgement.reason:

@@ -398,23 +398,25 @@ def _parse_claims(text: str):
 
 
 # The claims table before its column of the ratios not kept (0.9.1).
-_HEADER_WITHOUT_RATIOS = (
-    '| study | the paper\'s claim | controls | seeds per cell | '
-    'measured (mean [90% interval]) | verdict | exploratory |')
+_RATIOS_COLUMN = claims_lib.CLAIMS_TABLE_COLUMNS.index(
+    'the paper\'s ratios not kept')
+_HEADER_WITHOUT_RATIOS = claims_lib.table_header(
+    claims_lib.CLAIMS_TABLE_COLUMNS[:_RATIOS_COLUMN] +
+    claims_lib.CLAIMS_TABLE_COLUMNS[_RATIOS_COLUMN + 1:])
 
 
 def _with_ratios_column(header, rows):
   """A table of the header before 0.9.1 given the ratios column, each study's
   from its definition now (which may differ from the one its runs had; a
   study not defined here: '–'); (header, rows)."""
-  if header[:1] != [_HEADER_WITHOUT_RATIOS]:
+  if header != _HEADER_WITHOUT_RATIOS:
     return header, rows
   def widen(study, row):
     cells = row[2:].rstrip(' |').split(' | ')
     defined = studies_lib.STUDIES.get(study)
-    cells.insert(-2, (defined and ratios_text(defined)) or '–')
+    cells.insert(_RATIOS_COLUMN, (defined and ratios_text(defined)) or '–')
     return '| ' + ' | '.join(cells) + ' |'
-  return ([claims_lib.CLAIMS_TABLE_HEADER, '|---' * 8 + '|'],
+  return (claims_lib.table_header(claims_lib.CLAIMS_TABLE_COLUMNS),
           {study: [widen(study, r) for r in study_rows]
            for study, study_rows in rows.items()})
 
@@ -427,11 +429,10 @@ def _merge_claims(old, new):
     return None
   title, header, old_rows, old_sections = old
   header, old_rows = _with_ratios_column(header, old_rows)
-  new_header, new_rows = _with_ratios_column(new[1], new[2])
-  if header != new_header:
+  if header != new[1]:
     return None
   studies = list(old_sections) + [s for s in new[3] if s not in old_sections]
-  rows = {s: new_rows.get(s, []) if s in new[3] else old_rows.get(s, [])
+  rows = {s: new[2].get(s, []) if s in new[3] else old_rows.get(s, [])
           for s in studies}
   sections = {s: new[3].get(s) or old_sections[s] for s in studies}
   counts = claims_lib.tally(())  # each verdict word, at 0
@@ -441,7 +442,7 @@ def _merge_claims(old, new):
     if not kind:  # an edited row: not this version's
       return None
     counts[kind[0]] += 1
-  lines = [title, '', _tally_sentence(counts), ''] + new_header
+  lines = [title, '', _tally_sentence(counts), ''] + new[1]
   lines += [r for study_rows in rows.values() for r in study_rows]
   lines += ['', _EVERY_CELL, '']
   for section in sections.values():

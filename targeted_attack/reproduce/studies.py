@@ -21,9 +21,6 @@ class Ratio:
   short: str
   text: str
 
-  def __str__(self) -> str:
-    return self.text
-
 
 @dataclasses.dataclass(frozen=True)
 class Cell:

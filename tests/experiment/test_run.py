@@ -365,7 +365,7 @@ def test_a_process_is_reused_only_by_runs_that_differ_in_their_loop(
   build.forget_processes()
   base = tiny(tmp_path, num_rounds=2)
   build.reused_process(base, 12)
-  for name in build.LOOP_SETTINGS:            # each loop setting: reused
+  for name in config_lib.LOOP_SETTINGS:            # each loop setting: reused
     value = getattr(base, name)
     changed = {'num_rounds': 3, 'resume': not value, 'root_output_dir':
                str(tmp_path / 'elsewhere'), 'experiment_name': 'other',
