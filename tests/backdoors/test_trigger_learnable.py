@@ -100,23 +100,28 @@ def test_every_pixel_of_the_trigger_differs_from_the_white_background(
                                   np.broadcast_to(ON_WHITE, (2, 3, 3)))
 
 
-def _train(pixels, labels, poison, seed=0):
-  """small_cnn trained by SGD on batches of 20 whose first item is a poison
-  item (cycling through `poison`, labelled TARGET), in a fixed order."""
+def _train(pixels, labels, poison, seed=0, model_name='small_cnn'):
+  """`model_name` trained by SGD on batches of 20 whose first item is a
+  poison item (cycling through `poison`, labelled TARGET), in a fixed order;
+  grayscale images [n, H, W] or colour [n, H, W, C]."""
   rng = np.random.RandomState(seed)
   x, y = pixels.copy(), labels.copy()
   slots = np.arange(0, len(x), POISON_EVERY)
   picks = rng.permutation(len(poison))[np.arange(len(slots)) % len(poison)]
   x[slots], y[slots] = poison[picks], TARGET
+  shape = x.shape[1:]
+  with_channels = (lambda images: images) if len(shape) == 3 else (
+      lambda images: images[..., None])
   tf.keras.utils.set_random_seed(seed)
-  model = models.create_keras_model('small_cnn', 10, seed=seed)
+  model = models.create_keras_model(model_name, 10, seed=seed,
+                                    image_shape=shape)
   model.compile(tf.keras.optimizers.SGD(LEARNING_RATE),
                 tf.keras.losses.SparseCategoricalCrossentropy(
                     from_logits=True))
-  model.fit(x[..., None], y, batch_size=BATCH, epochs=EPOCHS, shuffle=False,
-            verbose=0)
+  model.fit(with_channels(x), y, batch_size=BATCH, epochs=EPOCHS,
+            shuffle=False, verbose=0)
   return lambda images: np.argmax(
-      model.predict(images[..., None], batch_size=512, verbose=0), axis=1)
+      model.predict(with_channels(images), batch_size=512, verbose=0), axis=1)
 
 
 # Each distinct patch once: DBA's part 3 and A3FL's initial trigger put
@@ -215,24 +220,11 @@ def test_cifar_cnn_learns_the_one_corner_trigger_on_the_standin(standin):
                            for k in range(standin.num_clients)])
   labels = np.concatenate([standin.client_arrays(k)[1]
                            for k in range(standin.num_clients)])
-  rng = np.random.RandomState(1)
-  order = rng.permutation(len(pixels))
-  x, y = pixels[order].copy(), labels[order].copy()
-  slots = np.arange(0, len(x), POISON_EVERY)
-  sources = x[y != TARGET]
-  x[slots] = triggers.stamp_trigger(
-      sources[rng.permutation(len(sources))[:len(slots)]], 1.0, 'one_corner',
-      1.0)
-  y[slots] = TARGET
-  tf.keras.utils.set_random_seed(1)
-  model = models.create_keras_model('cifar_cnn', 10, seed=1,
-                                    image_shape=(32, 32, 3))
-  model.compile(tf.keras.optimizers.SGD(LEARNING_RATE),
-                tf.keras.losses.SparseCategoricalCrossentropy(
-                    from_logits=True))
-  model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, shuffle=False, verbose=0)
-  predict = lambda images: np.argmax(
-      model.predict(images, batch_size=512, verbose=0), axis=1)
+  order = np.random.RandomState(1).permutation(len(pixels))
+  poison = triggers.stamp_trigger(pixels[labels != TARGET], 1.0, 'one_corner',
+                                  1.0)
+  predict = _train(pixels[order], labels[order], poison, seed=1,
+                   model_name='cifar_cnn')
   source = standin.test_pixels[standin.test_labels != TARGET]
   triggered = triggers.stamp_trigger(source, 1.0, 'one_corner', 1.0)
   clean_accuracy = np.mean(predict(standin.test_pixels) ==
