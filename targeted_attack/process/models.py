@@ -19,6 +19,14 @@ MODEL_NAMES = ('cnn', 'small_cnn', 'linear', 'cifar_cnn', 'vgg9', 'resnet18',
                'lstm', 'small_lstm', 'char_lstm')
 # Next-word models: token ids [B, T] in, logits [B, T, V + 4] out.
 TEXT_MODELS = ('lstm', 'small_lstm', 'char_lstm')
+# Each model's architecture revision where it changed after runs were made
+# (absent: 1). A study's definition hash (`reproduce.registration`) includes
+# it, so runs of an earlier architecture read as another definition.
+MODEL_REVISIONS = {
+    # 2: 'same' padding (0.9.x); under 'valid' the image's last two rows and
+    # columns did not reach the logits.
+    'cifar_cnn': 2,
+}
 # EMNIST's images.
 DIGITS_IMAGE_SHAPE = (28, 28)
 

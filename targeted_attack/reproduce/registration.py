@@ -4,7 +4,8 @@ under, and a claim judged on runs of another definition is exploratory.
 A claim's hash is the digest (`claims.digest`) of its text, its check's and
 controls' specs, and the settings of every cell of its study as the runs
 receive them (the scale's, the study's, the cell's and the command line's,
-less the seed and the paths). Before a run starts, the sweep writes
+less the seed and the paths), with the model's architecture revision where it
+has one (`process.models.MODEL_REVISIONS`). Before a run starts, the sweep writes
 `definition.json` beside its metrics (once: a resumed run keeps its first
 record): the hash of each of its study's claims, the study's hash and the
 code version. At report time a claim is exploratory when a run it reads has
@@ -20,7 +21,9 @@ import subprocess
 import time
 from typing import Dict, Sequence
 
+from targeted_attack.experiment import config as config_lib
 from targeted_attack.experiment import outputs
+from targeted_attack.process import models
 from targeted_attack.reproduce import claims as claims_lib
 from targeted_attack.runtime import devices
 
@@ -31,15 +34,27 @@ PER_RUN_KEYS = frozenset(('random_seed', 'root_output_dir', 'experiment_name',
                           'resume', 'emnist_cache_dir'))
 
 
+def definition_settings(settings: dict) -> dict:
+  """A run's `settings` less `PER_RUN_KEYS`, with its model's architecture
+  revision (`_model_revision`) where the model has one."""
+  kept = {k: v for k, v in settings.items() if k not in PER_RUN_KEYS}
+  default_model = config_lib.ExperimentConfig.__dataclass_fields__[
+      'model'].default
+  revision = models.MODEL_REVISIONS.get(settings.get('model', default_model))
+  if revision:
+    kept['_model_revision'] = revision
+  return kept
+
+
 def cell_settings(runs: Sequence) -> Dict[str, dict]:
-  """{cell: its settings less `PER_RUN_KEYS`, and the digest of the
+  """{cell: its settings less `PER_RUN_KEYS`, the digest of the
   pretraining run it starts from (`_pretrained`, a path-free stand-in for
-  `init_checkpoint`)} from a study's planned runs."""
+  `init_checkpoint`), and its model's revision (`_model_revision`) where the
+  model has one} from a study's planned runs."""
   settings = {}
   for run in runs:
     if run.cell not in settings:
-      settings[run.cell] = {k: v for k, v in run.settings.items()
-                            if k not in PER_RUN_KEYS}
+      settings[run.cell] = definition_settings(run.settings)
       if getattr(run, 'pretrained', None):
         # The pretraining run's digest in place of its checkpoint's path.
         settings[run.cell].pop('init_checkpoint', None)

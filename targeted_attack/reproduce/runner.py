@@ -61,15 +61,15 @@ def pretraining_run(settings: dict, rounds: int, seed: int, root: str,
   """The clean run whose final model a converged-start study's cells start
   from: `settings` (the study's, before its cells') without attack or
   defense, for `rounds` rounds; one per seed and distinct settings, in
-  <root>/<scale>/_pretrained/<digest of its settings>/seed_<seed>, shared
+  <root>/<scale>/_pretrained/<digest of its settings and model revision
+  (`registration.definition_settings`)>/seed_<seed>, shared
   by every study and cell of the same settings."""
   from targeted_attack.reproduce import claims as claims_lib  # pylint: disable=g-import-not-at-top
   from targeted_attack.reproduce import registration  # pylint: disable=g-import-not-at-top
   settings = {**{k: v for k, v in settings.items()
                  if k not in _PRETRAINING_DROPS},
               **_PRETRAINING_SETTINGS, 'num_rounds': rounds}
-  digest = claims_lib.digest({k: v for k, v in settings.items()
-                              if k not in registration.PER_RUN_KEYS})
+  digest = claims_lib.digest(registration.definition_settings(settings))
   out = os.path.join(root, scale, PRETRAINING, digest)
   settings.update(random_seed=seed, root_output_dir=out,
                   experiment_name=f'seed_{seed}', resume=True)

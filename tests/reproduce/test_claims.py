@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from targeted_attack.process import models
 from targeted_attack.reproduce import claims as c
 from targeted_attack.reproduce import registration
 from targeted_attack.reproduce import runner
@@ -323,6 +324,42 @@ def test_the_hash_ignores_the_output_root_and_reads_the_pretraining(
   longer = runner.pretraining_run(dict(cells[0].settings), 99, 0,
                                   str(tmp_path), 'smoke')
   assert longer.cell != cells[0].pretrained
+
+
+def test_the_hash_reads_a_revised_models_revision_and_nothing_else(
+    tmp_path, monkeypatch):
+  study = _study()
+  claim = study.claims[0]
+  runs = runner.plan([study], 'smoke', str(tmp_path), seeds=1)
+  # A model with no revision: the hash of the settings as they were before
+  # revisions existed (the digits studies' stored runs keep theirs).
+  plain = {}
+  for run in runs:
+    plain.setdefault(run.cell, {
+        k: v for k, v in run.settings.items()
+        if k not in ('random_seed', 'root_output_dir', 'experiment_name',
+                     'resume', 'emnist_cache_dir')})
+  assert registration.claim_hash(claim, registration.cell_settings(runs)) == (
+      c.digest(dict(claim=claim.spec(), cells=plain)))
+  # The same study on `cifar_cnn`, before and after its revision 2: runs of
+  # the 'valid' architecture read as another definition, and its cached
+  # pretraining is not reused.
+  on_cifar = studies_lib.Study(
+      study.name, study.title, study.paper_says,
+      dict(study.settings, model='cifar_cnn', dataset='synthetic_cifar10'),
+      study.cells, claims=study.claims, converged_start=True)
+
+  def hash_and_pretraining():
+    planned = runner.plan([on_cifar], 'smoke', str(tmp_path), seeds=1)
+    cells = [r for r in planned if r.study != runner.PRETRAINING]
+    return (registration.claim_hash(claim, registration.cell_settings(cells)),
+            {r.cell for r in planned if r.study == runner.PRETRAINING})
+
+  revised = hash_and_pretraining()
+  monkeypatch.delitem(models.MODEL_REVISIONS, 'cifar_cnn')
+  unrevised = hash_and_pretraining()
+  assert revised[0] != unrevised[0]
+  assert revised[1].isdisjoint(unrevised[1]), (revised[1], unrevised[1])
 
 
 def test_a_claim_changed_after_its_runs_is_exploratory(tmp_path):
