@@ -238,6 +238,16 @@ def test_every_default_study_has_a_control_on_every_claim():
       assert claim.controls, (study.name, claim.text)
 
 
+def test_every_claim_reads_the_main_task_among_its_controls():
+  # A verdict without the main task is "cannot tell": a backdoor measured on
+  # a collapsed model, or kept out by one, says nothing.
+  for study in studies_lib.STUDIES.values():
+    for claim in study.claims:
+      assert any(control.name.startswith(('main task:', 'clean main task:'))
+                 or 'main_task' in control.check.spec
+                 for control in claim.controls), (study.name, claim.text)
+
+
 def test_noise_beyond_the_clip_is_gated_on_the_clip_alone():
   # "Weak DP lowers the backdoor beyond its clip alone" compares clip_3 with
   # weak DP: its positive control is that the attack gets through clip_3
