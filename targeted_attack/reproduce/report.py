@@ -406,25 +406,54 @@ _HEADER_WITHOUT_RATIOS = claims_lib.table_header(
 
 
 def _with_ratios_column(header, rows):
-  """A table of the header before 0.9.1 given the ratios column, each study's
-  from its definition now (which may differ from the one its runs had; a
-  study not defined here: '–'); (header, rows)."""
+  """A table of the header before 0.9.1 given the ratios column ('–' for
+  now: `_current_ratios` fills it); (header, rows)."""
   if header != _HEADER_WITHOUT_RATIOS:
     return header, rows
-  def widen(study, row):
+  def widen(row):
     cells = row[2:].rstrip(' |').split(' | ')
-    defined = studies_lib.STUDIES.get(study)
-    cells.insert(_RATIOS_COLUMN, (defined and ratios_text(defined)) or '–')
+    cells.insert(_RATIOS_COLUMN, '–')
     return '| ' + ' | '.join(cells) + ' |'
   return (claims_lib.table_header(claims_lib.CLAIMS_TABLE_COLUMNS),
-          {study: [widen(study, r) for r in study_rows]
+          {study: [widen(r) for r in study_rows]
            for study, study_rows in rows.items()})
+
+
+_RATIOS_LINE = 'The paper\'s ratios not kept: '
+
+
+def _current_ratios(study, rows, section):
+  """A kept study's rows and section with the ratios not kept of its
+  definition now (the ratios state the definition against its paper, not
+  a measurement, and are not in its hash); as they were for a study not
+  defined here. (rows, section)."""
+  defined = studies_lib.STUDIES.get(study)
+  if defined is None:
+    return rows, section
+  def refreshed(row):
+    cells = row[2:].rstrip(' |').split(' | ')
+    cells[_RATIOS_COLUMN] = ratios_text(defined) or '–'
+    return '| ' + ' | '.join(cells) + ' |'
+  # Its old ratios paragraph out (the line and the blank after it), the
+  # definition's in, after the paragraph naming the definition.
+  section = list(section)
+  at = next((i for i, line in enumerate(section)
+             if line.startswith(_RATIOS_LINE)), None)
+  if at is not None:
+    del section[at:at + 2]
+  if defined.ratios_not_kept:
+    at = next((i + 2 for i, line in enumerate(section)
+               if line.startswith('Definition ')), len(section))
+    section[at:at] = [_RATIOS_LINE + '; '.join(
+        r.text for r in defined.ratios_not_kept) + '.', '']
+  return [refreshed(r) for r in rows], section
 
 
 def _merge_claims(old, new):
   """`new`'s studies in place of (or after) `old`'s, as claims.md; None
   (replace all) where either is not claims.md or their scales differ. An
-  old table without the ratios column is given it first."""
+  old table without the ratios column is given it first; a kept study's
+  ratios not kept are its definition's now."""
   if old is None or new is None or old[0] != new[0]:
     return None
   title, header, old_rows, old_sections = old
@@ -432,9 +461,13 @@ def _merge_claims(old, new):
   if header != new[1]:
     return None
   studies = list(old_sections) + [s for s in new[3] if s not in old_sections]
-  rows = {s: new[2].get(s, []) if s in new[3] else old_rows.get(s, [])
-          for s in studies}
-  sections = {s: new[3].get(s) or old_sections[s] for s in studies}
+  rows, sections = {}, {}
+  for s in studies:
+    if s in new[3]:
+      rows[s], sections[s] = new[2].get(s, []), new[3][s]
+    else:
+      rows[s], sections[s] = _current_ratios(s, old_rows.get(s, []),
+                                             old_sections[s])
   counts = claims_lib.tally(())  # each verdict word, at 0
   for row in (r for study_rows in rows.values() for r in study_rows):
     verdict = row.rstrip(' |').split(' | ')[-2]

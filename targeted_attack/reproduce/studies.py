@@ -142,8 +142,25 @@ def _semantic_share(tasks: int, attack: str = '') -> Ratio:
 
 _REPLACEMENT_SEMANTIC_SHARE = _semantic_share(10)
 _FLAME_SEMANTIC_SHARE = _semantic_share(30, 'constrain-and-scale: ')
+
+
+def _digits_not_cifar(paper_model: str) -> Ratio:
+  """A CIFAR-10 paper run on the generated digits (its CIFAR-10 variant
+  states `_STAND_IN` instead)."""
+  return Ratio(f'digits, not CIFAR-10 and {paper_model}',
+               'the generated digits and a digits model (the paper: '
+               f'CIFAR-10 and {paper_model}; the `_cifar10` variant runs the '
+               'CIFAR-10 stand-in)')
+
+
+_ALIE_TASK = _digits_not_cifar('its CNN')
+_A3FL_TASK = _digits_not_cifar('ResNet-18')
+_DBA_LABEL_SKEW = Ratio('no Dir(0.5) label skew',
+                        'the writers\' own digits, no Dirichlet(0.5) label '
+                        'skew across clients (the authors\' split)')
 # Ratios that hold on the generated digits only (not on a CIFAR-10 variant).
-_DIGITS_ONLY_RATIOS = (_REPLACEMENT_SEMANTIC_SHARE, _FLAME_SEMANTIC_SHARE)
+_DIGITS_ONLY_RATIOS = (_REPLACEMENT_SEMANTIC_SHARE, _FLAME_SEMANTIC_SHARE,
+                       _ALIE_TASK, _A3FL_TASK, _DBA_LABEL_SKEW)
 _FROM_SCRATCH = Ratio('an unconverged start (the paper: converged)',
                       'the attack starts on an unconverged model (the paper '
                       'attacks a converged one)')
@@ -417,7 +434,13 @@ STUDIES = {s.name: s for s in (
                                  'none', 0.1),
                       (c.clean_rate('no_attack'), c.attack_works('none'),
                        c.main_task_kept('krum_eps_0.5'))),),
-          converged_start=True),
+          converged_start=True,
+          ratios_not_kept=(Ratio('6 attack rounds in 60 (the paper: hundreds '
+                                 'of rounds)',
+                                 'one attack in 10 rounds over the 60 '
+                                 'rounds of `small`: 6 attacks, each '
+                                 'averaged with 9 honest updates (the paper '
+                                 'attacks for hundreds of rounds)'),)),
     # On a trained model (`converged_start`), as the paper's converged one.
     Study('bagdasaryan_replacement', 'Bagdasaryan et al.: one single-shot '
           'model replacement (β = n/η) on a trained model, then none',
@@ -511,7 +534,8 @@ STUDIES = {s.name: s for s in (
                                  ('trimmed_mean', 'trimmed mean'),
                                  ('bulyan', 'Bulyan'))),
           scale_settings=_FEDSGD_SCALES,
-          ratios_not_kept=('20 workers (the ports: 51)', _FEDSGD_AT_PAPER)),
+          ratios_not_kept=('20 workers (the ports: 51)', _FEDSGD_AT_PAPER,
+                           _ALIE_TASK)),
     # IPM (Xie et al.). Kept: FedSGD (`_FEDSGD`, as the ports' FedSGD
     # configs), omniscient attackers (μ over the round's benign updates), all
     # sending −ε·μ every round, a fixed count of them in every round (forced
@@ -688,7 +712,13 @@ STUDIES = {s.name: s for s in (
                        c.attack_works('dba_4_parts'),
                        c.attack_works('centralized'),
                        c.main_task_kept('dba_4_parts'))),),
-          ratios_not_kept=(_SERVER_STEP_1, _FROM_SCRATCH)),
+          ratios_not_kept=(_SERVER_STEP_1, _FROM_SCRATCH,
+                           Ratio('the attackers\' rate the benign one (the '
+                                 'paper: 0.05 against 0.1)',
+                                 'the attackers train at the benign clients\' '
+                                 'rate (the authors: 0.05 against the '
+                                 'benign 0.1)'),
+                           _DBA_LABEL_SKEW)),
     # Zhang et al. 2022 (Neurotoxin), the EMNIST edge-case task, at `small`.
     # Keeps: 1 attacker of 10 clients in every round of a window on a trained
     # model (rounds 21–40), then none for 20 rounds; the same norm clip
@@ -750,7 +780,18 @@ STUDIES = {s.name: s for s in (
                        c.attack_works('no_mask'),
                        c.attack_works('neurotoxin_top5pct'),
                        c.main_task_kept('neurotoxin_top5pct'))),),
-          ratios_not_kept=(_FROM_SCRATCH,)),
+          ratios_not_kept=(_FROM_SCRATCH,
+                           Ratio('a 20-round window (the paper: 200)',
+                                 'the attack window is 20 rounds (the '
+                                 'paper\'s: 200)'),
+                           Ratio('the attacker\'s epochs the benign ones '
+                                 '(the paper: 10)',
+                                 'the attacker trains the benign clients\' '
+                                 'epochs (the authors: 10)'),
+                           Ratio('the mask from the attacker\'s own data',
+                                 'the mask is the global model\'s gradient '
+                                 'on the attacker\'s own clean data (the '
+                                 'authors: on 30 other clients\' data)'))),
     # Zhang et al. 2023 (A3FL), at `small`. Keeps: 1% of the clients
     # compromised (3 of 300), taking part only when sampled (≈ 0.1 attackers
     # per round: ≈ 4 attack rounds in the 40, as ≈ 10 in the authors' 100),
@@ -792,7 +833,12 @@ STUDIES = {s.name: s for s in (
                        c.main_task_kept(f'a3fl__{defense}')))
               for defense, name in (('flame', 'FLAME'), ('fltrust', 'FLTrust'),
                                     ('clip', 'clipping at 1.5'))),
-          ratios_not_kept=(_FROM_SCRATCH,)),
+          ratios_not_kept=(_FROM_SCRATCH, _A3FL_TASK,
+                           Ratio('no momentum or weight decay in the '
+                                 'unlearning',
+                                 'the trigger search\'s unlearning runs '
+                                 'plain SGD (the authors\': momentum and '
+                                 'weight decay)'))),
     # Nguyen et al. (FLAME), at `small`. Keeps: fewer than half of a round's
     # clients malicious (ε = 0.25: 2.5 of 10 on average; ≥ 5 in ≈ 7% of
     # rounds), the three attacks it names (constrain-and-scale with γ = n/η
@@ -914,7 +960,10 @@ STUDIES = {s.name: s for s in (
                                            0.05))))),
           scale_settings=_FEDSGD_SCALES,
           ratios_not_kept=('20 clients (the paper\'s counts: NR)',
-                           _FEDSGD_AT_PAPER)),
+                           _FEDSGD_AT_PAPER,
+                           Ratio('an untrained start (the paper: pretrained)',
+                                 'the run starts from an untrained model '
+                                 '(the paper\'s from a pretrained one)'))),
     Study('matrix', 'Every attack (rows) against every defense (columns), one '
           'attacker among 10 clients every round, 10 tasks',
           'each attack\'s paper: its defense fails; each defense\'s paper: '

@@ -310,6 +310,39 @@ def test_a_block_without_the_ratios_column_gets_each_studys_ratios(
   assert 'fig1 body' in block and 'other body' in block
 
 
+def test_a_kept_studys_ratios_are_its_definitions_now(tmp_path):
+  # The ratios not kept state a definition against its paper (they are not
+  # in its hash): a study kept from an older block shows today's, in its
+  # row and its section; a study not defined here keeps what it had.
+  path = tmp_path / 'RESULTS.md'
+  old = _claims_md('small', [('sun_fig1', 'holds'), ('other', 'holds')],
+                   [('sun_fig1', 'Definition abc; runs by x.'),
+                    ('other', 'other body')])
+  old = old.replace('Definition abc; runs by x.\n',
+                    'Definition abc; runs by x.\n\nThe paper\'s ratios not '
+                    'kept: an outdated one.\n')
+  path.write_text(f'{report.BEGIN_MARK}\n' + '\n'.join(
+      '##' + line if line.startswith('#') else line
+      for line in old.split('\n')) + f'\n{report.END_MARK}\n')
+  report.write_into_document(str(path), _claims_md(
+      'small', [('c', 'holds')], [('c', 'c body')]))
+  block = path.read_text()
+  rows = [line for line in block.split('\n') if line.startswith('| ')]
+  assert rows[1].split(' | ')[5] == (
+      'target writers 10.0% of the population (the paper: 0.9%); an '
+      'unconverged start (the paper: converged)')
+  assert rows[2].split(' | ')[5] == 'r'
+  lines = block.split('\n')
+  at = lines.index('##### sun_fig1')
+  assert lines[at:at + 6] == [
+      '##### sun_fig1', '', 'Definition abc; runs by x.', '',
+      'The paper\'s ratios not kept: target writers 30 of 300 = 10.0% of the '
+      'population (the paper: 30 of 3,383 = 0.9%): 11× more honest '
+      'counter-examples; the attack starts on an unconverged model (the '
+      'paper attacks a converged one).', '']
+  assert 'outdated' not in block and 'other body' in block
+
+
 def test_the_sweeps_own_claims_merge_beside_another_study(smoke_sweep,
                                                          tmp_path):
   # The format claims_document writes (not a copy of it) merges: a block
