@@ -263,6 +263,23 @@ def _stacked_dropout(x, rate, layer_seed, step_seeds, num_clients=None):
   return tf.where(uniform >= rate, x * scale, tf.zeros([], x.dtype))
 
 
+def fold_in_heads(seeds):
+  """int64 [C]: the first half of fold_in(seeds[k], ·), which depends on the
+  seed alone: `stateless_fold_in(seed, data)` is [U(seed), data], U a full
+  int64 draw (`folded_in` the whole; drawn once, not at every step)."""
+  return tf.map_fn(
+      lambda seed: tf.random.stateless_uniform(
+          [], seed, minval=None, maxval=None, dtype=tf.int64),
+      seeds, fn_output_signature=tf.int64)
+
+
+def folded_in(heads, data):
+  """int64 [C, 2]: stateless_fold_in(seeds[k], data) for each client, from
+  `fold_in_heads(seeds)`."""
+  return tf.stack([heads, tf.fill(tf.shape(heads), tf.cast(data, tf.int64))],
+                  axis=1)
+
+
 class _Metrics(collections.namedtuple(
     '_Metrics', ['correct', 'counted', 'loss_sum', 'loss_weight', 'examples',
                  'batches'])):
@@ -347,6 +364,7 @@ class BatchedBenignTrainer:
     pass_seeds = tf.map_fn(
         lambda s: local_training.dropout_seed_of_pass(
             s, base.BENIGN_DROPOUT_PASS), seeds, fn_output_signature=tf.int32)
+    seed_heads = fold_in_heads(pass_seeds)
     zeros = tf.zeros([num_clients], tf.float32)
     zero_counts = tf.zeros([num_clients], tf.int64)
     metrics = _Metrics(zeros, zeros, zeros, zeros, zero_counts, zero_counts)
@@ -357,10 +375,7 @@ class BatchedBenignTrainer:
       n = tf.maximum(rows[:, s], 0)
       n_float = tf.cast(n, tf.float32)
       row_mask = tf.sequence_mask(n, batch, tf.float32)
-      step_seeds = tf.map_fn(
-          lambda seed: tf.random.experimental.stateless_fold_in(
-              seed, tf.cast(s, tf.int64)), pass_seeds,
-          fn_output_signature=tf.int64)
+      step_seeds = folded_in(seed_heads, s)
       labels = y[:, s, :, 0]
       with tf.GradientTape() as tape:
         tape.watch(params)

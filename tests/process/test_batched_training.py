@@ -239,6 +239,20 @@ def test_stacked_dropout_draws_each_clients_own_mask():
       np.testing.assert_array_equal(out[k, :n], alone)
 
 
+def test_step_seeds_are_tensorflows_fold_in_of_each_clients_pass_seed():
+  # The batched trainer draws fold_in's seed-only half once per pass; each
+  # step's seed must still be TensorFlow's own fold_in(pass seed, step).
+  seeds = np.random.default_rng(3).integers(-2**31, 2**31, size=(4, 2))
+  for dtype in (tf.int32, tf.int64):
+    pass_seeds = tf.constant(seeds, dtype)
+    heads = batched_training.fold_in_heads(pass_seeds)
+    for step in (0, 1, 7, 1000):
+      expected = [tf.random.experimental.stateless_fold_in(
+          pass_seeds[k], tf.constant(step, tf.int64)) for k in range(4)]
+      np.testing.assert_array_equal(
+          batched_training.folded_in(heads, tf.constant(step)), expected)
+
+
 def _round_data(num_clients, num_attackers, epochs=2, batch=7):
   pool = federated.load_synthetic(16, 20, seed=0)
   task = semantic.select_backdoor_task(pool, 2, seed=0)
