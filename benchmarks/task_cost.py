@@ -1,7 +1,8 @@
-r"""The `paper` scale's cost per study, from a measured SGD step of its model.
+r"""A scale's cost per study, from a measured SGD step of its model.
 
   .venv/bin/python -m benchmarks.task_cost                  # every task study
   .venv/bin/python -m benchmarks.task_cost --studies=wang_southwest --steps=20
+  .venv/bin/python -m benchmarks.task_cost --scale=small --default_studies
 
 For each study (default: those on CIFAR-10 and text, whose `paper` scale
 needs a GPU), its `paper`-scale runs (`runner.plan`) give the model, batch
@@ -23,6 +24,14 @@ study one JSON line:
 a lower bound: the attacked process adds its overhead (aggregation,
 evaluation, attacks; `benchmarks.round_time`'s a/c ratio on digits), and
 the malicious clients' longer training.
+
+At `--scale=small` (or `main`) the generated datasets' sizes stand in for the
+real ones (`synthetic`, `dirichlet`: synthetic_examples_per_client;
+`synthetic_cifar10`: synthetic_cifar_train_size over cifar_num_clients;
+`synthetic_text`: synthetic_examples_per_client sentences), and a last line
+sums the studies per seed: the minutes of benign SGD steps, one client after
+another, in one seed of them, against which a sweep's measured time per seed
+reads as overhead (or as the batched path's gain).
 """
 
 import json
@@ -41,6 +50,7 @@ import targeted_attack  # pylint: disable=g-import-not-at-top,unused-import  # K
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
+from targeted_attack.experiment import config as config_lib  # pylint: disable=g-import-not-at-top
 from targeted_attack.process import models  # pylint: disable=g-import-not-at-top
 from targeted_attack.reproduce import runner  # pylint: disable=g-import-not-at-top
 from targeted_attack.reproduce import studies as studies_lib  # pylint: disable=g-import-not-at-top
@@ -50,6 +60,10 @@ TASK_STUDIES = ('bagdasaryan_cifar_semantic', 'wang_southwest',
                     s for s in studies_lib.STUDIES if s.endswith('_cifar10'))
 
 flags.DEFINE_list('studies', list(TASK_STUDIES), 'Studies to cost.')
+flags.DEFINE_bool('default_studies', False,
+                  'Cost the default studies (the sweep\'s), not --studies.')
+flags.DEFINE_enum('scale', 'paper', ['small', 'main', 'paper'],
+                  'The scale whose runs are costed.')
 flags.DEFINE_integer('steps', 10, 'Timed training steps (after a warm-up).')
 
 # (input shape, classes, mean training examples per client) of the real
@@ -58,9 +72,23 @@ _STACKOVERFLOW_SENTENCES, _STACKOVERFLOW_USERS = 135_818_730, 342_477
 _EMNIST_DIGITS, _EMNIST_WRITERS = 341_873, 3_383
 
 
+def _default(setting: str):
+  return config_lib.ExperimentConfig.__dataclass_fields__[setting].default
+
+
 def task_shape(settings: dict) -> tuple:
   """(input shape, classes, examples per client) of a run's dataset."""
   dataset = settings.get('dataset', 'emnist')
+  setting = lambda name: settings.get(name, _default(name))
+  if dataset in ('synthetic', 'dirichlet'):
+    return (28, 28), 10, setting('synthetic_examples_per_client')
+  if dataset == 'synthetic_cifar10':
+    return ((32, 32, 3), 10, setting('synthetic_cifar_train_size') /
+            setting('cifar_num_clients'))
+  if dataset == 'synthetic_text':
+    return ((setting('text_sequence_length'),),
+            setting('text_vocab_size') + 4,
+            setting('synthetic_examples_per_client'))
   if dataset == 'cifar10':
     return (32, 32, 3), 10, 50_000 / settings.get('cifar_num_clients', 100)
   if dataset == 'stackoverflow':
@@ -69,7 +97,7 @@ def task_shape(settings: dict) -> tuple:
             _STACKOVERFLOW_SENTENCES / _STACKOVERFLOW_USERS)
   if dataset == 'emnist':
     return (28, 28), 10, _EMNIST_DIGITS / _EMNIST_WRITERS
-  raise ValueError(f'{dataset}: no paper-scale size known.')
+  raise ValueError(f'{dataset}: no size known.')
 
 
 def step_seconds(model_name: str, shape: tuple, classes: int,
@@ -105,10 +133,10 @@ def step_seconds(model_name: str, shape: tuple, classes: int,
   return statistics.median(times)
 
 
-def study_cost(name: str, steps: int) -> dict:
+def study_cost(name: str, steps: int, scale: str = 'paper') -> dict:
   study = studies_lib.STUDIES[name]
   with tempfile.TemporaryDirectory() as tmp:
-    runs = runner.plan([study], 'paper', tmp)
+    runs = runner.plan([study], scale, tmp)
   cell = next(r for r in runs if r.study == name).settings
   shape, classes, per_client = task_shape(cell)
   batch, epochs = cell.get('batch_size', 20), cell.get('num_epochs', 5)
@@ -121,7 +149,9 @@ def study_cost(name: str, steps: int) -> dict:
   run_hours = cell['num_rounds'] * round_seconds / 3600
   # A converged start's clean runs have their own rounds.
   total_rounds = sum(r.settings['num_rounds'] for r in runs)
-  return dict(study=name, device=tf.test.gpu_device_name() or 'CPU',
+  seeds = len({r.seed for r in runs})
+  return dict(study=name, scale=scale,
+              device=tf.test.gpu_device_name() or 'CPU',
               model=cell['model'], batch_size=batch, local_epochs=epochs,
               examples_per_client=round(per_client, 1),
               clients_per_round=cell['num_clients_per_round'],
@@ -129,13 +159,23 @@ def study_cost(name: str, steps: int) -> dict:
               step_seconds=round(seconds, 5),
               round_seconds=round(round_seconds, 2),
               run_hours=round(run_hours, 2),
-              study_hours=round(total_rounds * round_seconds / 3600, 1))
+              study_hours=round(total_rounds * round_seconds / 3600, 1),
+              seeds=seeds,
+              seed_minutes=round(total_rounds * round_seconds / 60 / seeds,
+                                 2))
 
 
 def main(argv):
   del argv
-  for name in flags.FLAGS.studies:
-    print(json.dumps(study_cost(name, flags.FLAGS.steps)), flush=True)
+  names = (studies_lib.default_studies() if flags.FLAGS.default_studies
+           else flags.FLAGS.studies)
+  per_seed = 0.0
+  for name in names:
+    cost = study_cost(name, flags.FLAGS.steps, flags.FLAGS.scale)
+    per_seed += cost['seed_minutes']
+    print(json.dumps(cost), flush=True)
+  print(json.dumps(dict(studies=len(names), scale=flags.FLAGS.scale,
+                        seed_minutes=round(per_seed, 1))), flush=True)
 
 
 if __name__ == '__main__':

@@ -36,3 +36,24 @@ def test_a_fedsgd_client_takes_its_one_step(monkeypatch):
   assert study.settings['local_steps'] == 1
   assert cost['round_seconds'] == pytest.approx(
       study.settings['num_clients_per_round'] * 0.5)
+
+
+def test_a_seed_of_a_small_study_is_its_runs_rounds_of_benign_steps(
+    monkeypatch):
+  # At `small` the generated writers' 60 examples stand in for EMNIST's:
+  # ⌈60 / 20⌉ · 2 epochs of 0.5 s for each of 10 clients a round, over
+  # the rounds of every cell of one seed and the converged start's clean run.
+  monkeypatch.setattr(task_cost, 'step_seconds', lambda *a: 0.5)
+  small = studies_lib.SCALES['small']
+  study = studies_lib.STUDIES['tails_krum']
+  assert study.converged_start
+  cost = task_cost.study_cost('tails_krum', steps=1, scale='small')
+  round_seconds = 10 * math.ceil(60 / 20) * 2 * 0.5
+  assert (small['synthetic_examples_per_client'], small['batch_size'],
+          small['num_epochs'], small['num_clients_per_round']) == (
+              60, 20, 2, 10)
+  assert cost['round_seconds'] == pytest.approx(round_seconds)
+  rounds = len(study.cells) * small['num_rounds'] + small['pretrain_rounds']
+  assert cost['seeds'] == small['seeds']
+  assert cost['seed_minutes'] == pytest.approx(
+      rounds * round_seconds / 60, abs=0.01)
