@@ -5,9 +5,9 @@ r"""A scale's cost per study, from a measured SGD step of its model.
   .venv/bin/python -m benchmarks.task_cost --scale=small --default_studies
 
 For each study (default: those on CIFAR-10 and text, whose `paper` scale
-needs a GPU), its `paper`-scale runs (`runner.plan`) give the model, batch
-size B, local epochs E, clients per round K, rounds R, cells and seeds; the
-real dataset's mean examples per client n (CIFAR-10: 50,000 over
+needs a GPU), its runs at --scale (`runner.plan`; default `paper`) give the
+model, batch size B, local epochs E, clients per round K (its first cell's),
+rounds R, cells and seeds; the real dataset's mean examples per client n (CIFAR-10: 50,000 over
 `cifar_num_clients`; Stack Overflow: 135,818,730 sentences over 342,477
 users; EMNIST digits: 341,873 over 3,383 writers). It times the model's
 compiled training step (forward, backward, SGD) on one batch of B random
@@ -66,20 +66,19 @@ flags.DEFINE_enum('scale', 'paper', ['small', 'main', 'paper'],
                   'The scale whose runs are costed.')
 flags.DEFINE_integer('steps', 10, 'Timed training steps (after a warm-up).')
 
-# (input shape, classes, mean training examples per client) of the real
-# datasets at the `paper` scale.
+# The real datasets' sizes (their mean training examples per client).
 _STACKOVERFLOW_SENTENCES, _STACKOVERFLOW_USERS = 135_818_730, 342_477
 _EMNIST_DIGITS, _EMNIST_WRITERS = 341_873, 3_383
-
-
-def _default(setting: str):
-  return config_lib.ExperimentConfig.__dataclass_fields__[setting].default
 
 
 def task_shape(settings: dict) -> tuple:
   """(input shape, classes, examples per client) of a run's dataset."""
   dataset = settings.get('dataset', 'emnist')
-  setting = lambda name: settings.get(name, _default(name))
+
+  def setting(name):  # the run's, else the binary's default
+    return settings.get(
+        name, config_lib.ExperimentConfig.__dataclass_fields__[name].default)
+
   if dataset in ('synthetic', 'dirichlet'):
     return (28, 28), 10, setting('synthetic_examples_per_client')
   if dataset == 'synthetic_cifar10':

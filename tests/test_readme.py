@@ -33,36 +33,46 @@ def test_ci_runs_the_readmes_test_command_last():
 
 
 def _verdicts_in_results():
-  """{study: [verdict word of each claim]} from the claims table."""
+  """({study: [verdict word of each claim]}, {study: {seeds per cell}})
+  from the claims table."""
   block = _read('docs', 'RESULTS.md').split('<!-- claims:begin')[1]
   table = block.split('#### Every cell')[0]
   header = next(line for line in table.splitlines()
                 if line.startswith('| study |'))
   columns = [c.strip() for c in header.strip('|').split('|')]
   verdict_column = columns.index('verdict')
+  seeds_column = columns.index('seeds per cell')
   verdicts = collections.defaultdict(list)
+  seeds = collections.defaultdict(set)
   for line in table.splitlines():
     if not line.startswith('| ') or line == header:
       continue
     cells = [c.strip() for c in line.strip().strip('|').split('|')]
     verdict = cells[verdict_column]
+    seeds[cells[0]].add(cells[seeds_column])
     for word in ('holds', 'does not hold', 'cannot tell'):
       if verdict.startswith(word):
         verdicts[cells[0]].append(word)
         break
     else:
       raise AssertionError(f'no verdict word in {verdict!r}')
-  return verdicts
+  return verdicts, seeds
 
 
 def test_the_readmes_tally_is_the_results_claims_table():
-  verdicts = _verdicts_in_results()
+  verdicts, seeds = _verdicts_in_results()
   default = set(studies_lib.default_studies())
   assert default <= set(verdicts), default - set(verdicts)
+  variants = {study for study in verdicts if study.endswith('_cifar10')}
+  # The table holds the default studies and the CIFAR-10 variants only.
+  assert set(verdicts) == default | variants, set(verdicts) - default
+  assert all(seeds[study] == {'5 each'} for study in default), {
+      study: seeds[study] for study in default}
   counted = {
       group: collections.Counter(
           word for study, words in verdicts.items()
-          if (study in default) == (group == 'default') for word in words)
+          if study in (default if group == 'default' else variants)
+          for word in words)
       for group in ('default', 'variants')}
   readme = ' '.join(_read('README.md').split())
   tally = re.search(
@@ -72,7 +82,6 @@ def test_the_readmes_tally_is_the_results_claims_table():
       readme)
   assert tally, 'the README states no tally'
   numbers = [int(n) for n in tally.groups()]
-  variants = {study for study in verdicts if study not in default}
   assert numbers[0] == len(default)
   assert numbers[1:4] == [counted['default'][w] for w in
                           ('holds', 'does not hold', 'cannot tell')]

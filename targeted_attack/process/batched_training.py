@@ -274,8 +274,9 @@ def fold_in_heads(seeds):
 
 
 def folded_in(heads, data):
-  """int64 [C, 2]: stateless_fold_in(seeds[k], data) for each client, from
-  `fold_in_heads(seeds)`."""
+  """int64 [C, 2]: stateless_fold_in(seeds[k], int64 data) for each client,
+  from `fold_in_heads(seeds)` (fold_in draws its head in the dtype of the
+  data: int64 here, as the per-client trainer folds in its int64 step)."""
   return tf.stack([heads, tf.fill(tf.shape(heads), tf.cast(data, tf.int64))],
                   axis=1)
 

@@ -4,8 +4,8 @@ under, and a claim judged on runs of another definition is exploratory.
 A claim's hash is the digest (`claims.digest`) of its text, its check's and
 controls' specs, and the settings of every cell of its study as the runs
 receive them (the scale's, the study's, the cell's and the command line's,
-less the seed and the paths), with the model's architecture revision where it
-has one (`process.models.MODEL_REVISIONS`). Before a run starts, the sweep writes
+less the seed and the paths), with the model's architecture revision where
+it has one (`process.models.MODEL_REVISIONS`). Before a run starts, the sweep writes
 `definition.json` beside its metrics (once: a resumed run keeps its first
 record): the hash of each of its study's claims, the study's hash and the
 code version. At report time a claim is exploratory when a run it reads has

@@ -432,6 +432,8 @@ def _current_ratios(study, rows, section):
     return rows, section
   def refreshed(row):
     cells = row[2:].rstrip(' |').split(' | ')
+    if len(cells) != len(claims_lib.CLAIMS_TABLE_COLUMNS):
+      return row  # edited by hand: `_merge_claims` gives up on it
     cells[_RATIOS_COLUMN] = ratios_text(defined) or '–'
     return '| ' + ' | '.join(cells) + ' |'
   # Its old ratios paragraph out (the line and the blank after it), the
@@ -443,7 +445,11 @@ def _current_ratios(study, rows, section):
     del section[at:at + 2]
   if defined.ratios_not_kept:
     at = next((i + 2 for i, line in enumerate(section)
-               if line.startswith('Definition ')), len(section))
+               if line.startswith('Definition ')), None)
+    if at is None:  # no definition line: last, after a blank
+      if section and section[-1] != '':
+        section.append('')
+      at = len(section)
     section[at:at] = [_RATIOS_LINE + '; '.join(
         r.text for r in defined.ratios_not_kept) + '.', '']
   return [refreshed(r) for r in rows], section

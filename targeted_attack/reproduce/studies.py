@@ -713,8 +713,8 @@ STUDIES = {s.name: s for s in (
                        c.attack_works('centralized'),
                        c.main_task_kept('dba_4_parts'))),),
           ratios_not_kept=(_SERVER_STEP_1, _FROM_SCRATCH,
-                           Ratio('the attackers\' rate the benign one (the '
-                                 'paper: 0.05 against 0.1)',
+                           Ratio('the attackers\' learning rate = the '
+                                 'benign clients\' (the paper: 0.05 vs 0.1)',
                                  'the attackers train at the benign clients\' '
                                  'rate (the authors: 0.05 against the '
                                  'benign 0.1)'),
@@ -784,8 +784,8 @@ STUDIES = {s.name: s for s in (
                            Ratio('a 20-round window (the paper: 200)',
                                  'the attack window is 20 rounds (the '
                                  'paper\'s: 200)'),
-                           Ratio('the attacker\'s epochs the benign ones '
-                                 '(the paper: 10)',
+                           Ratio('the attacker\'s epochs = the benign '
+                                 'clients\' (the paper: 10)',
                                  'the attacker trains the benign clients\' '
                                  'epochs (the authors: 10)'),
                            Ratio('the mask from the attacker\'s own data',
@@ -1353,6 +1353,10 @@ _CIFAR10_VARIANTS = (
     # (`small`'s 2; at `paper` too).
     cifar10_variant(STUDIES['xie_dba'], dict(poison_per_batch=2,
                                              poison_passes=6),
+                    ratios=(Ratio('Dir(0.9) label skew (the authors: 0.5)',
+                                  'the stand-in\'s images split over the '
+                                  'clients by Dir(0.9) (the authors\': '
+                                  '0.5)'),),
                     paper=dict(num_epochs=2)),
     # Neurotoxin's CIFAR-10 task is Wang's Southwest edge case; the clip for
     # every client at the stand-in's benign scale.

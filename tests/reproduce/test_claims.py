@@ -351,6 +351,17 @@ def test_the_hash_reads_a_revised_models_revision_and_nothing_else(
                      'resume', 'emnist_cache_dir')})
   assert registration.claim_hash(claim, registration.cell_settings(runs)) == (
       c.digest(dict(claim=claim.spec(), cells=plain)))
+  # ... and its pretraining keeps its directory (the digest of its settings).
+  converged = studies_lib.Study(study.name, study.title, study.paper_says,
+                                study.settings, study.cells,
+                                claims=study.claims, converged_start=True)
+  pretraining = [r for r in runner.plan([converged], 'smoke', str(tmp_path),
+                                        seeds=1)
+                 if r.study == runner.PRETRAINING][0]
+  assert pretraining.cell == c.digest({
+      k: v for k, v in pretraining.settings.items()
+      if k not in ('random_seed', 'root_output_dir', 'experiment_name',
+                   'resume', 'emnist_cache_dir')})
   # The same study on `cifar_cnn`, before and after its revision 2: runs of
   # the 'valid' architecture read as another definition, and its cached
   # pretraining is not reused.

@@ -315,12 +315,18 @@ def test_a_kept_studys_ratios_are_its_definitions_now(tmp_path):
   # in its hash): a study kept from an older block shows today's, in its
   # row and its section; a study not defined here keeps what it had.
   path = tmp_path / 'RESULTS.md'
-  old = _claims_md('small', [('sun_fig1', 'holds'), ('other', 'holds')],
+  # sun_fig1 had other ratios, sun_fig2 none stated, `matrix` (no ratios
+  # now) had some.
+  old = _claims_md('small', [('sun_fig1', 'holds'), ('other', 'holds'),
+                             ('sun_fig2', 'holds'), ('matrix', 'holds')],
                    [('sun_fig1', 'Definition abc; runs by x.'),
-                    ('other', 'other body')])
-  old = old.replace('Definition abc; runs by x.\n',
-                    'Definition abc; runs by x.\n\nThe paper\'s ratios not '
-                    'kept: an outdated one.\n')
+                    ('other', 'other body'),
+                    ('sun_fig2', 'Definition def; runs by y.'),
+                    ('matrix', 'Definition ghi; runs by z.')])
+  for definition in ('abc; runs by x.', 'ghi; runs by z.'):
+    old = old.replace(f'Definition {definition}\n',
+                      f'Definition {definition}\n\nThe paper\'s ratios not '
+                      'kept: an outdated one.\n')
   path.write_text(f'{report.BEGIN_MARK}\n' + '\n'.join(
       '##' + line if line.startswith('#') else line
       for line in old.split('\n')) + f'\n{report.END_MARK}\n')
@@ -340,6 +346,17 @@ def test_a_kept_studys_ratios_are_its_definitions_now(tmp_path):
       'population (the paper: 30 of 3,383 = 0.9%): 11× more honest '
       'counter-examples; the attack starts on an unconverged model (the '
       'paper attacks a converged one).', '']
+  at = lines.index('##### sun_fig2')
+  assert lines[at + 2:at + 4] == ['Definition def; runs by y.', '']
+  assert lines[at + 4].startswith(
+      'The paper\'s ratios not kept: target writers 30 of 300 = 10.0%')
+  assert lines[at + 4].endswith('(the paper\'s ≈ 50 of 500).')
+  assert lines[at + 5] == ''
+  at = lines.index('##### matrix')
+  assert lines[at:at + 4] == ['##### matrix', '', 'Definition ghi; runs by z.',
+                              '']
+  assert lines[at + 4] != '' and not lines[at + 4].startswith('The paper')
+  assert rows[4].split(' | ')[5] == '–'
   assert 'outdated' not in block and 'other body' in block
 
 
