@@ -167,6 +167,13 @@ _FROM_SCRATCH = Ratio('an unconverged start (the paper: converged)',
 _SERVER_STEP_1 = Ratio('η·m/n = 1.0 (the paper: 0.1)',
                        'the effective server step η·m/n is 1.0 (the paper\'s '
                        '0.1): a backdoor is averaged away ≈ 10× faster')
+# Wang et al.'s one attack in 10 rounds, over `small`'s 60.
+_SIX_ATTACK_ROUNDS = Ratio('6 attack rounds in 60 (the paper: hundreds of '
+                           'rounds)',
+                           'one attack in 10 rounds over the 60 rounds of '
+                           '`small`: 6 attacks, each averaged with 9 honest '
+                           'updates (the paper attacks for hundreds of '
+                           'rounds)')
 # FedSGD (ALIE, IPM, FoolsGold, FLTrust): one local step on one batch, every
 # client every round. A population of 20 clients, all sampled each round;
 # FedSGD's rounds are one step each, so 300 of them at `small` and `main`.
@@ -435,12 +442,7 @@ STUDIES = {s.name: s for s in (
                       (c.clean_rate('no_attack'), c.attack_works('none'),
                        c.main_task_kept('krum_eps_0.5'))),),
           converged_start=True,
-          ratios_not_kept=(Ratio('6 attack rounds in 60 (the paper: hundreds '
-                                 'of rounds)',
-                                 'one attack in 10 rounds over the 60 '
-                                 'rounds of `small`: 6 attacks, each '
-                                 'averaged with 9 honest updates (the paper '
-                                 'attacks for hundreds of rounds)'),)),
+          ratios_not_kept=(_SIX_ATTACK_ROUNDS,)),
     # On a trained model (`converged_start`), as the paper's converged one.
     Study('bagdasaryan_replacement', 'Bagdasaryan et al.: one single-shot '
           'model replacement (β = n/η) on a trained model, then none',
@@ -1083,7 +1085,8 @@ STUDIES.update((s.name, s) for s in (
           # setting).
           paper_scale_settings=dict(_CIFAR_PAPER, edge_case_num_train=100,
                                     edge_case_num_eval=100),
-          ratios_not_kept=(_STAND_IN,), converged_start=True),
+          ratios_not_kept=(_STAND_IN, _SIX_ATTACK_ROUNDS),
+          converged_start=True),
     # Bagdasaryan et al. (2020, Sec. 5.1, word prediction): a trained model;
     # one attacker in one round trains on its sentences ending with "pasta
     # from astoria is delicious" (with its own data, D_trn ∪ D_mal) and
