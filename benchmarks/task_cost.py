@@ -7,9 +7,9 @@ r"""A scale's cost per study, from a measured SGD step of its model.
 For each study (default: those on CIFAR-10 and text, whose `paper` scale
 needs a GPU), its runs at --scale (`runner.plan`; default `paper`) give the
 model, batch size B, local epochs E, clients per round K (its first cell's),
-rounds R, cells and seeds; the real dataset's mean examples per client n (CIFAR-10: 50,000 over
-`cifar_num_clients`; Stack Overflow: 135,818,730 sentences over 342,477
-users; EMNIST digits: 341,873 over 3,383 writers). It times the model's
+rounds R, cells and seeds; the real dataset's mean examples per client n
+(CIFAR-10: 50,000 over `cifar_num_clients`; Stack Overflow: 135,818,730
+sentences over 342,477 users; EMNIST digits: 341,873 over 3,383 writers). It times the model's
 compiled training step (forward, backward, SGD) on one batch of B random
 inputs on this device, the median of --steps after a warm-up, and prints per
 study one JSON line:
@@ -76,8 +76,7 @@ def task_shape(settings: dict) -> tuple:
   dataset = settings.get('dataset', 'emnist')
 
   def setting(name):  # the run's, else the binary's default
-    return settings.get(
-        name, config_lib.ExperimentConfig.__dataclass_fields__[name].default)
+    return settings.get(name, getattr(config_lib.ExperimentConfig(), name))
 
   if dataset in ('synthetic', 'dirichlet'):
     return (28, 28), 10, setting('synthetic_examples_per_client')

@@ -5,9 +5,9 @@ A claim's hash is the digest (`claims.digest`) of its text, its check's and
 controls' specs, and the settings of every cell of its study as the runs
 receive them (the scale's, the study's, the cell's and the command line's,
 less the seed and the paths), with the model's architecture revision where
-it has one (`process.models.MODEL_REVISIONS`). Before a run starts, the sweep writes
-`definition.json` beside its metrics (once: a resumed run keeps its first
-record): the hash of each of its study's claims, the study's hash and the
+it has one (`process.models.MODEL_REVISIONS`). Before a run starts, the
+sweep writes `definition.json` beside its metrics (once: a resumed run keeps
+its first record): the hash of each of its study's claims, the study's hash and the
 code version. At report time a claim is exploratory when a run it reads has
 no record, or recorded another hash for it (the claim, a control or a
 setting changed after the run was written), or when its study is a bigger
@@ -38,9 +38,8 @@ def definition_settings(settings: dict) -> dict:
   """A run's `settings` less `PER_RUN_KEYS`, with its model's architecture
   revision (`_model_revision`) where the model has one."""
   kept = {k: v for k, v in settings.items() if k not in PER_RUN_KEYS}
-  default_model = config_lib.ExperimentConfig.__dataclass_fields__[
-      'model'].default
-  revision = models.MODEL_REVISIONS.get(settings.get('model', default_model))
+  revision = models.MODEL_REVISIONS.get(
+      settings.get('model', config_lib.ExperimentConfig().model))
   if revision:
     kept['_model_revision'] = revision
   return kept

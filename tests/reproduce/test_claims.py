@@ -343,12 +343,12 @@ def test_the_hash_reads_a_revised_models_revision_and_nothing_else(
   runs = runner.plan([study], 'smoke', str(tmp_path), seeds=1)
   # A model with no revision: the hash of the settings as they were before
   # revisions existed (the digits studies' stored runs keep theirs).
+  per_run = ('random_seed', 'root_output_dir', 'experiment_name', 'resume',
+             'emnist_cache_dir')
   plain = {}
   for run in runs:
-    plain.setdefault(run.cell, {
-        k: v for k, v in run.settings.items()
-        if k not in ('random_seed', 'root_output_dir', 'experiment_name',
-                     'resume', 'emnist_cache_dir')})
+    plain.setdefault(run.cell, {k: v for k, v in run.settings.items()
+                                if k not in per_run})
   assert registration.claim_hash(claim, registration.cell_settings(runs)) == (
       c.digest(dict(claim=claim.spec(), cells=plain)))
   # ... and its pretraining keeps its directory (the digest of its settings).
@@ -359,9 +359,7 @@ def test_the_hash_reads_a_revised_models_revision_and_nothing_else(
                                         seeds=1)
                  if r.study == runner.PRETRAINING][0]
   assert pretraining.cell == c.digest({
-      k: v for k, v in pretraining.settings.items()
-      if k not in ('random_seed', 'root_output_dir', 'experiment_name',
-                   'resume', 'emnist_cache_dir')})
+      k: v for k, v in pretraining.settings.items() if k not in per_run})
   # The same study on `cifar_cnn`, before and after its revision 2: runs of
   # the 'valid' architecture read as another definition, and its cached
   # pretraining is not reused.

@@ -249,14 +249,20 @@ def _claims_md(scale, rows, sections, ratios_column=True):
                    table + ['', '## Every cell', ''] + cells) + '\n'
 
 
+def _results_doc(claims_text, before='', after=''):
+  """A results document holding `claims_text` between the marks, its
+  headings two levels down, as `report.write_into_document` writes it."""
+  return (f'{before}{report.BEGIN_MARK}\n' + '\n'.join(
+      '##' + line if line.startswith('#') else line
+      for line in claims_text.split('\n')) + f'\n{report.END_MARK}\n{after}')
+
+
 def test_the_results_document_is_merged_study_by_study(tmp_path):
   path = tmp_path / 'RESULTS.md'
   old = _claims_md('small', [('a', 'holds'), ('b', 'holds'),
                              ('b', 'cannot tell (control not met: x)')],
                    [('a', 'a old'), ('b', 'b old')])
-  path.write_text(f'# Results\n{report.BEGIN_MARK}\n' + '\n'.join(
-      '##' + line if line.startswith('#') else line
-      for line in old.split('\n')) + f'\n{report.END_MARK}\nafter\n')
+  path.write_text(_results_doc(old, '# Results\n', 'after\n'))
   # b is run again (one claim now fails), c is new; a is kept as it was.
   report.write_into_document(str(path), _claims_md(
       'small', [('b', 'does not hold'), ('c', 'cannot tell'), ('c', 'holds')],
@@ -291,9 +297,7 @@ def test_a_block_without_the_ratios_column_gets_each_studys_ratios(
                              ('other', 'does not hold')],
                    [('sun_fig1', 'fig1 body'), ('other', 'other body')],
                    ratios_column=False)
-  path.write_text(f'{report.BEGIN_MARK}\n' + '\n'.join(
-      '##' + line if line.startswith('#') else line
-      for line in old.split('\n')) + f'\n{report.END_MARK}\n')
+  path.write_text(_results_doc(old))
   report.write_into_document(str(path), _claims_md(
       'small', [('c', 'holds')], [('c', 'c body')]))
   block = path.read_text()
@@ -327,9 +331,7 @@ def test_a_kept_studys_ratios_are_its_definitions_now(tmp_path):
     old = old.replace(f'Definition {definition}\n',
                       f'Definition {definition}\n\nThe paper\'s ratios not '
                       'kept: an outdated one.\n')
-  path.write_text(f'{report.BEGIN_MARK}\n' + '\n'.join(
-      '##' + line if line.startswith('#') else line
-      for line in old.split('\n')) + f'\n{report.END_MARK}\n')
+  path.write_text(_results_doc(old))
   report.write_into_document(str(path), _claims_md(
       'small', [('c', 'holds')], [('c', 'c body')]))
   block = path.read_text()
